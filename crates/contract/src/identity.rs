@@ -1,0 +1,173 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{ExportFormat, ExportRef};
+
+/// A person's id in the provider's population.
+///
+/// The upstream writes it as a number in some answers and as a string in others
+/// (`get_person` profiles); both parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+pub struct PersonId(pub u64);
+
+impl fmt::Display for PersonId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for PersonId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(u64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(n) => Ok(PersonId(n)),
+            Raw::Str(s) => {
+                s.trim().parse().map(PersonId).map_err(|_| {
+                    serde::de::Error::custom(format!("person_id {s:?} is not a number"))
+                })
+            }
+        }
+    }
+}
+
+/// Serialises a person id as a string, the way `get_person` profiles carry it.
+pub fn person_id_as_string<S: serde::Serializer>(id: &PersonId, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&id.0)
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum IdType {
+    Email,
+    Phone,
+    Address,
+    Maid,
+}
+
+impl IdType {
+    pub const ALL: [IdType; 4] = [IdType::Email, IdType::Phone, IdType::Address, IdType::Maid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Phone => "phone",
+            Self::Address => "address",
+            Self::Maid => "maid",
+        }
+    }
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HashType {
+    Plaintext,
+    Md5,
+    Sha1,
+    Sha256,
+}
+
+impl HashType {
+    pub const ALL: [HashType; 4] = [
+        HashType::Plaintext,
+        HashType::Md5,
+        HashType::Sha1,
+        HashType::Sha256,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Md5 => "md5",
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+        }
+    }
+}
+
+/// One group of identifiers of one type and hashing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IdentifierGroup {
+    pub id_type: IdType,
+    pub hash_type: HashType,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResolveRequest {
+    pub multi_identifiers: Vec<IdentifierGroup>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ExportFormat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+}
+
+/// Which submitted identifier matched, e.g. `criterion_type = "email_sha256"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IdentityMatch {
+    pub criterion_type: String,
+    pub criterion_value: String,
+    pub quality_score: f64,
+}
+
+/// One resolved person with every submitted identifier that led to them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Identity {
+    pub person_id: PersonId,
+    pub overall_quality_score: f64,
+    pub matches: Vec<IdentityMatch>,
+    /// The person's known identifiers by type (`email`, `phone`, `address`, `maid`).
+    #[serde(default)]
+    pub identifiers: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResolveStats {
+    pub requested: u64,
+    pub resolved: u64,
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResolveResponse {
+    #[serde(default)]
+    pub identities: Vec<Identity>,
+    pub stats: ResolveStats,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+}

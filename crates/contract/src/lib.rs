@@ -1,0 +1,21 @@
+//! The contract every population provider speaks.
+//!
+//! Shapes follow the upstream (Watt Data V1 tools) so the embedded population, the remote MCP
+//! client and the MCP server built on the embedded population all exchange the same JSON.
+//! Nothing in this crate does I/O.
+
+mod audience;
+mod cluster;
+mod error;
+mod expression_terms;
+mod identity;
+mod person;
+mod provider;
+
+pub use audience::*;
+pub use cluster::*;
+pub use error::*;
+pub use expression_terms::*;
+pub use identity::*;
+pub use person::*;
+pub use provider::*;

@@ -1,0 +1,57 @@
+use futures::stream::BoxStream;
+
+use crate::{
+    AudienceRecord, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
+    GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
+    ListClustersRequest, ListClustersResponse, ProviderError, ResolveRequest, ResolveResponse,
+};
+
+/// The full audience of a `find_persons` call, one record at a time, in the provider's order.
+pub type AudienceStream = BoxStream<'static, Result<AudienceRecord, ProviderError>>;
+
+/// A population: the five upstream operations (and feedback), whoever answers them.
+///
+/// Requests and answers are the upstream's shapes. Implementations handle their own transport
+/// concerns (batching beyond a call's limits is the caller's job, except where noted):
+/// - `resolve_identities` answers with every identity inline; a provider whose upstream hands out
+///   an export URL downloads it before answering.
+/// - `get_person` takes at most [`crate::MAX_PERSON_IDS_PER_CALL`] ids.
+/// - `export_persons` streams the whole audience `find_persons` would count, honouring
+///   `audience_limit`, `location` and `identifier_type`; `format` is ignored.
+#[async_trait::async_trait]
+pub trait PopulationProvider: Send + Sync + 'static {
+    /// A short name for logs and job details (`embedded`, `watt`).
+    fn name(&self) -> &'static str;
+
+    async fn resolve_identities(
+        &self,
+        req: ResolveRequest,
+    ) -> Result<ResolveResponse, ProviderError>;
+
+    async fn get_person(&self, req: GetPersonRequest) -> Result<GetPersonResponse, ProviderError>;
+
+    async fn list_clusters(
+        &self,
+        req: ListClustersRequest,
+    ) -> Result<ListClustersResponse, ProviderError>;
+
+    async fn get_cluster(
+        &self,
+        req: GetClusterRequest,
+    ) -> Result<GetClusterResponse, ProviderError>;
+
+    async fn find_persons(
+        &self,
+        req: FindPersonsRequest,
+    ) -> Result<FindPersonsResponse, ProviderError>;
+
+    async fn export_persons(
+        &self,
+        req: FindPersonsRequest,
+    ) -> Result<AudienceStream, ProviderError>;
+
+    async fn submit_feedback(
+        &self,
+        req: FeedbackRequest,
+    ) -> Result<FeedbackResponse, ProviderError>;
+}
