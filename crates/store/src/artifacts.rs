@@ -1,0 +1,179 @@
+//! What a job accumulates while it runs: stage checkpoints, audience export chunks, trace ids.
+//!
+//! Worker writes take the job row first (a fenced `UPDATE … updated_at`), in the same
+//! transaction as the write itself: the row lock (Postgres) or write lock (SQLite) keeps a
+//! reclaim from slipping in between the fence check and the write.
+
+use uuid::Uuid;
+
+use crate::connect::Store;
+use crate::error::{Result, StoreError};
+use crate::model::{Lease, Stage, TraceRecord};
+use crate::row::{TraceRow, now_millis};
+
+/// Fenced touch of the job row inside transaction `$tx`; returns `LeaseLost` from the enclosing
+/// function when the lease no longer holds.
+macro_rules! hold_lease {
+    ($tx:ident, $lease:expr, $now:expr) => {
+        let held = bind_lease!(
+            sqlx::query(concat!("UPDATE jobs SET updated_at = $4 WHERE ", fence!())),
+            $lease
+        )
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if held == 0 {
+            return Err(StoreError::LeaseLost);
+        }
+    };
+}
+
+impl Store {
+    /// Stores (or replaces) checkpoint `seq` of `stage`.
+    pub async fn put_checkpoint(
+        &self,
+        lease: &Lease,
+        stage: Stage,
+        seq: i64,
+        payload: &str,
+    ) -> Result<()> {
+        let now = now_millis();
+        in_tx!(self, tx => {
+            hold_lease!(tx, lease, now);
+            sqlx::query(
+                "INSERT INTO job_checkpoints (job_id, stage, seq, payload) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (job_id, stage, seq) DO UPDATE SET payload = excluded.payload",
+            )
+            .bind(lease.job_id)
+            .bind(stage.as_str())
+            .bind(seq)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The checkpoints of one stage, by `seq`.
+    pub async fn checkpoints(&self, id: Uuid, stage: Stage) -> Result<Vec<(i64, String)>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT seq, payload FROM job_checkpoints WHERE job_id = $1 AND stage = $2 \
+                 ORDER BY seq",
+            )
+            .bind(id)
+            .bind(stage.as_str())
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Stores (or replaces) chunk `chunk_no` of one strategy's audience export.
+    pub async fn put_export_chunk(
+        &self,
+        lease: &Lease,
+        strategy: &str,
+        chunk_no: i64,
+        body: &str,
+    ) -> Result<()> {
+        let now = now_millis();
+        in_tx!(self, tx => {
+            hold_lease!(tx, lease, now);
+            sqlx::query(
+                "INSERT INTO job_exports (job_id, strategy, chunk_no, body) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (job_id, strategy, chunk_no) DO UPDATE SET body = excluded.body",
+            )
+            .bind(lease.job_id)
+            .bind(strategy)
+            .bind(chunk_no)
+            .bind(body)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Drops every chunk of one strategy's export, before writing it again from the start.
+    pub async fn clear_exports(&self, lease: &Lease, strategy: &str) -> Result<()> {
+        let now = now_millis();
+        in_tx!(self, tx => {
+            hold_lease!(tx, lease, now);
+            sqlx::query("DELETE FROM job_exports WHERE job_id = $1 AND strategy = $2")
+                .bind(lease.job_id)
+                .bind(strategy)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// One chunk of an export; `None` past the last one.
+    pub async fn export_chunk(
+        &self,
+        id: Uuid,
+        strategy: &str,
+        chunk_no: i64,
+    ) -> Result<Option<String>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT body FROM job_exports WHERE job_id = $1 AND strategy = $2 AND chunk_no = $3",
+            )
+            .bind(id)
+            .bind(strategy)
+            .bind(chunk_no)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// How many chunks one strategy's export has (chunk numbers as written, counted).
+    pub async fn export_chunk_count(&self, id: Uuid, strategy: &str) -> Result<i64> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM job_exports WHERE job_id = $1 AND strategy = $2")
+                .bind(id)
+                .bind(strategy)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Records an upstream call's `tool_trace_id`.
+    pub async fn add_trace(
+        &self,
+        lease: &Lease,
+        stage: Stage,
+        tool: &str,
+        tool_trace_id: &str,
+    ) -> Result<()> {
+        let now = now_millis();
+        in_tx!(self, tx => {
+            hold_lease!(tx, lease, now);
+            sqlx::query(
+                "INSERT INTO job_traces (job_id, stage, tool, tool_trace_id, at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(lease.job_id)
+            .bind(stage.as_str())
+            .bind(tool)
+            .bind(tool_trace_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The job's trace ids, in the order they were recorded.
+    pub async fn traces(&self, id: Uuid) -> Result<Vec<TraceRecord>> {
+        let rows: Vec<TraceRow> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT stage, tool, tool_trace_id, at FROM job_traces WHERE job_id = $1 ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(TraceRecord::try_from).collect()
+    }
+}

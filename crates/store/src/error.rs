@@ -1,0 +1,68 @@
+/// Everything the store can fail with.
+///
+/// Messages never contain job inputs or other personal data: they name ids and tables only.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The job asked for does not exist (or belongs to another owner).
+    #[error("no such job")]
+    NotFound,
+    /// The `Idempotency-Key` was already used by this owner for a different request body.
+    #[error("idempotency key already used with a different request")]
+    IdempotencyConflict,
+    /// A job with this id already exists (a caller reused an id).
+    #[error("a job with id {0} already exists")]
+    DuplicateId(uuid::Uuid),
+    /// The worker's lease no longer matches the row (expired and reclaimed, job finished, deleted):
+    /// the write was refused so a stale worker can never overwrite a newer attempt.
+    #[error("lease lost: the job is no longer held by this worker and attempt")]
+    LeaseLost,
+    /// The connection URL is neither a Postgres URL nor a SQLite URL or path.
+    #[error("unsupported database url: {0}")]
+    InvalidUrl(String),
+    /// A row holds a value the code cannot read back (an unknown status, a timestamp out of range).
+    #[error("invalid data in the store: {0}")]
+    InvalidData(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("json error: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if made again: a dropped connection, a pool timeout,
+    /// a busy SQLite file. Logical outcomes (`NotFound`, `LeaseLost`, conflicts) never are.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(err) => {
+                matches!(
+                    err,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                        | sqlx::Error::Tls(_)
+                ) || err
+                    .as_database_error()
+                    .and_then(|db| db.code())
+                    .is_some_and(|code| is_transient_code(&code))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// SQLSTATE classes 08 (connection), 40 (serialization / deadlock), 53 (resources), 57P (shutdown);
+/// SQLite 5 (BUSY) and 6 (LOCKED), with their extended codes.
+fn is_transient_code(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("40")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code
+            .parse::<i32>()
+            .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6))
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,87 @@
+//! The durable job store of the ICP service (DESIGN.md §4).
+//!
+//! One [`Store`] over either SQLite (the embedded default: one file, no server) or PostgreSQL
+//! (production; several service processes share one queue). The schema is the same on both
+//! (`migrations/sqlite`, `migrations/postgres`, same version numbers); SQL is written once where
+//! the dialects agree (both accept `$n` placeholders) and per backend only where they differ.
+//!
+//! Conventions:
+//! - Timestamps are stored as unix milliseconds and exposed as [`time::OffsetDateTime`] (UTC,
+//!   millisecond precision). "Now" is the application's clock, so leases compare the same way on
+//!   both backends; keep the clocks of several Postgres-sharing processes in sync (NTP).
+//! - `owner: Option<&str>` arguments restrict to that owner's jobs; `None` means no restriction
+//!   (auth disabled, or an operator).
+//! - Workers hold a [`Lease`]; every write they make is fenced by (job id, worker id, attempt,
+//!   `running`), so a worker whose lease expired and was reclaimed gets [`StoreError::LeaseLost`]
+//!   instead of overwriting the newer attempt.
+//! - The job input and checkpoints (personal data) are deleted the moment a job reaches a final
+//!   status; `delete_job` / `purge_expired` remove everything else.
+
+/// Runs `$body` once per backend with `$pool` bound to the concrete pool, so one piece of code
+/// (with `$n` placeholders both dialects accept) serves both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::connect::Pool::Sqlite($pool) => $body,
+            $crate::connect::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` in a transaction (`$tx`), committing when the body finishes; an early return or
+/// `?` drops the transaction, which rolls it back.
+macro_rules! in_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::connect::Pool::Sqlite(pool) => {
+                // IMMEDIATE takes the write lock up front: a deferred transaction that reads
+                // first and writes later can fail with SQLITE_BUSY_SNAPSHOT, which no busy
+                // timeout retries.
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::connect::Pool::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+/// The fencing condition of every worker write: parameters `$1`–`$3` are the lease's job id,
+/// worker id and attempt (bind them with `bind_lease!`).
+macro_rules! fence {
+    () => {
+        "id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'running'"
+    };
+}
+
+macro_rules! bind_lease {
+    ($query:expr, $lease:expr) => {
+        $query
+            .bind($lease.job_id)
+            .bind($lease.worker_id.as_str())
+            .bind($lease.attempt)
+    };
+}
+
+mod artifacts;
+mod connect;
+mod error;
+mod jobs;
+mod lease;
+mod model;
+mod row;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+pub use connect::{Backend, Store};
+pub use error::{Result, StoreError};
+pub use model::{
+    CreatedJob, Heartbeat, JobRecord, JobStatus, Lease, ListJobs, NewJob, Stage, TraceRecord,
+    UnknownName,
+};

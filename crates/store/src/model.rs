@@ -1,0 +1,213 @@
+//! The values the store hands out and takes in.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Where a job is in its life. `succeeded`, `failed` and `cancelled` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job is finished and will never change status again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// One of the five pipeline stages, in order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Resolve,
+    Enrich,
+    Analyze,
+    Map,
+    Find,
+}
+
+impl Stage {
+    /// Every stage in pipeline order.
+    pub const ALL: [Stage; 5] = [
+        Self::Resolve,
+        Self::Enrich,
+        Self::Analyze,
+        Self::Map,
+        Self::Find,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Resolve => "resolve",
+            Self::Enrich => "enrich",
+            Self::Analyze => "analyze",
+            Self::Map => "map",
+            Self::Find => "find",
+        }
+    }
+}
+
+/// A status or stage name that is not one of the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl FromStr for JobStatus {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "job status",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl FromStr for Stage {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "stage",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job as stored, without its input and result (read those with `job_input` / `job_result`).
+///
+/// Timestamps have millisecond precision: the store keeps unix milliseconds, so a value read back
+/// compares equal to itself when used as a list cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: Uuid,
+    pub owner: Option<String>,
+    pub status: JobStatus,
+    pub stage: Option<Stage>,
+    pub progress: serde_json::Value,
+    pub workflow_id: Option<String>,
+    pub options: serde_json::Value,
+    /// How many times the job was claimed; the current lease's fencing token.
+    pub attempt: i32,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<OffsetDateTime>,
+    pub run_after: OffsetDateTime,
+    pub cancel_requested: bool,
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    pub resolution: Option<serde_json::Value>,
+    /// The final error of a failed job, or the last error of a job waiting to be retried.
+    pub error: Option<serde_json::Value>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A job to create. `input` is the customer identifiers (personal data, stored apart and purged
+/// when the job ends); `request_hash` identifies the request body for idempotency.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub owner: Option<String>,
+    pub options: serde_json::Value,
+    pub input: serde_json::Value,
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The outcome of `create_job`: `created` is false when an idempotent retry found the job that
+/// the same key and body created before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedJob {
+    pub job: JobRecord,
+    pub created: bool,
+}
+
+/// A page of jobs, newest first. `before` is the `(created_at, id)` of the last job of the
+/// previous page: the page holds the jobs strictly older than it.
+#[derive(Debug, Clone, Default)]
+pub struct ListJobs {
+    pub owner: Option<String>,
+    pub status: Option<JobStatus>,
+    pub limit: u32,
+    pub before: Option<(OffsetDateTime, Uuid)>,
+}
+
+/// A worker's hold on a job. Every write a worker makes names its lease; the store refuses it
+/// (`LeaseLost`) unless the job is still running under this worker id and attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub job_id: Uuid,
+    pub worker_id: String,
+    pub attempt: i32,
+}
+
+/// What a heartbeat learned: whether someone asked for the job to be cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub cancel_requested: bool,
+}
+
+/// One upstream call's trace id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceRecord {
+    pub stage: Stage,
+    pub tool: String,
+    pub tool_trace_id: String,
+    pub at: OffsetDateTime,
+}

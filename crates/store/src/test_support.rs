@@ -1,0 +1,225 @@
+//! Throwaway databases for tests: a SQLite file in a temp dir, always; a fresh Postgres database
+//! when `ICP_TEST_DATABASE_URL` names a server. Test code: failures here panic with a message.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use uuid::Uuid;
+
+use crate::connect::{Backend, Pool, Store};
+
+/// The env var naming a Postgres server (any database on it) where tests may create databases.
+pub const TEST_DATABASE_URL_ENV: &str = "ICP_TEST_DATABASE_URL";
+
+/// One database that exists for the life of this value.
+#[derive(Debug)]
+pub struct TestDatabase {
+    url: String,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        dropped: bool,
+    },
+}
+
+impl TestDatabase {
+    /// A fresh SQLite file in a new temp dir (removed on drop).
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("create a temp dir for the test database");
+        let url = dir
+            .path()
+            .join("icp-test.db")
+            .to_str()
+            .expect("temp dir path is UTF-8")
+            .to_owned();
+        TestDatabase {
+            url,
+            kind: Kind::Sqlite { _dir: dir },
+        }
+    }
+
+    /// A freshly created, empty Postgres database when `ICP_TEST_DATABASE_URL` is set; `None`
+    /// when it is not. Dropped (`WITH (FORCE)`) when this value drops or on [`cleanup`].
+    ///
+    /// # Panics
+    /// When the variable is set but the server cannot be reached or refuses `CREATE DATABASE`:
+    /// a configured Postgres must never be skipped silently.
+    ///
+    /// [`cleanup`]: TestDatabase::cleanup
+    pub fn postgres() -> Option<TestDatabase> {
+        let admin_url = std::env::var(TEST_DATABASE_URL_ENV)
+            .ok()
+            .filter(|url| !url.trim().is_empty())?;
+        let name = format!("icp_test_{}", Uuid::new_v4().simple());
+        let create = format!("CREATE DATABASE \"{name}\"");
+        if let Err(err) = run_blocking(admin_sql(admin_url.clone(), create)) {
+            panic!(
+                "{TEST_DATABASE_URL_ENV} is set but creating a test database on that server \
+                 failed: {err}"
+            );
+        }
+        let mut url = url::Url::parse(&admin_url)
+            .unwrap_or_else(|err| panic!("{TEST_DATABASE_URL_ENV} is not a valid URL: {err}"));
+        url.set_path(&name);
+        Some(TestDatabase {
+            url: url.into(),
+            kind: Kind::Postgres {
+                admin_url,
+                name,
+                dropped: false,
+            },
+        })
+    }
+
+    /// SQLite always, then Postgres when configured: run a test body over each.
+    pub fn all() -> Vec<TestDatabase> {
+        let mut databases = vec![TestDatabase::sqlite()];
+        databases.extend(TestDatabase::postgres());
+        databases
+    }
+
+    /// The URL to pass to [`Store::connect`].
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.kind {
+            Kind::Sqlite { .. } => Backend::Sqlite,
+            Kind::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// A connected, migrated store on this database.
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.url).await.unwrap_or_else(|err| {
+            panic!("connect to the {:?} test database: {err}", self.backend())
+        });
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|err| panic!("migrate the {:?} test database: {err}", self.backend()));
+        store
+    }
+
+    /// Drops the database now (Postgres; SQLite's temp dir goes on drop). Idempotent.
+    pub async fn cleanup(mut self) {
+        if let Kind::Postgres {
+            admin_url,
+            name,
+            dropped,
+        } = &mut self.kind
+            && !*dropped
+        {
+            *dropped = true;
+            if let Err(err) = admin_sql(admin_url.clone(), drop_sql(name)).await {
+                panic!("dropping test database {name}: {err}");
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Kind::Postgres {
+            admin_url,
+            name,
+            dropped: false,
+        } = &self.kind
+        {
+            // No panic in drop (it may run during another panic's unwinding): report and move on.
+            if let Err(err) = run_blocking(admin_sql(admin_url.clone(), drop_sql(name))) {
+                eprintln!("warning: could not drop test database {name}: {err}");
+            }
+        }
+    }
+}
+
+/// Row counts of every table that holds data of one job: after a delete, all must be zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobFootprint {
+    pub jobs: i64,
+    pub inputs: i64,
+    pub checkpoints: i64,
+    pub exports: i64,
+    pub traces: i64,
+}
+
+impl JobFootprint {
+    pub fn is_empty(&self) -> bool {
+        *self == JobFootprint::default()
+    }
+}
+
+/// Counts the rows one job has in each table, reading the tables directly.
+pub async fn job_footprint(store: &Store, id: Uuid) -> JobFootprint {
+    async fn count(store: &Store, table: &str, column: &str, id: Uuid) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
+        let counted: Result<i64, sqlx::Error> = match &store.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+            }
+        };
+        counted.unwrap_or_else(|err| panic!("count rows of {table}: {err}"))
+    }
+    JobFootprint {
+        jobs: count(store, "jobs", "id", id).await,
+        inputs: count(store, "job_inputs", "job_id", id).await,
+        checkpoints: count(store, "job_checkpoints", "job_id", id).await,
+        exports: count(store, "job_exports", "job_id", id).await,
+        traces: count(store, "job_traces", "job_id", id).await,
+    }
+}
+
+fn drop_sql(name: &str) -> String {
+    format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")
+}
+
+/// Runs one statement on the admin connection (CREATE / DROP DATABASE cannot run in a
+/// transaction, so no pool).
+async fn admin_sql(admin_url: String, sql: String) -> Result<(), sqlx::Error> {
+    let options: PgConnectOptions = admin_url.parse()?;
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        PgConnection::connect_with(&options),
+    )
+    .await
+    .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
+}
+
+/// Runs a future to completion on a private runtime in its own thread, so it works from plain
+/// tests, from inside an async test, and from `Drop`.
+fn run_blocking<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("build a runtime for test database setup")
+            .block_on(fut)
+    })
+    .join()
+    .expect("test database setup thread panicked")
+}
