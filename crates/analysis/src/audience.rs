@@ -1,0 +1,358 @@
+//! Audience expressions built from an analysis, for `find_persons`.
+//!
+//! - `precision`: AND of the best cluster's traits (the core ICP). Without a cluster, the best
+//!   pair; without a pair, the most frequent trait.
+//! - `reach`: OR of the most frequent single traits, skipping any whose known index says it is
+//!   no more common among the customers than in the population.
+//! - `hybrid`: OR of the ANDs of the best 2–3 clusters, topped up with the best pairs when there
+//!   are fewer clusters; not offered when fewer than two groups exist (it would be `precision`).
+//!
+//! Each is optionally `AND NOT` an exclusion. Rendering is fully parenthesised, so the
+//! expression means the same under any precedence rule.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Analysis, Item};
+
+/// How an audience trades size for likeness.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    Precision,
+    Reach,
+    Hybrid,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 3] = [Strategy::Precision, Strategy::Reach, Strategy::Hybrid];
+}
+
+/// A boolean expression over traits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Expr {
+    Item(Item),
+    #[schema(no_recursion)]
+    And(Vec<Expr>),
+    #[schema(no_recursion)]
+    Or(Vec<Expr>),
+    /// `include AND NOT exclude` — the only form of negation `find_persons` accepts.
+    #[schema(no_recursion)]
+    AndNot {
+        include: Box<Expr>,
+        exclude: Box<Expr>,
+    },
+}
+
+impl Expr {
+    /// Every trait the expression mentions, sorted and without repeats.
+    pub fn items(&self) -> Vec<Item> {
+        let mut found = BTreeSet::new();
+        self.collect(&mut found);
+        found.into_iter().cloned().collect()
+    }
+
+    fn collect<'a>(&'a self, found: &mut BTreeSet<&'a Item>) {
+        match self {
+            Expr::Item(item) => {
+                found.insert(item);
+            }
+            Expr::And(parts) | Expr::Or(parts) => parts.iter().for_each(|p| p.collect(found)),
+            Expr::AndNot { include, exclude } => {
+                include.collect(found);
+                exclude.collect(found);
+            }
+        }
+    }
+
+    /// Prints the expression with `AND`, `OR` and `AND NOT`, every compound part in parentheses,
+    /// each trait printed by `term` (its cluster hash or id). `None` when `term` knows no cluster
+    /// for some trait, or when an `And` / `Or` is empty.
+    pub fn render(&self, term: &impl Fn(&Item) -> Option<String>) -> Option<String> {
+        match self {
+            Expr::Item(item) => term(item),
+            Expr::And(parts) => Self::join(parts, " AND ", term),
+            Expr::Or(parts) => Self::join(parts, " OR ", term),
+            Expr::AndNot { include, exclude } => Some(format!(
+                "({} AND NOT {})",
+                include.render(term)?,
+                exclude.render(term)?
+            )),
+        }
+    }
+
+    fn join(parts: &[Expr], op: &str, term: &impl Fn(&Item) -> Option<String>) -> Option<String> {
+        match parts {
+            [] => None,
+            [only] => only.render(term),
+            _ => {
+                let rendered: Option<Vec<String>> = parts.iter().map(|p| p.render(term)).collect();
+                Some(format!("({})", rendered?.join(op)))
+            }
+        }
+    }
+
+    fn and_of(items: Vec<Item>) -> Expr {
+        Expr::And(items.into_iter().map(Expr::Item).collect())
+    }
+}
+
+/// What audiences to build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct AudienceConfig {
+    /// Which plans to build, in this order.
+    pub strategies: Vec<Strategy>,
+    /// How many single traits `reach` ORs together.
+    pub reach_traits: usize,
+    /// How many AND groups `hybrid` ORs together (2 or 3; other values are clamped).
+    pub hybrid_groups: usize,
+    /// `reach` skips a trait whose index is known and not above this (it does not set the
+    /// customers apart from the population). `None` keeps every trait.
+    pub reach_min_index: Option<f64>,
+    /// Every plan becomes `(plan) AND NOT (exclude)`, e.g. to leave existing customers out.
+    pub exclude: Option<Expr>,
+}
+
+impl Default for AudienceConfig {
+    fn default() -> Self {
+        Self {
+            strategies: Strategy::ALL.to_vec(),
+            reach_traits: 3,
+            hybrid_groups: 3,
+            reach_min_index: Some(1.0),
+            exclude: None,
+        }
+    }
+}
+
+/// One audience: a strategy and its expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AudiencePlan {
+    pub strategy: Strategy,
+    pub expression: Expr,
+    /// How the expression was chosen, in a sentence.
+    pub rationale: String,
+}
+
+impl AudiencePlan {
+    /// Every trait the plan needs mapped to a cluster.
+    pub fn items(&self) -> Vec<Item> {
+        self.expression.items()
+    }
+
+    /// The `find_persons` expression, with each trait printed by `term`; see [`Expr::render`].
+    pub fn render(&self, term: impl Fn(&Item) -> Option<String>) -> Option<String> {
+        self.expression.render(&term)
+    }
+}
+
+impl Analysis {
+    /// The audience plans the analysis supports, in the order of `config.strategies`. A strategy
+    /// the analysis cannot support (no traits at all) is left out.
+    pub fn audiences(&self, config: &AudienceConfig) -> Vec<AudiencePlan> {
+        let mut seen = BTreeSet::new();
+        config
+            .strategies
+            .iter()
+            .filter(|s| seen.insert(**s))
+            .filter_map(|&strategy| {
+                let (expression, rationale) = match strategy {
+                    Strategy::Precision => self.precision()?,
+                    Strategy::Reach => self.reach(config)?,
+                    Strategy::Hybrid => self.hybrid(config)?,
+                };
+                let expression = match &config.exclude {
+                    Some(exclude) => Expr::AndNot {
+                        include: Box::new(expression),
+                        exclude: Box::new(exclude.clone()),
+                    },
+                    None => expression,
+                };
+                Some(AudiencePlan {
+                    strategy,
+                    expression,
+                    rationale,
+                })
+            })
+            .collect()
+    }
+
+    fn precision(&self) -> Option<(Expr, String)> {
+        if let Some(c) = self.multi_attribute_clusters.first() {
+            return Some((
+                Expr::and_of(c.items.clone()),
+                format!(
+                    "All {} traits of the best cluster ({} customers, support {:.4}, lift {:.3}).",
+                    c.items.len(),
+                    c.count,
+                    c.support,
+                    c.lift
+                ),
+            ));
+        }
+        if let Some(p) = self.top_intersections.first() {
+            return Some((
+                Expr::and_of(p.items.clone()),
+                format!(
+                    "No cluster of 3+ traits reached the minimum support; both traits of the best pair ({} customers, lift {:.3}).",
+                    p.count, p.lift
+                ),
+            ));
+        }
+        let a = self.top_attributes.first()?;
+        Some((
+            Expr::Item(a.item()),
+            format!(
+                "No pair reached the minimum support; the most frequent trait ({} customers).",
+                a.count
+            ),
+        ))
+    }
+
+    fn reach(&self, config: &AudienceConfig) -> Option<(Expr, String)> {
+        let mut skipped = 0;
+        let chosen: Vec<Expr> = self
+            .top_attributes
+            .iter()
+            .filter(|a| match (a.index, config.reach_min_index) {
+                (Some(index), Some(min)) if index <= min => {
+                    skipped += 1;
+                    false
+                }
+                _ => true,
+            })
+            .take(config.reach_traits.max(1))
+            .map(|a| Expr::Item(a.item()))
+            .collect();
+        if chosen.is_empty() {
+            return None;
+        }
+        let mut rationale = format!("Any of the {} most frequent traits", chosen.len());
+        if skipped > 0 {
+            rationale.push_str(&format!(
+                ", passing over {skipped} no more common among the customers than in the population"
+            ));
+        }
+        rationale.push('.');
+        Some((Expr::Or(chosen), rationale))
+    }
+
+    fn hybrid(&self, config: &AudienceConfig) -> Option<(Expr, String)> {
+        let wanted = config.hybrid_groups.clamp(2, 3);
+        let mut groups: Vec<Vec<Item>> = self
+            .multi_attribute_clusters
+            .iter()
+            .take(wanted)
+            .map(|c| c.items.clone())
+            .collect();
+        let clusters = groups.len();
+        for pair in &self.top_intersections {
+            if groups.len() == wanted {
+                break;
+            }
+            // A pair inside a chosen cluster adds nothing the cluster's AND does not cover.
+            let covered = groups
+                .iter()
+                .any(|g| pair.items.iter().all(|i| g.contains(i)));
+            if !covered {
+                groups.push(pair.items.clone());
+            }
+        }
+        if groups.len() < 2 {
+            return None;
+        }
+        let rationale = format!(
+            "Any of {} trait combinations: {} best clusters and {} best pairs.",
+            groups.len(),
+            clusters,
+            groups.len() - clusters
+        );
+        Some((
+            Expr::Or(groups.into_iter().map(Expr::and_of).collect()),
+            rationale,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(n: &str) -> Expr {
+        Expr::Item(Item::new(n, "Yes"))
+    }
+
+    fn hash(i: &Item) -> Option<String> {
+        (i.name != "unmapped").then(|| format!("h{}", i.name))
+    }
+
+    #[test]
+    fn renders_fully_parenthesised() {
+        let e = Expr::AndNot {
+            include: Box::new(Expr::Or(vec![
+                Expr::And(vec![item("a"), item("b")]),
+                Expr::And(vec![item("a"), item("c"), item("d")]),
+            ])),
+            exclude: Box::new(item("x")),
+        };
+        assert_eq!(
+            e.render(&hash).as_deref(),
+            Some("(((ha AND hb) OR (ha AND hc AND hd)) AND NOT hx)")
+        );
+        assert_eq!(item("a").render(&hash).as_deref(), Some("ha"));
+        assert_eq!(
+            Expr::And(vec![item("a")]).render(&hash).as_deref(),
+            Some("ha")
+        );
+    }
+
+    #[test]
+    fn render_is_none_when_a_trait_has_no_cluster_or_a_group_is_empty() {
+        assert_eq!(
+            Expr::Or(vec![item("a"), item("unmapped")]).render(&hash),
+            None
+        );
+        assert_eq!(Expr::And(vec![]).render(&hash), None);
+    }
+
+    #[test]
+    fn items_are_deduplicated_and_sorted() {
+        let e = Expr::Or(vec![Expr::And(vec![item("b"), item("a")]), item("a")]);
+        assert_eq!(
+            e.items(),
+            vec![Item::new("a", "Yes"), Item::new("b", "Yes")]
+        );
+    }
+
+    #[test]
+    fn expression_serialises_and_has_a_schema() {
+        let e = Expr::AndNot {
+            include: Box::new(Expr::And(vec![item("a"), item("b")])),
+            exclude: Box::new(item("x")),
+        };
+        let json = serde_json::to_string(&e).expect("serialises");
+        assert_eq!(serde_json::from_str::<Expr>(&json).expect("parses"), e);
+        let mut schemas = Vec::new();
+        <AudiencePlan as utoipa::ToSchema>::schemas(&mut schemas);
+        assert!(schemas.iter().any(|(name, _)| name == "Expr"));
+        assert_eq!(
+            serde_json::to_string(&Strategy::Hybrid).unwrap(),
+            "\"hybrid\""
+        );
+    }
+}
