@@ -1,0 +1,29 @@
+//! The Watt Data population provider over MCP, and the MCP server that serves any provider.
+//!
+//! - [`WattProvider`]: an MCP Streamable HTTP client (the official `rmcp` SDK) implementing
+//!   [`icp_contract::PopulationProvider`], with request splitting, bounded concurrency, retries
+//!   with backoff and jitter, export downloads, counters and the workflow's trace ids.
+//! - [`mcp_router`]: any provider (the embedded population) served as an MCP server with the same
+//!   tool names and shapes, plus the `/exports/{token}` downloads its answers point to.
+//! - [`faults`]: a test upstream that injects the faults remote APIs have.
+//! - [`testkit`]: a small deterministic population for tests and benches.
+
+mod batching;
+mod config;
+mod download;
+pub mod export_rows;
+pub mod faults;
+mod payload;
+mod provider;
+mod server;
+mod session;
+mod stats;
+pub mod testkit;
+mod trace_log;
+
+pub use batching::{MAX_GROUPS_PER_CALL, MAX_VALUES_PER_GROUP, merge_resolve, plan_resolve_calls};
+pub use config::{ConfigError, Secret, WattConfig};
+pub use provider::WattProvider;
+pub use server::{ServeConfig, TOOL_NAMES, mcp_router};
+pub use stats::CallStats;
+pub use trace_log::TraceEntry;

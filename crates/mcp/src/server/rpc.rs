@@ -1,0 +1,127 @@
+//! The JSON-RPC side of `POST /mcp`: sessions, the handshake, and dispatch.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{SESSION_HEADER, ServerState, schemas, tools, unauthorized};
+
+/// Protocol revisions this server speaks; a client asking for another gets the newest of these.
+const PROTOCOL_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
+
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+pub(crate) const INVALID_PARAMS: i64 = -32602;
+
+fn rpc_result(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+pub(crate) fn rpc_error(id: &Value, code: i64, message: impl Into<String>) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub(crate) async fn handle_post(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !state.authorized(&headers) {
+        return unauthorized();
+    }
+    let msg: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &rpc_error(&Value::Null, PARSE_ERROR, format!("not JSON: {e}")),
+            );
+        }
+    };
+    let Some(obj) = msg.as_object() else {
+        // 2025-06-18 removed JSON-RPC batching.
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &rpc_error(
+                &Value::Null,
+                INVALID_REQUEST,
+                "expected one JSON-RPC object",
+            ),
+        );
+    };
+    let id = obj.get("id").cloned();
+    let method = obj.get("method").and_then(Value::as_str);
+    let (Some(id), Some(method)) = (id, method) else {
+        // Notifications and the client's responses need no answer.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let params = obj.get("params").cloned().unwrap_or(Value::Null);
+
+    if method == "initialize" {
+        let asked = params.get("protocolVersion").and_then(Value::as_str);
+        let version = asked
+            .filter(|v| PROTOCOL_VERSIONS.contains(v))
+            .unwrap_or(PROTOCOL_VERSIONS[0]);
+        let session = state.new_session();
+        let result = json!({
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": false}},
+            "serverInfo": {"name": "icp-mcp", "version": env!("CARGO_PKG_VERSION")},
+            "instructions": "A population served with the Watt Data V1 tools: resolve_identities, get_person, list_clusters, get_cluster, find_persons, submit_feedback.",
+        });
+        let mut resp = json_response(StatusCode::OK, &rpc_result(&id, result));
+        if let Ok(v) = HeaderValue::from_str(&session) {
+            resp.headers_mut().insert(SESSION_HEADER, v);
+        }
+        return resp;
+    }
+
+    let Some(session) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &rpc_error(
+                &id,
+                INVALID_REQUEST,
+                "Mcp-Session-Id header required; initialize first",
+            ),
+        );
+    };
+    if !state.touch_session(session) {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &rpc_error(
+                &id,
+                INVALID_REQUEST,
+                "unknown or expired session; initialize again",
+            ),
+        );
+    }
+
+    let answer = match method {
+        "ping" => rpc_result(&id, json!({})),
+        "tools/list" => rpc_result(&id, json!({"tools": schemas::tools()})),
+        "tools/call" => match tools::call(&state, &headers, &params).await {
+            Ok(result) => rpc_result(&id, result),
+            Err((code, message)) => rpc_error(&id, code, message),
+        },
+        other => rpc_error(&id, METHOD_NOT_FOUND, format!("unknown method {other}")),
+    };
+    json_response(StatusCode::OK, &answer)
+}
