@@ -1,0 +1,354 @@
+//! `find_persons`: evaluate an expression, narrow by place and limit, sample, export.
+
+use std::collections::BTreeMap;
+
+use icp_contract::{
+    AudienceRecord, ExportFormat, FindPersonsRequest, FindPersonsResponse, IdType, MAX_SAMPLE,
+    ProviderError,
+};
+use roaring::RoaringBitmap;
+
+use crate::contacts::{Contact, MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
+use crate::evaluate;
+use crate::expression::{self, Expr};
+use crate::geo;
+use crate::population::Population;
+use crate::rng::{Rng, stable_hash};
+
+/// The persons an audience request selects, as row indexes.
+#[derive(Debug, Clone)]
+pub struct Audience {
+    pub(crate) members: RoaringBitmap,
+    pub(crate) id_type: IdType,
+}
+
+impl Audience {
+    pub fn len(&self) -> u64 {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+impl Population {
+    /// Parses an expression against this population's clusters.
+    pub fn parse_expression(&self, text: &str) -> Result<Expr, ProviderError> {
+        expression::parse(text, &|t| self.term_index(t))
+            .map_err(|e| ProviderError::validation(format!("expression: {e}")))
+    }
+
+    /// Prints an expression with cluster hashes (what the upstream would be sent).
+    pub fn expression_text(&self, e: &Expr) -> String {
+        e.to_text(&|t| self.clusters[t as usize].hash.clone())
+    }
+
+    /// How many persons an expression selects (no location, no limit), counting rather than
+    /// building the final bitmap where it can.
+    pub fn count(&self, text: &str) -> Result<u64, ProviderError> {
+        let e = self.parse_expression(text)?;
+        Ok(evaluate::count(&e, &self.clusters))
+    }
+
+    /// Who an expression selects, one person at a time (slow; the reference for tests).
+    pub fn matches_naive(&self, e: &Expr, person: usize) -> bool {
+        evaluate::matches(e, &|t| {
+            let c = &self.clusters[t as usize];
+            self.code(person, c.attr as usize) == c.code
+        })
+    }
+
+    /// Everyone a parsed expression selects, on bitmaps.
+    pub fn evaluate(&self, e: &Expr) -> RoaringBitmap {
+        evaluate::evaluate(e, &self.clusters)
+    }
+
+    /// The audience of a `find_persons` request: expression, then radius, then `audience_limit`
+    /// (the first persons in id order).
+    pub fn audience(&self, req: &FindPersonsRequest) -> Result<Audience, ProviderError> {
+        let e = self.parse_expression(&req.expression)?;
+        let mut members = evaluate::evaluate(&e, &self.clusters);
+        if let Some(loc) = &req.location {
+            geo::validate(loc)?;
+            members = self.geo.filter(&members, loc, &self.lat, &self.lon);
+        }
+        if let Some(limit) = req.audience_limit
+            && limit < members.len()
+            && let Some(cut) = members.select(limit as u32)
+        {
+            members.remove_range(cut..);
+        }
+        Ok(Audience {
+            members,
+            id_type: req.identifier_type.unwrap_or(IdType::Email),
+        })
+    }
+
+    /// Audience size and a sample of at most [`MAX_SAMPLE`], the same for the same workflow id
+    /// and request. `total` honours `location` and `audience_limit`. Exports are streamed by
+    /// [`crate::EmbeddedProvider`] (`export_persons`), so `export` is never set here.
+    pub fn find_persons(
+        &self,
+        req: &FindPersonsRequest,
+    ) -> Result<FindPersonsResponse, ProviderError> {
+        let audience = self.audience(req)?;
+        let seed = stable_hash(req.workflow_id.as_deref().unwrap_or("").as_bytes())
+            ^ stable_hash(req.expression.as_bytes()).rotate_left(17);
+        let sample = self.sample(&audience, seed);
+        Ok(FindPersonsResponse {
+            total: audience.len(),
+            sample,
+            export: None,
+            tool_trace_id: None,
+            workflow_id: req.workflow_id.clone(),
+        })
+    }
+
+    fn sample(&self, audience: &Audience, seed: u64) -> Vec<AudienceRecord> {
+        let total = audience.len();
+        let mut ranks: Vec<u64> = if total <= MAX_SAMPLE as u64 {
+            (0..total).collect()
+        } else {
+            let mut rng = Rng::from_state(seed);
+            let mut picked = Vec::with_capacity(MAX_SAMPLE);
+            while picked.len() < MAX_SAMPLE {
+                let r = rng.below(total);
+                if !picked.contains(&r) {
+                    picked.push(r);
+                }
+            }
+            picked
+        };
+        ranks.sort_unstable();
+        ranks
+            .into_iter()
+            .filter_map(|r| audience.members.select(r as u32))
+            .map(|p| self.audience_record(p as usize, audience.id_type))
+            .collect()
+    }
+
+    /// One audience member with the contact data of `id_type`:
+    /// `{"person_id": …, "identifiers": {"email": {"email1": …}}}`.
+    pub fn audience_record(&self, person: usize, id_type: IdType) -> AudienceRecord {
+        let c = self.contact(person);
+        AudienceRecord {
+            person_id: self.person_id(person),
+            identifiers: record_identifiers(&c, id_type),
+        }
+    }
+
+    /// The audience's records in person id order, `chunk` at a time (for streaming exports).
+    pub fn audience_chunks<'a>(
+        &'a self,
+        audience: &'a Audience,
+        chunk: usize,
+    ) -> impl Iterator<Item = Vec<AudienceRecord>> + 'a {
+        let mut iter = audience.members.iter();
+        let chunk = chunk.max(1);
+        std::iter::from_fn(move || {
+            let batch: Vec<AudienceRecord> = iter
+                .by_ref()
+                .take(chunk)
+                .map(|p| self.audience_record(p as usize, audience.id_type))
+                .collect();
+            (!batch.is_empty()).then_some(batch)
+        })
+    }
+}
+
+fn record_identifiers(c: &Contact, id_type: IdType) -> BTreeMap<String, BTreeMap<String, String>> {
+    let values: Vec<String> = match id_type {
+        IdType::Email => c.emails.clone(),
+        IdType::Phone => c.phones.clone(),
+        IdType::Address => c.address.iter().cloned().collect(),
+        IdType::Maid => c.maids.clone(),
+    };
+    let mut out = BTreeMap::new();
+    if !values.is_empty() {
+        let t = id_type.as_str();
+        let inner = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{t}{}", i + 1), v))
+            .collect();
+        out.insert(t.to_owned(), inner);
+    }
+    out
+}
+
+/// How many contact columns an audience CSV has for an identifier type.
+pub fn csv_columns(id_type: IdType) -> usize {
+    match id_type {
+        IdType::Email => MAX_EMAILS,
+        IdType::Phone => MAX_PHONES,
+        IdType::Address => 1,
+        IdType::Maid => MAX_MAIDS,
+    }
+}
+
+/// Turns audience records into export bytes, piece by piece, for streaming:
+/// `header()`, then `record()` for each, then `footer()`.
+///
+/// - csv: `person_id,<type>1,…,<type>N` with a fixed N per identifier type (email 3, phone 2,
+///   address 1, maid 2); missing values are empty cells.
+/// - json: one JSON array of records.
+/// - jsonl (and `none`): one record object a line.
+#[derive(Debug, Clone)]
+pub struct AudienceEncoder {
+    format: ExportFormat,
+    id_type: IdType,
+    written: u64,
+}
+
+fn csv_cell(out: &mut Vec<u8>, v: &str) {
+    if v.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(v.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(v.as_bytes());
+    }
+}
+
+impl AudienceEncoder {
+    /// `id_type` defaults to email, as in `find_persons`.
+    pub fn new(format: ExportFormat, id_type: Option<IdType>) -> Self {
+        Self {
+            format,
+            id_type: id_type.unwrap_or(IdType::Email),
+            written: 0,
+        }
+    }
+
+    /// The media type of the bytes.
+    pub fn content_type(&self) -> &'static str {
+        match self.format {
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Json => "application/json",
+            ExportFormat::Jsonl | ExportFormat::None => "application/x-ndjson",
+        }
+    }
+
+    pub fn header(&self) -> Vec<u8> {
+        match self.format {
+            ExportFormat::Csv => {
+                let t = self.id_type.as_str();
+                let mut h = String::from("person_id");
+                for i in 1..=csv_columns(self.id_type) {
+                    h.push_str(&format!(",{t}{i}"));
+                }
+                h.push('\n');
+                h.into_bytes()
+            }
+            ExportFormat::Json => b"[".to_vec(),
+            ExportFormat::Jsonl | ExportFormat::None => Vec::new(),
+        }
+    }
+
+    pub fn record(&mut self, r: &AudienceRecord) -> Vec<u8> {
+        let first = self.written == 0;
+        self.written += 1;
+        match self.format {
+            ExportFormat::Csv => {
+                let t = self.id_type.as_str();
+                let mut out = r.person_id.to_string().into_bytes();
+                let values = r.identifiers.get(t);
+                for i in 1..=csv_columns(self.id_type) {
+                    out.push(b',');
+                    if let Some(v) = values.and_then(|m| m.get(&format!("{t}{i}"))) {
+                        csv_cell(&mut out, v);
+                    }
+                }
+                out.push(b'\n');
+                out
+            }
+            ExportFormat::Json => {
+                let mut out = if first {
+                    b"\n".to_vec()
+                } else {
+                    b",\n".to_vec()
+                };
+                // Serialising these plain maps cannot fail.
+                out.extend(serde_json::to_vec(r).unwrap_or_default());
+                out
+            }
+            ExportFormat::Jsonl | ExportFormat::None => {
+                let mut out = serde_json::to_vec(r).unwrap_or_default();
+                out.push(b'\n');
+                out
+            }
+        }
+    }
+
+    pub fn footer(&self) -> Vec<u8> {
+        match self.format {
+            ExportFormat::Json => b"\n]\n".to_vec(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use icp_contract::PersonId;
+
+    fn rec(id: u64, emails: &[&str]) -> AudienceRecord {
+        let mut identifiers = BTreeMap::new();
+        if !emails.is_empty() {
+            identifiers.insert(
+                "email".to_owned(),
+                emails
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (format!("email{}", i + 1), (*e).to_owned()))
+                    .collect(),
+            );
+        }
+        AudienceRecord {
+            person_id: PersonId(id),
+            identifiers,
+        }
+    }
+
+    fn encode(format: ExportFormat, records: &[AudienceRecord]) -> String {
+        let mut enc = AudienceEncoder::new(format, None);
+        let mut out = enc.header();
+        for r in records {
+            out.extend(enc.record(r));
+        }
+        out.extend(enc.footer());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn csv_has_fixed_columns_and_quotes() {
+        let s = encode(
+            ExportFormat::Csv,
+            &[rec(1, &["a@x.com", "b,\"c\"@x.com"]), rec(2, &[])],
+        );
+        assert_eq!(
+            s,
+            "person_id,email1,email2,email3\n1,a@x.com,\"b,\"\"c\"\"@x.com\",\n2,,,\n"
+        );
+    }
+
+    #[test]
+    fn json_and_jsonl_parse_back() {
+        let records = vec![rec(1, &["a@x.com"]), rec(2, &["b@x.com", "c@x.com"])];
+        let json = encode(ExportFormat::Json, &records);
+        let back: Vec<AudienceRecord> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, records);
+        assert_eq!(
+            serde_json::from_str::<Vec<AudienceRecord>>(&encode(ExportFormat::Json, &[])).unwrap(),
+            vec![]
+        );
+        let jsonl = encode(ExportFormat::Jsonl, &records);
+        let back: Vec<AudienceRecord> = jsonl
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(back, records);
+    }
+}

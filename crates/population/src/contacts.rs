@@ -1,0 +1,426 @@
+//! Contact data: names, emails, phones, an address and mobile ad ids.
+//!
+//! A generated person's contact data is a pure function of `(seed, index, gender, metro)`, so
+//! ten million people cost no string storage: it is recomputed when an answer needs it. Imported
+//! people keep what the file gave.
+
+use std::fmt::Write as _;
+
+use crate::metros::{METROS, STREET_KINDS, STREETS};
+use crate::rng::Rng;
+
+/// Most emails / phones / mobile ad ids a generated person has: the fixed column counts of
+/// audience CSV exports.
+pub const MAX_EMAILS: usize = 3;
+pub const MAX_PHONES: usize = 2;
+pub const MAX_MAIDS: usize = 2;
+
+/// One person's contact data, normalised (emails lower-case, phones 10 digits).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Contact {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub emails: Vec<String>,
+    pub phones: Vec<String>,
+    pub address: Option<String>,
+    pub maids: Vec<String>,
+}
+
+const PURPOSE_PLACE: u64 = 2;
+const PURPOSE_CONTACT: u64 = 3;
+
+const FEMALE_NAMES: &[&str] = &[
+    "Mary",
+    "Patricia",
+    "Jennifer",
+    "Linda",
+    "Elizabeth",
+    "Barbara",
+    "Susan",
+    "Jessica",
+    "Sarah",
+    "Karen",
+    "Lisa",
+    "Nancy",
+    "Betty",
+    "Sandra",
+    "Margaret",
+    "Ashley",
+    "Kimberly",
+    "Emily",
+    "Donna",
+    "Michelle",
+    "Carol",
+    "Amanda",
+    "Melissa",
+    "Deborah",
+    "Stephanie",
+    "Rebecca",
+    "Laura",
+    "Sharon",
+    "Cynthia",
+    "Kathleen",
+    "Amy",
+    "Angela",
+    "Anna",
+    "Brenda",
+    "Emma",
+    "Olivia",
+    "Sophia",
+    "Ava",
+    "Isabella",
+    "Mia",
+    "Abigail",
+    "Madison",
+    "Chloe",
+    "Grace",
+    "Hannah",
+    "Maria",
+    "Jane",
+    "Rachel",
+    "Megan",
+    "Nicole",
+];
+const MALE_NAMES: &[&str] = &[
+    "James",
+    "Robert",
+    "John",
+    "Michael",
+    "David",
+    "William",
+    "Richard",
+    "Joseph",
+    "Thomas",
+    "Charles",
+    "Christopher",
+    "Daniel",
+    "Matthew",
+    "Anthony",
+    "Mark",
+    "Donald",
+    "Steven",
+    "Paul",
+    "Andrew",
+    "Joshua",
+    "Kenneth",
+    "Kevin",
+    "Brian",
+    "George",
+    "Timothy",
+    "Ronald",
+    "Edward",
+    "Jason",
+    "Jeffrey",
+    "Ryan",
+    "Jacob",
+    "Gary",
+    "Nicholas",
+    "Eric",
+    "Jonathan",
+    "Stephen",
+    "Larry",
+    "Justin",
+    "Scott",
+    "Brandon",
+    "Benjamin",
+    "Samuel",
+    "Gregory",
+    "Alexander",
+    "Patrick",
+    "Frank",
+    "Raymond",
+    "Jack",
+    "Dennis",
+    "Tyler",
+];
+const LAST_NAMES: &[&str] = &[
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Gomez",
+    "Phillips",
+    "Evans",
+    "Turner",
+    "Diaz",
+    "Parker",
+    "Cruz",
+    "Edwards",
+    "Collins",
+    "Reyes",
+    "Stewart",
+    "Morris",
+    "Morales",
+    "Murphy",
+    "Cook",
+    "Rogers",
+    "Gutierrez",
+    "Ortiz",
+    "Morgan",
+    "Cooper",
+    "Peterson",
+    "Bailey",
+    "Reed",
+    "Kelly",
+    "Howard",
+    "Ramos",
+    "Kim",
+    "Cox",
+    "Ward",
+    "Richardson",
+    "Watson",
+    "Brooks",
+    "Chavez",
+    "Wood",
+    "James",
+    "Bennett",
+    "Gray",
+    "Mendoza",
+    "Ruiz",
+    "Hughes",
+    "Price",
+    "Alvarez",
+    "Castillo",
+    "Sanders",
+    "Patel",
+    "Myers",
+    "Long",
+    "Ross",
+    "Foster",
+    "Jimenez",
+];
+const EMAIL_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "hotmail.com",
+    "icloud.com",
+    "aol.com",
+    "comcast.net",
+];
+
+/// Where a generated person lives: metro index and coordinates. People in rural areas spread
+/// further from the metro centre than city dwellers.
+pub(crate) fn place(seed: u64, index: u64, urbanicity: u8) -> (u8, f64, f64) {
+    let mut rng = Rng::new(seed, index, PURPOSE_PLACE);
+    let weights: Vec<f64> = METROS.iter().map(|m| m.weight).collect();
+    let m = rng.weighted(&weights);
+    let spread = [0.07, 0.2, 0.5][usize::from(urbanicity.min(2))];
+    let metro = &METROS[m];
+    let lat = (metro.lat + rng.normalish() * spread).clamp(-89.9, 89.9);
+    let lon = metro.lon + rng.normalish() * spread / metro.lat.to_radians().cos();
+    (m as u8, lat, lon)
+}
+
+/// Base-36, 7 characters: wide enough for every 32-bit value, so tokens never collide.
+fn push_token(out: &mut String, mut v: u32) {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut buf = [b'0'; 7];
+    for slot in buf.iter_mut().rev() {
+        *slot = DIGITS[(v % 36) as usize];
+        v /= 36;
+    }
+    out.extend(buf.iter().map(|b| char::from(*b)));
+}
+
+fn push_lower(out: &mut String, s: &str) {
+    out.extend(s.chars().map(|c| c.to_ascii_lowercase()));
+}
+
+/// Email `k` of person `index`. The token is a bijection of the index (multiplication by an odd
+/// constant, then xor, modulo 2^32), and each slot has its own shape, so emails are unique.
+fn email(index: u64, k: usize, first: &str, last: &str, domain: &str) -> String {
+    let mut s = String::with_capacity(40);
+    let token =
+        (index as u32).wrapping_mul(0x9e37_79b1) ^ (0x5bd1_e995u32.rotate_left(k as u32 * 7));
+    match k {
+        0 => {
+            push_lower(&mut s, first);
+            s.push('.');
+            push_lower(&mut s, last);
+            s.push('.');
+        }
+        1 => {
+            push_lower(&mut s, &first[..1]);
+            push_lower(&mut s, last);
+        }
+        _ => {
+            push_lower(&mut s, last);
+            s.push('_');
+            push_lower(&mut s, first);
+        }
+    }
+    push_token(&mut s, token);
+    s.push('@');
+    s.push_str(domain);
+    s
+}
+
+/// Phone `k` (0 or 1) of person `index`: a metro area code and a 7-digit number whose first digit
+/// is 2–9. The number is a bijection of `2 · index + k` within 8M values, and successive blocks
+/// of 8M use the metro's next area code, so numbers are unique up to 12M people a metro.
+fn phone(index: u64, k: u64, metro: usize) -> String {
+    const BLOCK: u64 = 8_000_000;
+    let v = 2 * index + k;
+    let area = METROS[metro].area_codes[((v / BLOCK) % 3) as usize];
+    let local = (v % BLOCK * 4_999_999 + 1_234_567) % BLOCK + 2_000_000;
+    format!("{area:03}{local:07}")
+}
+
+fn maid(rng: &mut Rng) -> String {
+    let a = rng.next_u64();
+    let b = rng.next_u64();
+    let mut s = String::with_capacity(36);
+    let _ = write!(
+        s,
+        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        8 + (b >> 62),
+        (b >> 48) & 0xfff,
+        b & 0xffff_ffff_ffff
+    );
+    s
+}
+
+/// The generated contact data of person `index`; `gender` is the person's gender code
+/// (1 female, 2 male, 0 unknown).
+pub(crate) fn generated(seed: u64, index: u64, gender: u16, metro: u8) -> Contact {
+    let mut rng = Rng::new(seed, index, PURPOSE_CONTACT);
+    let female = match gender {
+        1 => true,
+        2 => false,
+        _ => rng.chance(0.5),
+    };
+    let names = if female { FEMALE_NAMES } else { MALE_NAMES };
+    let first = names[rng.below(names.len() as u64) as usize];
+    let last = LAST_NAMES[rng.below(LAST_NAMES.len() as u64) as usize];
+    let n_emails = 1 + rng.weighted(&[0.5, 0.35, 0.15]);
+    let emails = (0..n_emails)
+        .map(|k| {
+            let domain = EMAIL_DOMAINS[rng.weighted(&[0.4, 0.18, 0.14, 0.1, 0.1, 0.04, 0.04])];
+            email(index, k, first, last, domain)
+        })
+        .collect();
+    let metro = usize::from(metro).min(METROS.len() - 1);
+    let n_phones = rng.weighted(&[0.15, 0.6, 0.25]) as u64;
+    let phones = (0..n_phones).map(|k| phone(index, k, metro)).collect();
+    let m = &METROS[metro];
+    let address = format!(
+        "{} {} {}, {}, {} {:05}",
+        1 + rng.below(9_899),
+        STREETS[rng.below(STREETS.len() as u64) as usize],
+        STREET_KINDS[rng.below(STREET_KINDS.len() as u64) as usize],
+        m.city,
+        m.state,
+        m.zip_prefix * 100 + rng.below(100) as u32
+    );
+    let n_maids = rng.weighted(&[0.3, 0.5, 0.2]);
+    let maids = (0..n_maids).map(|_| maid(&mut rng)).collect();
+    Contact {
+        first_name: Some(first.to_owned()),
+        last_name: Some(last.to_owned()),
+        emails,
+        phones,
+        address: Some(address),
+        maids,
+    }
+}
+
+/// A person's record quality, 0.55–0.99, stable for a given seed.
+pub(crate) fn person_quality(seed: u64, index: u64) -> f64 {
+    let mut rng = Rng::new(seed, index, 4);
+    round4(0.55 + 0.44 * rng.unit())
+}
+
+pub(crate) fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn generated_contacts_are_deterministic_well_formed_and_unique() {
+        let mut emails = HashSet::new();
+        let mut phones = HashSet::new();
+        for i in 0..20_000u64 {
+            let (metro, lat, lon) = place(9, i, 1);
+            assert!((15.0..75.0).contains(&lat) && (-175.0..-60.0).contains(&lon));
+            let c = generated(9, i, 1, metro);
+            assert_eq!(c, generated(9, i, 1, metro));
+            assert!((1..=MAX_EMAILS).contains(&c.emails.len()));
+            assert!(c.phones.len() <= MAX_PHONES && c.maids.len() <= MAX_MAIDS);
+            for e in &c.emails {
+                assert_eq!(e, &e.to_lowercase());
+                assert!(e.contains('@'));
+                assert!(emails.insert(e.clone()), "duplicate email {e}");
+            }
+            for p in &c.phones {
+                assert_eq!(p.len(), 10);
+                assert!(p.bytes().all(|b| b.is_ascii_digit()));
+                assert!(phones.insert(p.clone()), "duplicate phone {p}");
+            }
+            for m in &c.maids {
+                assert_eq!(m.len(), 36);
+            }
+        }
+    }
+
+    #[test]
+    fn female_code_gives_female_first_names() {
+        for i in 0..200 {
+            let c = generated(1, i, 1, 0);
+            assert!(FEMALE_NAMES.contains(&c.first_name.as_deref().unwrap()));
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Expression evaluation on compressed bitmaps.
+
+use std::borrow::Cow;
+
+use roaring::RoaringBitmap;
+
+use crate::expression::Expr;
+use crate::population::ClusterEntry;
+
+/// A term's bitmap is borrowed; only compound results are built.
+fn operand<'a>(e: &Expr, clusters: &'a [ClusterEntry]) -> Cow<'a, RoaringBitmap> {
+    match e {
+        Expr::Term(t) => Cow::Borrowed(&clusters[*t as usize].members),
+        _ => Cow::Owned(evaluate(e, clusters)),
+    }
+}
+
+/// Positive operands of an AND, smallest first, so intersections shrink as fast as they can.
+fn sorted_operands<'a>(all: &[Expr], clusters: &'a [ClusterEntry]) -> Vec<Cow<'a, RoaringBitmap>> {
+    let mut ops: Vec<_> = all.iter().map(|e| operand(e, clusters)).collect();
+    ops.sort_by_key(|b| b.len());
+    ops
+}
+
+fn intersect_all(ops: &[Cow<'_, RoaringBitmap>]) -> RoaringBitmap {
+    let mut acc = ops[0].clone().into_owned();
+    for b in &ops[1..] {
+        if acc.is_empty() {
+            break;
+        }
+        acc &= b.as_ref();
+    }
+    acc
+}
+
+/// Everyone the expression selects.
+pub(crate) fn evaluate(e: &Expr, clusters: &[ClusterEntry]) -> RoaringBitmap {
+    match e {
+        Expr::Term(t) => clusters[*t as usize].members.clone(),
+        Expr::And { all, not } => {
+            let mut acc = intersect_all(&sorted_operands(all, clusters));
+            for n in not {
+                if acc.is_empty() {
+                    break;
+                }
+                acc -= operand(n, clusters).as_ref();
+            }
+            acc
+        }
+        Expr::Or(items) => {
+            let mut acc = RoaringBitmap::new();
+            for i in items {
+                acc |= operand(i, clusters).as_ref();
+            }
+            acc
+        }
+    }
+}
+
+/// How many the expression selects, without building the final bitmap where the shape allows:
+/// the last intersection, union or difference is only counted.
+pub(crate) fn count(e: &Expr, clusters: &[ClusterEntry]) -> u64 {
+    match e {
+        Expr::Term(t) => clusters[*t as usize].members.len(),
+        Expr::And { all, not } if not.is_empty() => {
+            let ops = sorted_operands(all, clusters);
+            if ops.len() == 1 {
+                return ops[0].len();
+            }
+            let (last, rest) = ops.split_last().expect("an AND has operands");
+            let acc = intersect_all(rest);
+            acc.intersection_len(last)
+        }
+        Expr::And { all, not } if not.len() == 1 => {
+            let acc = intersect_all(&sorted_operands(all, clusters));
+            acc.len() - acc.intersection_len(&operand(&not[0], clusters))
+        }
+        Expr::Or(items) if items.len() == 2 => {
+            operand(&items[0], clusters).union_len(&operand(&items[1], clusters))
+        }
+        _ => evaluate(e, clusters).len(),
+    }
+}
+
+/// One person at a time, straight from the definition; the reference the bitmaps are tested
+/// against.
+pub(crate) fn matches(e: &Expr, has: &dyn Fn(u32) -> bool) -> bool {
+    match e {
+        Expr::Term(t) => has(*t),
+        Expr::And { all, not } => {
+            all.iter().all(|x| matches(x, has)) && !not.iter().any(|x| matches(x, has))
+        }
+        Expr::Or(items) => items.iter().any(|x| matches(x, has)),
+    }
+}

@@ -1,0 +1,39 @@
+//! Embedded population engine.
+//!
+//! A population held in memory — generated from a seed with correlated, persona-driven traits,
+//! or imported from a CSV a team brings — that answers the upstream provider's operations
+//! (`resolve_identities`, `get_person`, `list_clusters`, `get_cluster`, `find_persons`) with
+//! the upstream's names, semantics and JSON shapes. Cluster membership lives in compressed
+//! bitmaps; contact data of generated persons is recomputed from the seed instead of stored.
+//! No HTTP here: [`EmbeddedProvider`] puts it behind `icp_contract::PopulationProvider`.
+
+mod audience;
+mod clusters;
+mod contacts;
+mod customers;
+mod evaluate;
+pub mod expression;
+mod geo;
+mod import;
+mod metros;
+mod population;
+mod profile;
+mod provider;
+mod resolve;
+mod rng;
+mod traits;
+
+pub use audience::{Audience, AudienceEncoder, csv_columns};
+pub use clusters::DEFAULT_CLUSTER_PAGE;
+pub use contacts::{MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
+pub use customers::{CustomerContact, write_customer_csv};
+pub use expression::{Expr, ParseError};
+pub use geo::great_circle_distance;
+pub use import::ImportError;
+pub use population::{CLUSTER_ID_BASE, GeneratorConfig, PERSON_ID_BASE, Population, cluster_hash};
+pub use provider::EmbeddedProvider;
+pub use resolve::{
+    MAX_IDENTIFIER_GROUPS, MAX_VALUES_PER_GROUP, digest_hex, normalize, normalize_address,
+    normalize_email, normalize_maid, normalize_phone,
+};
+pub use traits::Segment;

@@ -1,0 +1,461 @@
+//! The population held in memory: attribute codes, one bitmap per cluster, places, contacts.
+
+use std::collections::HashMap;
+
+use icp_contract::PersonId;
+use roaring::RoaringBitmap;
+
+use crate::contacts::{self, Contact};
+use crate::geo::GeoGrid;
+use crate::resolve::IdIndexes;
+use crate::rng::Rng;
+use crate::traits::{self, Segment, TraitSpec};
+
+/// Person ids are the row index plus this offset, so they never look like cluster ids.
+pub const PERSON_ID_BASE: u64 = 10_000_000_000;
+
+/// The first cluster id; cluster `k` (in attribute, then value order) gets `CLUSTER_ID_BASE + k`.
+pub const CLUSTER_ID_BASE: u64 = 1_000_000_000;
+
+/// How to generate a population.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GeneratorConfig {
+    pub persons: usize,
+    pub seed: u64,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        Self {
+            persons: 1_000_000,
+            seed: 0x1C9_5EED,
+        }
+    }
+}
+
+/// A trait attribute: `name = value` pairs of one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attribute {
+    pub name: String,
+    pub domain: String,
+    pub values: Vec<String>,
+}
+
+/// Attribute codes, row-major (`persons × attributes`): one row is one person's profile, which is
+/// what `get_person` reads. Code 0 means "not known", `k` means `values[k - 1]`.
+#[derive(Debug)]
+pub(crate) enum Codes {
+    Narrow(Vec<u8>),
+    Wide(Vec<u16>),
+}
+
+impl Codes {
+    #[inline]
+    pub(crate) fn get(&self, at: usize) -> u16 {
+        match self {
+            Codes::Narrow(v) => u16::from(v[at]),
+            Codes::Wide(v) => v[at],
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Codes::Narrow(v) => v.len(),
+            Codes::Wide(v) => v.len() * 2,
+        }
+    }
+}
+
+/// One `name = value` with everyone who has it.
+#[derive(Debug)]
+pub(crate) struct ClusterEntry {
+    pub attr: u32,
+    pub code: u16,
+    pub id: u64,
+    pub hash: String,
+    pub members: RoaringBitmap,
+}
+
+/// Where contact data comes from.
+#[derive(Debug)]
+pub(crate) enum ContactSource {
+    /// Recomputed on demand from the seed; `metro` is each person's metro index and `gender_attr`
+    /// the attribute whose code picks a first name.
+    Generated {
+        seed: u64,
+        metro: Vec<u8>,
+        gender_attr: Option<usize>,
+    },
+    /// As imported.
+    Stored(Vec<Contact>),
+}
+
+/// An in-memory population that answers the provider operations.
+#[derive(Debug)]
+pub struct Population {
+    pub(crate) len: usize,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) codes: Codes,
+    pub(crate) clusters: Vec<ClusterEntry>,
+    /// `cluster_of[attr][code - 1]` is the index into `clusters`.
+    pub(crate) cluster_of: Vec<Vec<u32>>,
+    pub(crate) by_hash: HashMap<String, u32>,
+    pub(crate) by_id: HashMap<u64, u32>,
+    pub(crate) contacts: ContactSource,
+    /// Coordinates; NaN where unknown (imported rows without a location).
+    pub(crate) lat: Vec<f64>,
+    pub(crate) lon: Vec<f64>,
+    pub(crate) geo: GeoGrid,
+    pub(crate) segments: Vec<Segment>,
+    /// Each person's segment (empty for imported populations).
+    pub(crate) segment: Vec<u8>,
+    pub(crate) seed: u64,
+    /// Identifier indexes, built on first use per identifier type and hashing.
+    pub(crate) id_indexes: IdIndexes,
+}
+
+/// The 32-hex digest naming a cluster: MD5 of domain, name and value. It depends on nothing but
+/// those three strings, so it is the same across rebuilds, seeds and population sizes.
+pub fn cluster_hash(domain: &str, name: &str, value: &str) -> String {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    h.update(domain.as_bytes());
+    h.update([0x1f]);
+    h.update(name.as_bytes());
+    h.update([0x1f]);
+    h.update(value.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+}
+
+impl Population {
+    /// Generates `config.persons` people deterministically from `config.seed`.
+    ///
+    /// Person `i` depends only on `(seed, i)`, never on the population size, so a 1M population
+    /// is the first million of a 10M one.
+    pub fn generate(config: &GeneratorConfig) -> Population {
+        let specs = traits::trait_specs();
+        let width = specs.len();
+        let n = config.persons.min(u32::MAX as usize);
+        let seed = config.seed;
+        let gender_attr = specs.iter().position(|s| s.name == "gender");
+
+        let mut codes = vec![0u8; n * width];
+        let mut lat = vec![0f64; n];
+        let mut lon = vec![0f64; n];
+        let mut metro = vec![0u8; n];
+        let mut segment = vec![0u8; n];
+
+        // Each thread fills a contiguous block of rows; rows depend only on (seed, index).
+        let per = n.div_ceil(threads()).max(1);
+        std::thread::scope(|s| {
+            let chunks = codes
+                .chunks_mut(per * width)
+                .zip(lat.chunks_mut(per))
+                .zip(lon.chunks_mut(per))
+                .zip(metro.chunks_mut(per))
+                .zip(segment.chunks_mut(per))
+                .enumerate();
+            for (c, ((((codes, lat), lon), metro), segment)) in chunks {
+                let specs = &specs;
+                s.spawn(move || {
+                    let start = c * per;
+                    for (k, row) in codes.chunks_mut(width).enumerate() {
+                        let index = (start + k) as u64;
+                        let latent = fill_row(specs, seed, index, row);
+                        segment[k] = latent.segment;
+                        let (m, la, lo) = contacts::place(seed, index, latent.place);
+                        metro[k] = m;
+                        lat[k] = la;
+                        lon[k] = lo;
+                    }
+                });
+            }
+        });
+
+        let attrs = specs
+            .iter()
+            .map(|s| Attribute {
+                name: s.name.to_owned(),
+                domain: s.domain.to_owned(),
+                values: s.values.iter().map(|v| (*v).to_owned()).collect(),
+            })
+            .collect();
+        Population::assemble(
+            attrs,
+            Codes::Narrow(codes),
+            ContactSource::Generated {
+                seed,
+                metro,
+                gender_attr,
+            },
+            lat,
+            lon,
+            traits::segments(),
+            segment,
+            seed,
+        )
+    }
+
+    /// Builds the cluster bitmaps, lookups and geographic grid over already-filled columns.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        attrs: Vec<Attribute>,
+        codes: Codes,
+        contacts: ContactSource,
+        lat: Vec<f64>,
+        lon: Vec<f64>,
+        segments: Vec<Segment>,
+        segment: Vec<u8>,
+        seed: u64,
+    ) -> Population {
+        let len = lat.len();
+        let width = attrs.len();
+
+        // Bitmaps per attribute, attributes split across threads; rows are visited in order so
+        // every insert is an append.
+        let mut per_attr: Vec<Vec<RoaringBitmap>> = attrs
+            .iter()
+            .map(|a| vec![RoaringBitmap::new(); a.values.len()])
+            .collect();
+        let per = width.div_ceil(threads()).max(1);
+        std::thread::scope(|s| {
+            for (c, chunk) in per_attr.chunks_mut(per).enumerate() {
+                let codes = &codes;
+                s.spawn(move || {
+                    let first = c * per;
+                    for row in 0..len {
+                        let base = row * width;
+                        for (k, maps) in chunk.iter_mut().enumerate() {
+                            let code = codes.get(base + first + k);
+                            if code != 0 {
+                                let appended = maps[usize::from(code) - 1].try_push(row as u32);
+                                debug_assert!(appended.is_ok());
+                            }
+                        }
+                    }
+                });
+            }
+        });
+
+        let mut clusters = Vec::new();
+        let mut cluster_of = Vec::with_capacity(width);
+        for (a, (attr, maps)) in attrs.iter().zip(per_attr).enumerate() {
+            let mut ids = Vec::with_capacity(maps.len());
+            for (v, members) in maps.into_iter().enumerate() {
+                ids.push(clusters.len() as u32);
+                clusters.push(ClusterEntry {
+                    attr: a as u32,
+                    code: (v + 1) as u16,
+                    id: CLUSTER_ID_BASE + clusters.len() as u64,
+                    hash: cluster_hash(&attr.domain, &attr.name, &attr.values[v]),
+                    members,
+                });
+            }
+            cluster_of.push(ids);
+        }
+        let by_hash = clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.hash.clone(), i as u32))
+            .collect();
+        let by_id = clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i as u32))
+            .collect();
+        let geo = GeoGrid::build(&lat, &lon);
+        Population {
+            len,
+            attrs,
+            codes,
+            clusters,
+            cluster_of,
+            by_hash,
+            by_id,
+            contacts,
+            lat,
+            lon,
+            geo,
+            segments,
+            segment,
+            seed,
+            id_indexes: IdIndexes::default(),
+        }
+    }
+
+    /// Number of persons.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of clusters (`name = value` pairs).
+    pub fn cluster_count(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// The personas of a generated population (empty for imported ones).
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The segment index (into [`Population::segments`]) of a person, if known.
+    pub fn segment_of(&self, id: PersonId) -> Option<usize> {
+        let i = self.index_of(id)?;
+        self.segment.get(i).map(|s| usize::from(*s))
+    }
+
+    /// The person id of row `index`.
+    pub fn person_id(&self, index: usize) -> PersonId {
+        PersonId(PERSON_ID_BASE + index as u64)
+    }
+
+    /// The row of a person id, if it belongs to this population.
+    pub fn index_of(&self, id: PersonId) -> Option<usize> {
+        let i = id.0.checked_sub(PERSON_ID_BASE)?;
+        (i < self.len as u64).then_some(i as usize)
+    }
+
+    /// The attribute code of a person (0 when unknown).
+    #[inline]
+    pub(crate) fn code(&self, person: usize, attr: usize) -> u16 {
+        self.codes.get(person * self.attrs.len() + attr)
+    }
+
+    pub(crate) fn contact(&self, person: usize) -> Contact {
+        match &self.contacts {
+            ContactSource::Generated {
+                seed,
+                metro,
+                gender_attr,
+            } => {
+                let gender = gender_attr.map_or(0, |a| self.code(person, a));
+                contacts::generated(*seed, person as u64, gender, metro[person])
+            }
+            ContactSource::Stored(all) => all[person].clone(),
+        }
+    }
+
+    pub(crate) fn quality_of(&self, person: usize) -> f64 {
+        contacts::person_quality(self.seed, person as u64)
+    }
+
+    /// Approximate heap bytes held (codes, bitmaps, coordinates, stored contacts, indexes).
+    pub fn memory_bytes(&self) -> usize {
+        let bitmaps: usize = self
+            .clusters
+            .iter()
+            .map(|c| c.members.serialized_size())
+            .sum();
+        let contacts = match &self.contacts {
+            ContactSource::Generated { metro, .. } => metro.len(),
+            ContactSource::Stored(all) => all
+                .iter()
+                .map(|c| {
+                    std::mem::size_of::<Contact>()
+                        + c.emails
+                            .iter()
+                            .chain(&c.phones)
+                            .chain(&c.maids)
+                            .map(|s| s.len() + 24)
+                            .sum::<usize>()
+                        + c.address.as_ref().map_or(0, String::len)
+                        + c.first_name.as_ref().map_or(0, String::len)
+                        + c.last_name.as_ref().map_or(0, String::len)
+                })
+                .sum(),
+        };
+        self.codes.bytes()
+            + bitmaps
+            + (self.lat.len() + self.lon.len()) * 8
+            + self.segment.len()
+            + contacts
+            + self.geo.memory_bytes()
+            + self.id_indexes.memory_bytes()
+    }
+}
+
+fn fill_row(specs: &[TraitSpec], seed: u64, index: u64, row: &mut [u8]) -> traits::Latent {
+    let mut rng = Rng::new(seed, index, 0);
+    let latent = traits::draw_latent(&mut rng);
+    let mut r = Rng::new(seed, index, 1);
+    for (slot, spec) in row.iter_mut().zip(specs) {
+        *slot = (spec.draw)(&latent, &mut r);
+    }
+    latent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_hash_is_32_hex_and_depends_on_all_three_parts() {
+        let h = cluster_hash("demographic", "gender", "Female");
+        assert_eq!(h.len(), 32);
+        assert!(
+            h.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(h, cluster_hash("demographic", "gender", "Male"));
+        assert_ne!(h, cluster_hash("household", "gender", "Female"));
+        assert_ne!(
+            cluster_hash("a", "bc", "d"),
+            cluster_hash("a", "b", "cd"),
+            "separator keeps parts apart"
+        );
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_prefix_stable() {
+        let small = Population::generate(&GeneratorConfig {
+            persons: 2_000,
+            seed: 5,
+        });
+        let big = Population::generate(&GeneratorConfig {
+            persons: 5_000,
+            seed: 5,
+        });
+        assert_eq!(small.len(), 2_000);
+        for p in (0..2_000).step_by(37) {
+            for a in 0..small.attrs.len() {
+                assert_eq!(small.code(p, a), big.code(p, a));
+            }
+            assert_eq!(small.contact(p), big.contact(p));
+            assert_eq!(small.lat[p], big.lat[p]);
+        }
+        for (a, b) in small.clusters.iter().zip(&big.clusters) {
+            assert_eq!(a.hash, b.hash);
+            assert_eq!(a.id, b.id);
+        }
+        let other = Population::generate(&GeneratorConfig {
+            persons: 2_000,
+            seed: 6,
+        });
+        assert!((0..2_000).any(|p| other.code(p, 0) != small.code(p, 0)));
+    }
+
+    #[test]
+    fn bitmaps_agree_with_codes() {
+        let pop = Population::generate(&GeneratorConfig {
+            persons: 3_000,
+            seed: 1,
+        });
+        for c in &pop.clusters {
+            for p in 0..pop.len() {
+                let has = pop.code(p, c.attr as usize) == c.code;
+                assert_eq!(has, c.members.contains(p as u32));
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `get_person`: flat profiles of `attribute → value`, contact fields numbered.
+
+use std::collections::BTreeMap;
+
+use icp_contract::{
+    DOMAINS, GetPersonRequest, GetPersonResponse, MAX_PERSON_IDS_PER_CALL, Profile,
+    ProfileMetadata, ProviderError,
+};
+
+use crate::population::Population;
+
+/// Which domains a request wants, as flags over [`DOMAINS`].
+struct DomainSet([bool; DOMAINS.len()]);
+
+impl DomainSet {
+    fn parse(domains: Option<&[String]>) -> Result<DomainSet, ProviderError> {
+        let Some(domains) = domains else {
+            return Ok(DomainSet([true; DOMAINS.len()]));
+        };
+        let mut set = [false; DOMAINS.len()];
+        for (i, d) in domains.iter().enumerate() {
+            let Some(k) = DOMAINS
+                .iter()
+                .position(|x| x.eq_ignore_ascii_case(d.trim()))
+            else {
+                return Err(ProviderError::validation(format!(
+                    "domains[{i}] = {d:?} is not a domain; known: {}",
+                    DOMAINS.join(", ")
+                )));
+            };
+            set[k] = true;
+        }
+        Ok(DomainSet(set))
+    }
+
+    fn has(&self, domain: &str) -> bool {
+        DOMAINS
+            .iter()
+            .position(|x| *x == domain)
+            .is_some_and(|k| self.0[k])
+    }
+}
+
+fn numbered(out: &mut BTreeMap<String, String>, prefix: &str, values: &[String]) {
+    for (i, v) in values.iter().enumerate() {
+        out.insert(format!("{prefix}{}", i + 1), v.clone());
+    }
+}
+
+impl Population {
+    /// Profiles of at most [`MAX_PERSON_IDS_PER_CALL`] persons, in request order, each once.
+    /// Ids that are not in this population are left out.
+    pub fn get_person(&self, req: &GetPersonRequest) -> Result<GetPersonResponse, ProviderError> {
+        if req.person_ids.len() > MAX_PERSON_IDS_PER_CALL {
+            return Err(ProviderError::validation(format!(
+                "person_ids holds {} ids; at most {MAX_PERSON_IDS_PER_CALL} a call",
+                req.person_ids.len()
+            )));
+        }
+        let domains = DomainSet::parse(req.domains.as_deref())?;
+        let trait_attrs: Vec<usize> = (0..self.attrs.len())
+            .filter(|&a| domains.has(&self.attrs[a].domain))
+            .collect();
+        let wants_contact = ["name", "email", "phone", "address", "maid"]
+            .iter()
+            .any(|d| domains.has(d));
+        let mut seen = std::collections::HashSet::with_capacity(req.person_ids.len());
+        let mut profiles = Vec::with_capacity(req.person_ids.len());
+        for id in &req.person_ids {
+            let Some(p) = self.index_of(*id) else {
+                continue;
+            };
+            if !seen.insert(p) {
+                continue;
+            }
+            let mut map = BTreeMap::new();
+            for &a in &trait_attrs {
+                let code = self.code(p, a);
+                if code != 0 {
+                    let attr = &self.attrs[a];
+                    map.insert(
+                        attr.name.clone(),
+                        attr.values[usize::from(code) - 1].clone(),
+                    );
+                }
+            }
+            if wants_contact {
+                let c = self.contact(p);
+                if domains.has("name") {
+                    if let Some(f) = c.first_name {
+                        map.insert("first_name".to_owned(), f);
+                    }
+                    if let Some(l) = c.last_name {
+                        map.insert("last_name".to_owned(), l);
+                    }
+                }
+                if domains.has("email") {
+                    numbered(&mut map, "email", &c.emails);
+                }
+                if domains.has("phone") {
+                    numbered(&mut map, "phone", &c.phones);
+                }
+                if domains.has("address")
+                    && let Some(a) = c.address
+                {
+                    map.insert("address1".to_owned(), a);
+                }
+                if domains.has("maid") {
+                    numbered(&mut map, "maid", &c.maids);
+                }
+            }
+            profiles.push(Profile {
+                person_id: *id,
+                metadata: ProfileMetadata {
+                    quality_score: Some(self.quality_of(p)),
+                    last_modified: None,
+                },
+                domains: map,
+            });
+        }
+        Ok(GetPersonResponse {
+            profiles,
+            tool_trace_id: None,
+            workflow_id: req.workflow_id.clone(),
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! The embedded population behind the `PopulationProvider` trait.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use icp_contract::{
+    AudienceStream, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
+    GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
+    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError, ResolveRequest,
+    ResolveResponse,
+};
+
+use crate::population::Population;
+
+/// Records per message on an export stream: large enough to amortise the channel, small enough
+/// to keep memory flat.
+const EXPORT_CHUNK: usize = 2_048;
+
+/// Serves a [`Population`]; the work runs on the blocking pool so it never stalls the runtime.
+#[derive(Debug, Clone)]
+pub struct EmbeddedProvider {
+    population: Arc<Population>,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn trace_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl EmbeddedProvider {
+    pub fn new(population: Arc<Population>) -> Self {
+        Self { population }
+    }
+
+    pub fn population(&self) -> &Arc<Population> {
+        &self.population
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, ProviderError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Population) -> Result<T, ProviderError> + Send + 'static,
+    {
+        let pop = Arc::clone(&self.population);
+        tokio::task::spawn_blocking(move || f(&pop))
+            .await
+            .map_err(|e| {
+                ProviderError::unavailable(format!("embedded population task failed: {e}"))
+            })?
+    }
+}
+
+/// The workflow id of a call: the caller's, or a fresh one.
+fn workflow(given: &mut Option<String>) -> String {
+    given.get_or_insert_with(new_id).clone()
+}
+
+#[async_trait::async_trait]
+impl PopulationProvider for EmbeddedProvider {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn resolve_identities(
+        &self,
+        mut req: ResolveRequest,
+    ) -> Result<ResolveResponse, ProviderError> {
+        let wf = workflow(&mut req.workflow_id);
+        let mut out = self.run(move |p| p.resolve_identities(&req)).await?;
+        out.workflow_id = Some(wf);
+        out.tool_trace_id = Some(trace_id());
+        Ok(out)
+    }
+
+    async fn get_person(
+        &self,
+        mut req: GetPersonRequest,
+    ) -> Result<GetPersonResponse, ProviderError> {
+        let wf = workflow(&mut req.workflow_id);
+        let mut out = self.run(move |p| p.get_person(&req)).await?;
+        out.workflow_id = Some(wf);
+        out.tool_trace_id = Some(trace_id());
+        Ok(out)
+    }
+
+    async fn list_clusters(
+        &self,
+        mut req: ListClustersRequest,
+    ) -> Result<ListClustersResponse, ProviderError> {
+        let wf = workflow(&mut req.workflow_id);
+        let mut out = self.run(move |p| p.list_clusters(&req)).await?;
+        out.workflow_id = Some(wf);
+        out.tool_trace_id = Some(trace_id());
+        Ok(out)
+    }
+
+    async fn get_cluster(
+        &self,
+        mut req: GetClusterRequest,
+    ) -> Result<GetClusterResponse, ProviderError> {
+        let wf = workflow(&mut req.workflow_id);
+        let mut out = self.run(move |p| p.get_cluster(&req)).await?;
+        out.workflow_id = Some(wf);
+        out.tool_trace_id = Some(trace_id());
+        Ok(out)
+    }
+
+    async fn find_persons(
+        &self,
+        mut req: FindPersonsRequest,
+    ) -> Result<FindPersonsResponse, ProviderError> {
+        let wf = workflow(&mut req.workflow_id);
+        let mut out = self.run(move |p| p.find_persons(&req)).await?;
+        out.workflow_id = Some(wf);
+        out.tool_trace_id = Some(trace_id());
+        Ok(out)
+    }
+
+    /// Streams the whole audience in person id order. The audience is selected first (so a bad
+    /// expression fails the call itself); records are then built on a blocking thread and sent
+    /// in chunks, so memory stays flat however large the audience. Dropping the stream stops
+    /// the producer.
+    async fn export_persons(
+        &self,
+        req: FindPersonsRequest,
+    ) -> Result<AudienceStream, ProviderError> {
+        let audience = Arc::new(self.run(move |p| p.audience(&req)).await?);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<icp_contract::AudienceRecord>>(4);
+        let pop = Arc::clone(&self.population);
+        tokio::task::spawn_blocking(move || {
+            for chunk in pop.audience_chunks(&audience, EXPORT_CHUNK) {
+                if tx.blocking_send(chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        })
+        .flat_map(|chunk| futures::stream::iter(chunk.into_iter().map(Ok)));
+        Ok(stream.boxed())
+    }
+
+    async fn submit_feedback(
+        &self,
+        mut req: FeedbackRequest,
+    ) -> Result<FeedbackResponse, ProviderError> {
+        let wf = workflow(&mut req.workflow_id);
+        if let Some(r) = req.rating
+            && !(1..=5).contains(&r)
+        {
+            return Err(ProviderError::validation(format!(
+                "rating must be within 1..=5, got {r}"
+            )));
+        }
+        Ok(FeedbackResponse {
+            accepted: true,
+            tool_trace_id: Some(trace_id()),
+            workflow_id: Some(wf),
+        })
+    }
+}
