@@ -15,7 +15,10 @@ use icp_analysis::{AnalysisConfig, Analyzer, Item};
 const TOLERANCE: f64 = 1e-9;
 
 fn key(items: &[Item]) -> Vec<String> {
-    let mut k: Vec<String> = items.iter().map(|i| format!("{}={}", i.name, i.value)).collect();
+    let mut k: Vec<String> = items
+        .iter()
+        .map(|i| format!("{}={}", i.name, i.value))
+        .collect();
     k.sort();
     k
 }
@@ -75,7 +78,12 @@ fn run_mlxtend(python: &str, data: &str, min_support: f64, max_len: usize) -> Re
             .as_array()
             .expect("itemsets")
             .iter()
-            .map(|s| (strings(&s["items"]), (number(&s["support"]), number(&s["lift"]))))
+            .map(|s| {
+                (
+                    strings(&s["items"]),
+                    (number(&s["support"]), number(&s["lift"])),
+                )
+            })
             .collect(),
         pair_lifts: json["pair_rules"]
             .as_array()
@@ -134,18 +142,30 @@ fn check(python: &str, customers: usize, min_support: f64, max_len: usize) {
     for (items, &count) in &ours {
         let (support, lift) = reference.itemsets[items];
         let our_support = count as f64 / n;
-        assert!(close(our_support, support), "{items:?}: support {our_support} vs {support}");
+        assert!(
+            close(our_support, support),
+            "{items:?}: support {our_support} vs {support}"
+        );
         let expected: f64 = items.iter().map(|i| singles[i.as_str()]).product();
-        assert!(close(our_support / expected, lift), "{items:?}: lift vs {lift}");
+        assert!(
+            close(our_support / expected, lift),
+            "{items:?}: lift vs {lift}"
+        );
     }
 
     // The report's own numbers, pairs against association_rules and clusters against fpgrowth.
     let analysis = mined.analysis();
-    assert!(!analysis.top_intersections.is_empty() && !analysis.multi_attribute_clusters.is_empty());
+    assert!(
+        !analysis.top_intersections.is_empty() && !analysis.multi_attribute_clusters.is_empty()
+    );
     for pair in &analysis.top_intersections {
         let k = key(&pair.items);
         let lift = reference.pair_lifts[&k];
-        assert!(close(pair.lift, lift), "{k:?}: pair lift {} vs {lift}", pair.lift);
+        assert!(
+            close(pair.lift, lift),
+            "{k:?}: pair lift {} vs {lift}",
+            pair.lift
+        );
         assert!(close(pair.support, reference.itemsets[&k].0));
     }
     for cluster in &analysis.multi_attribute_clusters {
