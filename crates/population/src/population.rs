@@ -326,6 +326,12 @@ impl Population {
         (i < self.len as u64).then_some(i as usize)
     }
 
+    /// A person's coordinates (latitude, longitude), if known.
+    pub fn coordinates(&self, index: usize) -> Option<(f64, f64)> {
+        let (lat, lon) = (*self.lat.get(index)?, *self.lon.get(index)?);
+        (lat.is_finite() && lon.is_finite()).then_some((lat, lon))
+    }
+
     /// The attribute code of a person (0 when unknown).
     #[inline]
     pub(crate) fn code(&self, person: usize, attr: usize) -> u16 {

@@ -51,12 +51,11 @@ pub(crate) fn segments() -> Vec<Segment> {
         ),
         seg(
             "affluent_suburban_families",
-            "High-income suburban homeowners raising children",
+            "High-income suburban homeowners raising children, with a taste for luxury",
             &[
-                ("homeowner_status", "Homeowner"),
                 ("presence_of_children", "Yes"),
                 ("household_income_range", "$150K+"),
-                ("urbanicity", "Suburban"),
+                ("luxury_affinity", "High"),
             ],
         ),
         seg(
@@ -595,7 +594,7 @@ pub(crate) fn trait_specs() -> Vec<TraitSpec> {
             affinity(r, l.has(I_TRAVEL), l.segment == SEG_RETIRED)
         }),
         spec!("luxury_affinity", "affinity", LEVELS, |l, r| {
-            affinity(r, l.income >= 5, false)
+            affinity(r, l.income >= 5, l.segment == SEG_AFFLUENT)
         }),
         // lifestyle
         spec!(
