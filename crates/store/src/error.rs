@@ -30,6 +30,8 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
 impl StoreError {
     /// Whether the same call may succeed if made again: a dropped connection, a pool timeout,
     /// a busy SQLite file. Logical outcomes (`NotFound`, `LeaseLost`, conflicts) never are.
@@ -53,16 +55,40 @@ impl StoreError {
     }
 }
 
-/// SQLSTATE classes 08 (connection), 40 (serialization / deadlock), 53 (resources), 57P (shutdown);
-/// SQLite 5 (BUSY) and 6 (LOCKED), with their extended codes.
+/// Postgres: SQLSTATE (always five characters) classes 08 (connection), 40 (serialization,
+/// deadlock), 53 (resources), 57P (shutdown). SQLite: numeric result codes (at most four digits)
+/// whose primary code is 5 (BUSY) or 6 (LOCKED).
 fn is_transient_code(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("40")
-        || code.starts_with("53")
-        || code.starts_with("57P")
-        || code
-            .parse::<i32>()
+    if code.len() == 5 {
+        ["08", "40", "53", "57P"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    } else {
+        code.parse::<i32>()
             .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6))
+    }
 }
 
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+#[cfg(test)]
+mod tests {
+    use super::is_transient_code;
+
+    #[test]
+    fn transient_codes_by_backend() {
+        // Postgres: serialization failure, connection failure, admin shutdown, too many connections.
+        for code in ["40001", "40P01", "08006", "57P01", "53300"] {
+            assert!(is_transient_code(code), "{code}");
+        }
+        // Postgres: unique violation, syntax error, undefined table — numeric-looking too.
+        for code in ["23505", "42601", "42P01", "22P02"] {
+            assert!(!is_transient_code(code), "{code}");
+        }
+        // SQLite: BUSY, BUSY_SNAPSHOT (517), LOCKED; not CONSTRAINT_UNIQUE (2067) or ERROR (1).
+        for code in ["5", "517", "6", "262"] {
+            assert!(is_transient_code(code), "{code}");
+        }
+        for code in ["2067", "1", "19"] {
+            assert!(!is_transient_code(code), "{code}");
+        }
+    }
+}

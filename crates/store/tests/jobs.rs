@@ -467,3 +467,38 @@ async fn urls_pick_the_backend_and_bad_ones_are_refused() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn paging_is_exact_when_many_jobs_share_a_millisecond() {
+    for db in TestDatabase::all() {
+        let store = db.store().await;
+        let mut jobs = Vec::new();
+        for i in 0..40 {
+            jobs.push(
+                store
+                    .create_job(new_job(None, None, &i.to_string()))
+                    .await
+                    .unwrap()
+                    .job,
+            );
+        }
+        // The expected order: created_at then id (byte order), both descending.
+        jobs.sort_by_key(|job| std::cmp::Reverse((job.created_at, job.id)));
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store
+                .list_jobs(ListJobs {
+                    limit: 3,
+                    before,
+                    ..ListJobs::default()
+                })
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            before = Some((last.created_at, last.id));
+            paged.extend(page);
+        }
+        assert_eq!(paged, jobs, "{:?}", db.backend());
+    }
+}
