@@ -1,9 +1,9 @@
 //! Benchmark driver: generates a synthetic dataset file, or analyses one and prints timings.
 //!
 //! ```text
-//! icp_bench generate <customers> <out.tsv> [seed] [zip_codes]
+//! icp_bench generate <customers> <out.tsv> [seed] [zip_codes] [attributes]
 //! icp_bench run <in.tsv> [min_support] [max_size] [threads]
-//! icp_bench memory <customers> [min_support] [max_size]
+//! icp_bench memory <customers> [min_support] [max_size] [attributes]
 //! ```
 //! The file has one customer per line, tab-separated `attribute=value` traits. `run` prints one
 //! JSON line: ingest and mining times (seconds), counts, and peak resident memory.
@@ -23,10 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let out = arg(2).ok_or("output file")?;
             let seed = arg(3).map_or(Ok(42), str::parse)?;
             let zip_codes = arg(4).map_or(Ok(0), str::parse)?;
+            let attributes = arg(5).map_or(Ok(50), str::parse)?;
             let data = generate(&SyntheticConfig {
                 customers,
                 seed,
                 zip_codes,
+                attributes,
                 ..SyntheticConfig::default()
             });
             let mut w = BufWriter::new(std::fs::File::create(out)?);
@@ -57,10 +59,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Analyses an in-memory synthetic dataset: times exclude file parsing.
             let customers: usize = arg(1).ok_or("customers")?.parse()?;
             let config = config_from(arg(2), arg(3), None)?;
+            let attributes = arg(4).map_or(Ok(50), str::parse)?;
             let data = generate(&SyntheticConfig {
                 customers,
+                attributes,
                 ..SyntheticConfig::default()
             });
+            eprintln!("{:.1} traits per customer on average", data.mean_traits());
             let started = Instant::now();
             let mut analyzer = Analyzer::new(config);
             for c in 0..data.customers() {
