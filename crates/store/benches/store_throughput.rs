@@ -80,8 +80,8 @@ fn main() {
         .build()
         .expect("runtime");
 
-    for db in TestDatabase::all() {
-        runtime.block_on(async {
+    runtime.block_on(async {
+        for db in TestDatabase::all().await {
             let store = db.store().await;
             let backend = db.backend();
 
@@ -120,6 +120,6 @@ fn main() {
                 percentile(&latencies, 0.99),
             );
             store.close().await;
-        });
-    }
+        }
+    });
 }

@@ -34,7 +34,7 @@ enum Kind {
 
 impl TestDatabase {
     /// A fresh SQLite file in a new temp dir (removed on drop).
-    pub fn sqlite() -> TestDatabase {
+    pub async fn sqlite() -> TestDatabase {
         let dir = tempfile::tempdir().expect("create a temp dir for the test database");
         let url = dir
             .path()
@@ -56,13 +56,13 @@ impl TestDatabase {
     /// a configured Postgres must never be skipped silently.
     ///
     /// [`cleanup`]: TestDatabase::cleanup
-    pub fn postgres() -> Option<TestDatabase> {
+    pub async fn postgres() -> Option<TestDatabase> {
         let admin_url = std::env::var(TEST_DATABASE_URL_ENV)
             .ok()
             .filter(|url| !url.trim().is_empty())?;
         let name = format!("icp_test_{}", Uuid::new_v4().simple());
         let create = format!("CREATE DATABASE \"{name}\"");
-        if let Err(err) = run_blocking(admin_sql(admin_url.clone(), create)) {
+        if let Err(err) = admin_sql(admin_url.clone(), create).await {
             panic!(
                 "{TEST_DATABASE_URL_ENV} is set but creating a test database on that server \
                  failed: {err}"
@@ -82,9 +82,9 @@ impl TestDatabase {
     }
 
     /// SQLite always, then Postgres when configured: run a test body over each.
-    pub fn all() -> Vec<TestDatabase> {
-        let mut databases = vec![TestDatabase::sqlite()];
-        databases.extend(TestDatabase::postgres());
+    pub async fn all() -> Vec<TestDatabase> {
+        let mut databases = vec![TestDatabase::sqlite().await];
+        databases.extend(TestDatabase::postgres().await);
         databases
     }
 
@@ -210,8 +210,8 @@ async fn admin_sql(admin_url: String, sql: String) -> Result<(), sqlx::Error> {
     conn.close().await
 }
 
-/// Runs a future to completion on a private runtime in its own thread, so it works from plain
-/// tests, from inside an async test, and from `Drop`.
+/// Runs a future to completion on a private runtime in its own thread, so `Drop` can run async
+/// cleanup whether or not it is called from inside a runtime.
 fn run_blocking<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()

@@ -15,7 +15,7 @@ const LEASE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn create_get_and_list_with_cursor_and_filters() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let mut alice = Vec::new();
         for i in 0..5 {
@@ -116,7 +116,7 @@ async fn create_get_and_list_with_cursor_and_filters() {
 
 #[tokio::test]
 async fn same_key_same_body_is_the_same_job_and_a_different_body_conflicts() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let first = store
             .create_job(new_job(Some("alice"), Some("k1"), "hash-a"))
@@ -186,7 +186,7 @@ async fn same_key_same_body_is_the_same_job_and_a_different_body_conflicts() {
 
 #[tokio::test]
 async fn concurrent_idempotent_creates_make_one_job() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let tasks: Vec<_> = (0..8)
             .map(|_| {
@@ -213,7 +213,7 @@ async fn concurrent_idempotent_creates_make_one_job() {
 
 #[tokio::test]
 async fn cancel_queued_running_finished_and_missing() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
 
         // Queued: cancelled at once, input gone.
@@ -298,7 +298,7 @@ async fn cancel_queued_running_finished_and_missing() {
 
 #[tokio::test]
 async fn delete_removes_every_row_of_the_job() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let job = store
             .create_job(new_job(Some("alice"), Some("k"), "h"))
@@ -365,7 +365,7 @@ async fn delete_removes_every_row_of_the_job() {
 
 #[tokio::test]
 async fn purge_expired_removes_only_finished_expired_jobs_with_all_their_data() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let past = OffsetDateTime::now_utc() - time::Duration::hours(1);
         let mut expired = new_job(None, None, "e");
@@ -459,7 +459,7 @@ async fn urls_pick_the_backend_and_bad_ones_are_refused() {
         Err(StoreError::InvalidUrl(_))
     ));
 
-    if let Some(db) = TestDatabase::postgres() {
+    if let Some(db) = TestDatabase::postgres().await {
         let store = db.store().await;
         assert_eq!(store.backend(), Backend::Postgres);
         store.ping().await.unwrap();
@@ -470,7 +470,7 @@ async fn urls_pick_the_backend_and_bad_ones_are_refused() {
 
 #[tokio::test]
 async fn paging_is_exact_when_many_jobs_share_a_millisecond() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let mut jobs = Vec::new();
         for i in 0..40 {

@@ -16,7 +16,7 @@ const LEASE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn claims_oldest_first_and_respects_run_after() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         assert!(store.claim_next("w", LEASE).await.unwrap().is_none());
         let mut ids = Vec::new();
@@ -111,7 +111,7 @@ async fn drain_concurrently(stores: &[Store], tasks: usize) -> Vec<Uuid> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claimers_never_get_the_same_job() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let mut created = HashSet::new();
         for i in 0..300 {
@@ -138,7 +138,7 @@ async fn concurrent_claimers_never_get_the_same_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_postgres_pools_share_one_queue() {
-    let Some(db) = TestDatabase::postgres() else {
+    let Some(db) = TestDatabase::postgres().await else {
         eprintln!(
             "ICP_TEST_DATABASE_URL not set: the two-process Postgres test has nothing to run on"
         );
@@ -172,7 +172,7 @@ async fn two_postgres_pools_share_one_queue() {
 
 #[tokio::test]
 async fn an_expired_lease_is_reclaimed_and_the_stale_worker_is_fenced_off() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let job = store
             .create_job(new_job(None, None, "h"))
@@ -298,7 +298,7 @@ async fn an_expired_lease_is_reclaimed_and_the_stale_worker_is_fenced_off() {
 
 #[tokio::test]
 async fn checkpoints_exports_and_traces_round_trip() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let job = store
             .create_job(new_job(None, None, "h"))
@@ -438,7 +438,7 @@ async fn checkpoints_exports_and_traces_round_trip() {
 
 #[tokio::test]
 async fn a_reclaimed_job_carries_a_pending_cancel() {
-    for db in TestDatabase::all() {
+    for db in TestDatabase::all().await {
         let store = db.store().await;
         let job = store
             .create_job(new_job(None, None, "h"))
