@@ -2,7 +2,7 @@
 generated dataset, in one run.
 
     python peers/bench_peers.py --rust-bin /path/to/icp_bench [--customers 100000 1000000]
-        [--min-support 0.02] [--max-len 5] [--mlxtend-max 100000]
+        [--min-support 0.02] [--max-len 5] [--mlxtend-max 100000] [--attributes 50]
 
 For each size it generates the dataset with `icp_bench generate` (same seed every time), then
 times:
@@ -60,13 +60,17 @@ def main():
     parser.add_argument("--min-support", type=float, default=0.02)
     parser.add_argument("--max-len", type=int, default=5)
     parser.add_argument("--mlxtend-max", type=int, default=100_000)
+    parser.add_argument("--attributes", type=int, default=50, help="attributes in the synthetic schema")
     args = parser.parse_args()
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="icp-bench-") as tmp:
         for customers in args.customers:
             path = os.path.join(tmp, f"data-{customers}.tsv")
-            subprocess.run([args.rust_bin, "generate", str(customers), path], check=True)
+            subprocess.run(
+                [args.rust_bin, "generate", str(customers), path, "42", "0", str(args.attributes)],
+                check=True,
+            )
             rust = json.loads(
                 subprocess.run(
                     [args.rust_bin, "run", path, str(args.min_support), str(args.max_len)],
@@ -79,6 +83,7 @@ def main():
             min_count = max(1, math.ceil(args.min_support * len(transactions)))
             row = {
                 "customers": customers,
+                "attributes": args.attributes,
                 "min_support": args.min_support,
                 "max_len": args.max_len,
                 "itemsets": rust["itemsets"],

@@ -36,7 +36,6 @@ pub(crate) struct ItemRows {
 ///
 /// Profiles are never kept as maps: each `attribute = value` is interned once and a profile
 /// costs four bytes per trait.
-#[derive(Debug)]
 pub struct Analyzer {
     pub(crate) config: AnalysisConfig,
     user_excluded: FxHashSet<String>,
@@ -49,6 +48,18 @@ pub struct Analyzer {
     pub(crate) customers_without_traits: u64,
     /// Set when the input outgrew the 32-bit numbering; `finish` turns it into an error.
     pub(crate) overflow: Option<&'static str>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    // The rows run to millions of entries: show the shape only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("config", &self.config)
+            .field("customers", &self.customers)
+            .field("attributes", &self.attributes.len())
+            .field("distinct_traits", &self.items.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Analyzer {

@@ -1,12 +1,10 @@
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::{Analysis, Item};
 
 /// What the population looks like: its size and the size of each trait's cluster, as the map
-/// stage learns them from `list_clusters`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// stage learns them from `list_clusters` (`Cluster::size`, `ListClustersResponse::population_size`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Baseline {
     pub population_size: u64,
     pub sizes: HashMap<Item, u64>,

@@ -51,7 +51,9 @@ impl Default for AnalysisConfig {
 }
 
 impl AnalysisConfig {
-    pub(crate) fn validate(&self) -> Result<(), AnalysisError> {
+    /// Checks every field's range; [`crate::Analyzer::finish`] does the same, so a caller can
+    /// reject a bad configuration before collecting any profile.
+    pub fn validate(&self) -> Result<(), AnalysisError> {
         let bad = |message: String| Err(AnalysisError::InvalidConfig { message });
         if !(self.min_support.is_finite() && self.min_support > 0.0 && self.min_support <= 1.0) {
             return bad(format!(

@@ -56,7 +56,6 @@ pub struct Itemset {
 
 /// Every frequent itemset of the input, with exact counts, and what the analysis needs to
 /// summarise them.
-#[derive(Debug)]
 pub struct Mined {
     pub(crate) config: AnalysisConfig,
     pub(crate) customers: u64,
@@ -75,6 +74,20 @@ pub struct Mined {
     pub(crate) capped: Vec<CappedAttribute>,
     pub(crate) excluded: Vec<String>,
     pub(crate) excluded_unlisted: u64,
+}
+
+impl std::fmt::Debug for Mined {
+    // The bitsets run to megabytes: show their shape, not their bits.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mined")
+            .field("customers", &self.customers)
+            .field("min_count", &self.min_count)
+            .field("distinct_traits", &self.traits.len())
+            .field("frequent_traits", &self.frequent.len())
+            .field("pairs", &self.pairs.len())
+            .field("sets", &self.sets.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Mined {
