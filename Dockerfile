@@ -1,0 +1,22 @@
+# syntax=docker/dockerfile:1
+# Build stage: the release binary.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin icp \
+    && strip target/release/icp
+
+# Runtime stage: a slim Debian with the binary and nothing else, run as a non-root user.
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/icp --create-home icp
+COPY --from=build /src/target/release/icp /usr/local/bin/icp
+USER icp
+WORKDIR /var/lib/icp
+ENV ICP_LISTEN=0.0.0.0:8080 \
+    DATABASE_URL=sqlite:///var/lib/icp/icp.db
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/icp"]
+CMD ["serve"]

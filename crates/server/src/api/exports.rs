@@ -1,0 +1,193 @@
+//! `GET /v1/jobs/{id}/audiences/{strategy}/export`: the whole audience, streamed from the chunks
+//! the find stage stored, re-encoded on the fly (never held in memory whole).
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use icp_analysis::Strategy;
+use icp_contract::{AudienceRecord, ExportFormat, IdType};
+use icp_population::AudienceEncoder;
+use icp_store::{JobStatus, Store};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::jobs::{job_id, no_job};
+use crate::model::{JobResult, strategy_name};
+use crate::options::JobOptions;
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(export_audience))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ExportQuery {
+    /// `csv` (default), `json` or `jsonl`.
+    format: Option<ExportFormat>,
+}
+
+/// Download one audience in full.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/audiences/{strategy}/export",
+    tag = "audiences",
+    params(
+        ("id" = String, Path, description = "The job's id"),
+        ("strategy" = Strategy, Path, description = "precision, reach or hybrid"),
+        ExportQuery,
+    ),
+    responses(
+        (status = 200, description = "The audience: CSV (`person_id,email1,…`), a JSON array, or JSON lines",
+            content((String = "text/csv"), (Vec<AudienceRecord> = "application/json"), (String = "application/x-ndjson"))),
+        (status = 404, description = "No such job or no such audience", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has not succeeded (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown format", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn export_audience(
+    State(state): State<AppState>,
+    Path((id, strategy)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    let strategy: Strategy = serde_json::from_value(serde_json::Value::String(strategy.clone()))
+        .map_err(|_| {
+            ApiError::NotFound(format!(
+                "no audience strategy {strategy:?}; use precision, reach or hybrid"
+            ))
+        })?;
+    let q: ExportQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
+            ApiError::validation("query.format", format!("{e}; use csv, json or jsonl"))
+        })?;
+    let format = match q.format.unwrap_or(ExportFormat::Csv) {
+        ExportFormat::None => {
+            return Err(ApiError::validation(
+                "query.format",
+                "use csv, json or jsonl",
+            ));
+        }
+        f => f,
+    };
+    let record = state
+        .store
+        .get_job(id, None)
+        .await?
+        .ok_or_else(|| no_job(id))?;
+    if record.status != JobStatus::Succeeded {
+        return Err(ApiError::Conflict(format!(
+            "the job is {}; audiences exist once it has succeeded",
+            record.status.as_str()
+        )));
+    }
+    let options: JobOptions = serde_json::from_value(record.options).map_err(ApiError::internal)?;
+    let result: JobResult = state
+        .store
+        .job_result(id)
+        .await?
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("succeeded job without a result"))?;
+    if !result.audiences.iter().any(|a| a.strategy == strategy) {
+        return Err(ApiError::NotFound(format!(
+            "the job built no {} audience",
+            strategy_name(strategy)
+        )));
+    }
+
+    let (content_type, ext) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        ExportFormat::Json => ("application/json", "json"),
+        _ => ("application/x-ndjson", "jsonl"),
+    };
+    let body = Body::from_stream(export_stream(
+        state.store.clone(),
+        id,
+        strategy,
+        format,
+        options.identifier_type,
+    ));
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let disposition = format!(
+        "attachment; filename=\"audience-{}-{id}.{ext}\"",
+        strategy_name(strategy)
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition).map_err(ApiError::internal)?,
+    );
+    Ok(response)
+}
+
+enum Phase {
+    Header,
+    Chunk(i64),
+    Done,
+}
+
+/// Header, then one stored chunk at a time, then the footer.
+fn export_stream(
+    store: Store,
+    id: Uuid,
+    strategy: Strategy,
+    format: ExportFormat,
+    id_type: IdType,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let encoder = AudienceEncoder::new(format, Some(id_type));
+    futures::stream::unfold(
+        (store, encoder, Phase::Header),
+        move |(store, mut encoder, phase)| async move {
+            match phase {
+                Phase::Header => {
+                    let bytes = Bytes::from(encoder.header());
+                    Some((Ok(bytes), (store, encoder, Phase::Chunk(0))))
+                }
+                Phase::Chunk(n) => match store.export_chunk(id, strategy_name(strategy), n).await {
+                    Ok(Some(body)) => {
+                        let out = if format == ExportFormat::Jsonl {
+                            Bytes::from(body)
+                        } else {
+                            let mut out = Vec::with_capacity(body.len() * 2);
+                            for line in body.lines().filter(|l| !l.is_empty()) {
+                                match serde_json::from_str::<AudienceRecord>(line) {
+                                    Ok(record) => out.extend(encoder.record(&record)),
+                                    Err(e) => {
+                                        tracing::error!(job = %id, error = %e, "stored export chunk unreadable");
+                                        return Some((
+                                            Err(std::io::Error::other("stored export unreadable")),
+                                            (store, encoder, Phase::Done),
+                                        ));
+                                    }
+                                }
+                            }
+                            Bytes::from(out)
+                        };
+                        Some((Ok(out), (store, encoder, Phase::Chunk(n + 1))))
+                    }
+                    Ok(None) => {
+                        let bytes = Bytes::from(encoder.footer());
+                        Some((Ok(bytes), (store, encoder, Phase::Done)))
+                    }
+                    Err(e) => {
+                        tracing::error!(job = %id, error = %e, "reading an export chunk failed");
+                        Some((
+                            Err(std::io::Error::other("export read failed")),
+                            (store, encoder, Phase::Done),
+                        ))
+                    }
+                },
+                Phase::Done => None,
+            }
+        },
+    )
+}

@@ -1,0 +1,469 @@
+//! `/v1/jobs`: create, poll, list, cancel, delete, result, feedback.
+
+use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use icp_contract::FeedbackRequest;
+use icp_store::{JobStatus, ListJobs, NewJob};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::input::{self, CreateJobRequest, CsvOptionsQuery};
+use crate::model::{Job, JobPage, JobResult};
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+/// How long a client should wait before polling a new job, in seconds.
+const RETRY_AFTER_SECS: u32 = 1;
+const DEFAULT_PAGE_SIZE: u32 = 20;
+const MAX_PAGE_SIZE: u32 = 100;
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_job, list_jobs))
+        .routes(routes!(get_job, delete_job))
+        .routes(routes!(cancel_job))
+        .routes(routes!(job_result))
+        .routes(routes!(job_feedback))
+}
+
+/// Parses a job id from the path, answering 404 (not 400) for anything that is not one: no job
+/// can have that id.
+pub(crate) fn job_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::NotFound(format!("no job {raw:?} (job ids are UUIDs)")))
+}
+
+/// Submit a customer list; answers at once with the queued job.
+///
+/// The body is either JSON (`multi_identifiers` as `resolve_identities` takes them, plus
+/// `options`) or a CSV upload (`Content-Type: text/csv`) whose header names identifier columns
+/// (`email`, `phone`, `address`, `maid`, optionally suffixed `_md5`, `_sha1`, `_sha256`); a CSV's
+/// options come from the query string. With an `Idempotency-Key`, the same key and body give the
+/// same job; the same key with another body is refused.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    tag = "jobs",
+    params(
+        CsvOptionsQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request safe; kept at least 24 h"),
+    ),
+    request_body(
+        description = "The customer identifiers and the job's options",
+        content(
+            (CreateJobRequest = "application/json", example = json!({
+                "multi_identifiers": [
+                    {"id_type": "email", "hash_type": "plaintext", "values": ["jane.smith@example.com"]},
+                    {"id_type": "phone", "hash_type": "plaintext", "values": ["5551234567"]}
+                ],
+                "options": {"min_support": 0.05, "strategies": ["precision", "reach"]}
+            })),
+            (String = "text/csv", example = "email,phone\njane.smith@example.com,5551234567\n"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Queued", body = Job,
+            headers(("Location" = String, description = "The job's URL"), ("Retry-After" = u32, description = "Seconds before the first poll"))),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither JSON nor CSV", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_job(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let limit = state.config.max_body_bytes;
+    let bytes = to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let input = match content_type.as_str() {
+        "application/json" | "" => {
+            if query.as_deref().is_some_and(|q| !q.is_empty()) {
+                return Err(ApiError::validation(
+                    "query",
+                    "a JSON body carries its options in `options`; query parameters are for CSV uploads",
+                ));
+            }
+            input::from_json(&bytes)?
+        }
+        "text/csv" | "application/csv" => {
+            input::from_csv(&bytes, CsvOptionsQuery::parse(query.as_deref())?)?
+        }
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type {other:?} is not accepted; send application/json or text/csv"
+            )));
+        }
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(content_type.as_bytes());
+    hasher.update([0]);
+    hasher.update(query.as_deref().unwrap_or("").as_bytes());
+    hasher.update([0]);
+    hasher.update(&bytes);
+    let request_hash = hex::encode(hasher.finalize());
+
+    let now = OffsetDateTime::now_utc();
+    let created = state
+        .store
+        .create_job(NewJob {
+            id: Uuid::new_v4(),
+            owner: None,
+            options: serde_json::to_value(&input.options).map_err(ApiError::internal)?,
+            input: serde_json::to_value(&input.groups).map_err(ApiError::internal)?,
+            idempotency_key,
+            request_hash,
+            expires_at: now + state.config.retention,
+        })
+        .await?;
+    let job = Job::from_record(created.job, None);
+    if created.created {
+        tracing::info!(job = %job.id, identifiers = input.identifier_count(), "job created");
+    }
+    let mut response = (StatusCode::ACCEPTED, Json(&job)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&job.links.this).map_err(ApiError::internal)?,
+    );
+    h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    if !created.created {
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .map_err(|_| ApiError::validation("header.Idempotency-Key", "must be visible ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(ApiError::validation(
+            "header.Idempotency-Key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Only jobs in this status.
+    status: Option<JobStatus>,
+    /// Jobs per page (1–100, default 20).
+    page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
+    page_token: Option<String>,
+}
+
+/// List jobs, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, body = JobPage),
+        (status = 422, description = "Bad page size, status or token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_jobs(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<JobPage>, ApiError> {
+    let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::validation("query", e.to_string()))?;
+    let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::validation(
+            "query.page_size",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let before = q.page_token.as_deref().map(decode_cursor).transpose()?;
+    let mut records = state
+        .store
+        .list_jobs(ListJobs {
+            owner: None,
+            status: q.status,
+            limit: page_size + 1,
+            before,
+        })
+        .await?;
+    let more = records.len() > page_size as usize;
+    records.truncate(page_size as usize);
+    let next_page_token = if more {
+        records.last().map(|r| encode_cursor(r.created_at, r.id))
+    } else {
+        None
+    };
+    Ok(Json(JobPage {
+        jobs: records
+            .into_iter()
+            .map(|r| Job::from_record(r, None))
+            .collect(),
+        next_page_token,
+    }))
+}
+
+fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
+    let millis = at.unix_timestamp_nanos() / 1_000_000;
+    URL_SAFE_NO_PAD.encode(format!("{millis}:{id}"))
+}
+
+fn decode_cursor(token: &str) -> Result<(OffsetDateTime, Uuid), ApiError> {
+    let bad = || ApiError::validation("query.page_token", "is not a token this service issued");
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (millis, id) = text.split_once(':').ok_or_else(bad)?;
+    let millis: i128 = millis.parse().map_err(|_| bad())?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).map_err(|_| bad())?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+/// A job's status, stage, progress, resolution and provider traces.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, body = Job),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    let id = job_id(&id)?;
+    let record = state
+        .store
+        .get_job(id, None)
+        .await?
+        .ok_or_else(|| no_job(id))?;
+    let traces = state.store.traces(id).await?;
+    Ok(Json(Job::from_record(record, Some(traces))))
+}
+
+pub(crate) fn no_job(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no job {id}"))
+}
+
+/// Delete a job with everything it holds: identifiers, profiles, results and exports.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 204, description = "Deleted and purged"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn delete_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = job_id(&id)?;
+    // A running job is cancelled first so its worker stops writing; the rows go either way.
+    state.store.request_cancel(id, None).await?;
+    if state.store.delete_job(id, None).await? {
+        tracing::info!(job = %id, "job deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(no_job(id))
+    }
+}
+
+/// Ask a queued or running job to stop.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 202, description = "Cancelled, or cancellation requested from its worker", body = Job),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job already finished", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    let record = state
+        .store
+        .request_cancel(id, None)
+        .await?
+        .ok_or_else(|| no_job(id))?;
+    if record.status.is_terminal() && record.status != JobStatus::Cancelled {
+        return Err(ApiError::Conflict(format!(
+            "the job already {}",
+            record.status.as_str()
+        )));
+    }
+    Ok((StatusCode::ACCEPTED, Json(Job::from_record(record, None))).into_response())
+}
+
+/// The ICP and the audiences of a finished job.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/result",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, body = JobResult),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has not succeeded (yet)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn job_result(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    let record = state
+        .store
+        .get_job(id, None)
+        .await?
+        .ok_or_else(|| no_job(id))?;
+    if record.status != JobStatus::Succeeded {
+        return Err(ApiError::Conflict(format!(
+            "the job is {}; its result exists once it has succeeded",
+            record.status.as_str()
+        )));
+    }
+    let result = state
+        .store
+        .job_result(id)
+        .await?
+        .ok_or_else(|| ApiError::internal("succeeded job without a result"))?;
+    Ok(Json(result).into_response())
+}
+
+/// Feedback on a job's data, passed to the provider with the job's workflow and trace ids.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobFeedback {
+    /// 1 (poor) to 5 (excellent).
+    pub rating: Option<u8>,
+    /// What was right or wrong.
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedbackAccepted {
+    pub accepted: bool,
+    pub workflow_id: Option<String>,
+    pub tool_trace_ids: Vec<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/feedback",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    request_body = JobFeedback,
+    responses(
+        (status = 200, body = FeedbackAccepted),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has no workflow id yet", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider refused the feedback", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn job_feedback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<FeedbackAccepted>, ApiError> {
+    let id = job_id(&id)?;
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let feedback: JobFeedback = serde_path_to_error::deserialize(de)
+        .map_err(|e| ApiError::validation(format!("/{}", e.path()), e.into_inner().to_string()))?;
+    if feedback.message.trim().is_empty() || feedback.message.len() > 10_000 {
+        return Err(ApiError::validation(
+            "/message",
+            "must be 1 to 10000 characters",
+        ));
+    }
+    if feedback.rating.is_some_and(|r| !(1..=5).contains(&r)) {
+        return Err(ApiError::validation("/rating", "must be between 1 and 5"));
+    }
+    let record = state
+        .store
+        .get_job(id, None)
+        .await?
+        .ok_or_else(|| no_job(id))?;
+    let Some(workflow_id) = record.workflow_id else {
+        return Err(ApiError::Conflict(
+            "the job has not reached the provider yet".to_owned(),
+        ));
+    };
+    let tool_trace_ids: Vec<String> = state
+        .store
+        .traces(id)
+        .await?
+        .into_iter()
+        .map(|t| t.tool_trace_id)
+        .collect();
+    let answer = state
+        .provider
+        .submit_feedback(FeedbackRequest {
+            workflow_id: Some(workflow_id.clone()),
+            tool_trace_ids: tool_trace_ids.clone(),
+            rating: feedback.rating,
+            message: feedback.message,
+        })
+        .await
+        .map_err(|e| ApiError::Upstream(format!("the provider refused the feedback: {e}")))?;
+    Ok(Json(FeedbackAccepted {
+        accepted: answer.accepted,
+        workflow_id: Some(workflow_id),
+        tool_trace_ids,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_000_000).unwrap();
+        let id = Uuid::new_v4();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
+        assert!(decode_cursor("garbage!").is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! Starting and stopping the whole service: HTTP server, worker pool and janitor.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use icp_contract::PopulationProvider;
+use icp_store::Store;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::ServiceConfig;
+use crate::state::AppState;
+use crate::worker::{WorkerContext, spawn_pool};
+
+/// How often expired jobs are purged.
+const JANITOR_EVERY: Duration = Duration::from_secs(60);
+
+/// A running service; dropping it does not stop it, `shutdown` does.
+pub struct RunningService {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningService {
+    /// Stops accepting requests, lets workers finish their current step, and waits.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// A token that stops the service when cancelled (for signal handlers).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the service has stopped.
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Binds `config.listen` and starts the API, `config.worker.workers` workers and the janitor.
+pub async fn start(
+    config: ServiceConfig,
+    store: Store,
+    provider: Arc<dyn PopulationProvider>,
+) -> std::io::Result<RunningService> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let config = Arc::new(config);
+    let state = AppState {
+        store: store.clone(),
+        provider: provider.clone(),
+        config: config.clone(),
+    };
+
+    let app = crate::api::router(state)
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // Paths and statuses only: bodies carry personal data and never reach the log.
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+
+    let mut tasks = Vec::new();
+    let http_shutdown = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server stopped with an error");
+        }
+    }));
+
+    let ctx = WorkerContext {
+        store: store.clone(),
+        provider,
+        config: config.worker.clone(),
+    };
+    let mut pool = spawn_pool(ctx, shutdown.clone());
+    tasks.push(tokio::spawn(async move {
+        while pool.join_next().await.is_some() {}
+    }));
+
+    let janitor_shutdown = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            match store.purge_expired(time::OffsetDateTime::now_utc()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "expired jobs purged"),
+                Err(e) => tracing::warn!(error = %e, "purging expired jobs failed"),
+            }
+            tokio::select! {
+                _ = janitor_shutdown.cancelled() => break,
+                _ = tokio::time::sleep(JANITOR_EVERY) => {}
+            }
+        }
+    }));
+
+    tracing::info!(%addr, workers = config.worker.workers, "icp-service listening");
+    Ok(RunningService {
+        addr,
+        shutdown,
+        tasks,
+    })
+}

@@ -1,0 +1,63 @@
+//! Typed configuration of the service: defaults here, overridden by flags and environment in the
+//! binary.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How the worker pool behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Workers in this process; 0 runs the API only.
+    pub workers: usize,
+    /// How long a claim holds before another worker may take the job over.
+    pub lease: Duration,
+    /// How often an idle worker looks for work.
+    pub poll_interval: Duration,
+    /// Attempts before a job with a transient error fails for good.
+    pub max_attempts: i32,
+    /// First retry delay; doubles each attempt, with jitter.
+    pub retry_base: Duration,
+    /// `get_person` calls in flight at once for one job.
+    pub enrich_concurrency: usize,
+    /// Identifiers per `resolve_identities` call.
+    pub resolve_chunk: usize,
+    /// Audience records per stored export chunk.
+    pub export_chunk_rows: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(250),
+            max_attempts: 5,
+            retry_base: Duration::from_secs(2),
+            enrich_concurrency: 4,
+            resolve_chunk: 20_000,
+            export_chunk_rows: 5_000,
+        }
+    }
+}
+
+/// The HTTP side and what both sides share.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub listen: SocketAddr,
+    /// How long a job and its data are kept after it is created.
+    pub retention: Duration,
+    /// The largest request body accepted (a CSV of a million customers fits).
+    pub max_body_bytes: usize,
+    pub worker: WorkerConfig,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_body_bytes: 128 * 1024 * 1024,
+            worker: WorkerConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! What the API answers with: jobs, their progress and their results.
+
+use icp_analysis::{Analysis, Strategy};
+use icp_contract::{AudienceRecord, Cluster};
+use icp_store::{JobRecord, JobStatus, Stage, TraceRecord};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::options::JobOptions;
+use crate::problem::Problem;
+
+/// How far one stage has come.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StageProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Every stage's progress, in pipeline order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Progress {
+    pub resolve: StageProgress,
+    pub enrich: StageProgress,
+    pub analyze: StageProgress,
+    pub map: StageProgress,
+    pub find: StageProgress,
+}
+
+impl Progress {
+    pub fn stage_mut(&mut self, stage: Stage) -> &mut StageProgress {
+        match stage {
+            Stage::Resolve => &mut self.resolve,
+            Stage::Enrich => &mut self.enrich,
+            Stage::Analyze => &mut self.analyze,
+            Stage::Map => &mut self.map,
+            Stage::Find => &mut self.find,
+        }
+    }
+}
+
+/// What identity resolution found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Resolution {
+    /// Identifiers submitted.
+    pub requested: u64,
+    /// Identifiers the provider matched to a person.
+    pub resolved: u64,
+    /// `resolved / requested`.
+    pub rate: f64,
+    /// Distinct persons matched.
+    pub persons: u64,
+    /// Distinct persons at or above `min_quality_score`: the customers analysed.
+    pub accepted: u64,
+}
+
+/// One provider call's trace id, for support and feedback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ToolTrace {
+    pub stage: Stage,
+    pub tool: String,
+    pub tool_trace_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl From<TraceRecord> for ToolTrace {
+    fn from(t: TraceRecord) -> Self {
+        Self {
+            stage: t.stage,
+            tool: t.tool,
+            tool_trace_id: t.tool_trace_id,
+            at: t.at,
+        }
+    }
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    pub id: Uuid,
+    pub status: JobStatus,
+    /// The stage running now, or the last one reached.
+    pub stage: Option<Stage>,
+    pub progress: Progress,
+    /// The upstream workflow id every provider call of this job carries.
+    pub workflow_id: Option<String>,
+    pub options: JobOptions,
+    pub resolution: Option<Resolution>,
+    /// How many times a worker has picked the job up.
+    pub attempt: i32,
+    pub cancel_requested: bool,
+    /// Why the job failed, or why its last attempt failed when it is queued for a retry.
+    pub error: Option<Problem>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// When the job and all its data are purged.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Provider trace ids, in the detail view only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_traces: Option<Vec<ToolTrace>>,
+    pub links: JobLinks,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobLinks {
+    #[serde(rename = "self")]
+    pub this: String,
+    pub result: String,
+    pub cancel: String,
+}
+
+impl Job {
+    pub fn from_record(r: JobRecord, traces: Option<Vec<TraceRecord>>) -> Self {
+        let links = JobLinks {
+            this: format!("/v1/jobs/{}", r.id),
+            result: format!("/v1/jobs/{}/result", r.id),
+            cancel: format!("/v1/jobs/{}/cancel", r.id),
+        };
+        Self {
+            id: r.id,
+            status: r.status,
+            stage: r.stage,
+            progress: serde_json::from_value(r.progress).unwrap_or_default(),
+            workflow_id: r.workflow_id,
+            options: serde_json::from_value(r.options).unwrap_or_default(),
+            resolution: r.resolution.and_then(|v| serde_json::from_value(v).ok()),
+            attempt: r.attempt,
+            cancel_requested: r.cancel_requested,
+            error: r.error.and_then(|v| serde_json::from_value(v).ok()),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            expires_at: r.expires_at,
+            tool_traces: traces.map(|t| t.into_iter().map(ToolTrace::from).collect()),
+            links,
+        }
+    }
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    /// Pass as `page_token` for the next page; absent on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// One audience the find stage built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AudienceResult {
+    pub strategy: Strategy,
+    /// The expression sent to `find_persons`, in cluster hashes.
+    pub expression: String,
+    /// The same expression in `name=value` terms, for people.
+    pub description: String,
+    /// People the provider counts for the expression (customers included).
+    pub total: u64,
+    /// Customers found in the exported audience and left out of it.
+    pub excluded_customers: u64,
+    /// Rows in the export.
+    pub exported: u64,
+    /// Whether `audience_limit` cut the export short.
+    pub truncated: bool,
+    /// Up to 10 people of the audience (customers left out when excluded).
+    pub sample: Vec<AudienceRecord>,
+    /// Where to download the whole audience, by format.
+    pub exports: AudienceExports,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AudienceExports {
+    pub csv: String,
+    pub json: String,
+    pub jsonl: String,
+}
+
+impl AudienceExports {
+    pub fn for_job(id: Uuid, strategy: Strategy) -> Self {
+        let base = format!("/v1/jobs/{id}/audiences/{}/export", strategy_name(strategy));
+        Self {
+            csv: format!("{base}?format=csv"),
+            json: format!("{base}?format=json"),
+            jsonl: format!("{base}?format=jsonl"),
+        }
+    }
+}
+
+/// A strategy's name as it appears in paths and in the store.
+pub fn strategy_name(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Precision => "precision",
+        Strategy::Reach => "reach",
+        Strategy::Hybrid => "hybrid",
+    }
+}
+
+/// The ICP and the audiences: what a finished job produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobResult {
+    pub job_id: Uuid,
+    pub workflow_id: Option<String>,
+    pub resolution: Resolution,
+    /// Frequencies, index, pairs and multi-attribute clusters of the customers.
+    #[serde(flatten)]
+    pub analysis: Analysis,
+    /// The clusters the audiences use, as the provider maps them.
+    pub clusters: Vec<Cluster>,
+    pub audiences: Vec<AudienceResult>,
+}

@@ -1,0 +1,155 @@
+//! A job's options: parsed once at the edge, with every default and bound in one place.
+
+use icp_analysis::Strategy;
+use icp_contract::{DOMAINS, DistanceUnit, IdType, Location};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::problem::FieldError;
+
+/// The most rows one audience export may hold.
+pub const MAX_AUDIENCE_LIMIT: u64 = 10_000_000;
+
+/// What the caller may tune for one job. Every field is optional in the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobOptions {
+    /// Resolved identities below this `overall_quality_score` are left out (0–1).
+    #[schema(example = 0.5, minimum = 0.0, maximum = 1.0)]
+    pub min_quality_score: f64,
+    /// The `get_person` domains to enrich with; all trait domains when absent.
+    pub domains: Option<Vec<String>>,
+    /// The least share of customers a pair or cluster must cover (0–1, exclusive of 0).
+    #[schema(example = 0.02, minimum = 0.0, maximum = 1.0)]
+    pub min_support: f64,
+    /// The largest multi-attribute cluster to look for (3–8).
+    #[schema(example = 5, minimum = 3, maximum = 8)]
+    pub max_cluster_size: usize,
+    /// The audiences to build.
+    pub strategies: Vec<Strategy>,
+    /// The contact data the audience carries: `email`, `phone` or `address`.
+    pub identifier_type: IdType,
+    /// Only people whose address lies in this circle.
+    pub location: Option<Location>,
+    /// Leave the customers themselves out of the audiences.
+    pub exclude_customers: bool,
+    /// The most people an audience export holds (after excluding customers).
+    #[schema(example = 100000)]
+    pub audience_limit: Option<u64>,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self {
+            min_quality_score: 0.5,
+            domains: None,
+            min_support: 0.02,
+            max_cluster_size: 5,
+            strategies: vec![Strategy::Precision, Strategy::Reach, Strategy::Hybrid],
+            identifier_type: IdType::Email,
+            location: None,
+            exclude_customers: true,
+            audience_limit: None,
+        }
+    }
+}
+
+impl JobOptions {
+    /// Every reason these options cannot run, each with its JSON pointer.
+    pub fn validate(&self, errors: &mut Vec<FieldError>) {
+        let at = |field: &str| format!("/options/{field}");
+        if !(0.0..=1.0).contains(&self.min_quality_score) {
+            errors.push(FieldError::new(
+                at("min_quality_score"),
+                "must be between 0 and 1",
+            ));
+        }
+        if !(self.min_support > 0.0 && self.min_support <= 1.0) {
+            errors.push(FieldError::new(
+                at("min_support"),
+                "must be greater than 0 and at most 1",
+            ));
+        }
+        if !(3..=8).contains(&self.max_cluster_size) {
+            errors.push(FieldError::new(
+                at("max_cluster_size"),
+                "must be between 3 and 8",
+            ));
+        }
+        if self.strategies.is_empty() {
+            errors.push(FieldError::new(
+                at("strategies"),
+                "name at least one strategy",
+            ));
+        }
+        let mut seen = Vec::new();
+        for (i, s) in self.strategies.iter().enumerate() {
+            if seen.contains(s) {
+                errors.push(FieldError::new(
+                    format!("/options/strategies/{i}"),
+                    "listed twice",
+                ));
+            }
+            seen.push(*s);
+        }
+        if self.identifier_type == IdType::Maid {
+            errors.push(FieldError::new(
+                at("identifier_type"),
+                "audiences carry email, phone or address",
+            ));
+        }
+        if let Some(domains) = &self.domains {
+            if domains.is_empty() {
+                errors.push(FieldError::new(
+                    at("domains"),
+                    "name at least one domain, or leave it out",
+                ));
+            }
+            for (i, d) in domains.iter().enumerate() {
+                if !DOMAINS.contains(&d.as_str()) {
+                    errors.push(FieldError::new(
+                        format!("/options/domains/{i}"),
+                        format!("unknown domain {d:?}; known: {}", DOMAINS.join(", ")),
+                    ));
+                }
+            }
+        }
+        if let Some(loc) = &self.location {
+            validate_location(loc, errors);
+        }
+        if let Some(limit) = self.audience_limit
+            && !(1..=MAX_AUDIENCE_LIMIT).contains(&limit)
+        {
+            errors.push(FieldError::new(
+                at("audience_limit"),
+                format!("must be between 1 and {MAX_AUDIENCE_LIMIT}"),
+            ));
+        }
+    }
+}
+
+fn validate_location(loc: &Location, errors: &mut Vec<FieldError>) {
+    if !(loc.latitude.is_finite() && (-90.0..=90.0).contains(&loc.latitude)) {
+        errors.push(FieldError::new(
+            "/options/location/latitude",
+            "must be between -90 and 90",
+        ));
+    }
+    if !(loc.longitude.is_finite() && (-180.0..=180.0).contains(&loc.longitude)) {
+        errors.push(FieldError::new(
+            "/options/location/longitude",
+            "must be between -180 and 180",
+        ));
+    }
+    // Half the earth's circumference: any larger radius covers everything.
+    let max = match loc.unit {
+        DistanceUnit::Miles => 12_450.0,
+        DistanceUnit::Km => 20_040.0,
+    };
+    if !(loc.radius.is_finite() && loc.radius > 0.0 && loc.radius <= max) {
+        errors.push(FieldError::new(
+            "/options/location/radius",
+            format!("must be greater than 0 and at most {max}"),
+        ));
+    }
+}

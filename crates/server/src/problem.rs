@@ -1,0 +1,185 @@
+//! RFC 9457 problem details: the one error type of the HTTP layer and its mapping to responses.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Base of the stable `type` URIs; each problem kind appends its own slug.
+const TYPE_BASE: &str = "https://icp-service.dev/problems/";
+
+/// One thing wrong with a request, and where it is (a JSON pointer, a CSV line, a parameter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// Where the problem is: `/options/min_support`, `line 7`, `query.page_size` …
+    pub location: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 `application/problem+json` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// For validation failures: every field that was wrong.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Every error an HTTP handler can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    #[error("idempotency key reused with a different request")]
+    IdempotencyMismatch,
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("upstream provider error: {0}")]
+    Upstream(String),
+    /// Details go to the log, never to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(location, message)])
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        Self::Internal(err.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::Unprocessable(_) | Self::IdempotencyMismatch => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation",
+            Self::BadRequest(_) => "bad-request",
+            Self::NotFound(_) => "not-found",
+            Self::Conflict(_) => "conflict",
+            Self::UnsupportedMediaType(_) => "unsupported-media-type",
+            Self::PayloadTooLarge(_) => "payload-too-large",
+            Self::IdempotencyMismatch => "idempotency-key-reused",
+            Self::Unprocessable(_) => "unprocessable",
+            Self::Unavailable(_) => "unavailable",
+            Self::Upstream(_) => "upstream",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let (detail, errors) = match self {
+            Self::Validation(errors) => {
+                let detail = match errors.as_slice() {
+                    [one] => format!("{}: {}", one.location, one.message),
+                    many => format!("{} problems in the request; see `errors`", many.len()),
+                };
+                (Some(detail), errors.clone())
+            }
+            Self::IdempotencyMismatch => (
+                Some(
+                    "this Idempotency-Key was already used with a different request body; \
+                     use a new key for a new request"
+                        .to_owned(),
+                ),
+                vec![],
+            ),
+            Self::Internal(_) => (
+                Some("an internal error occurred; it has been logged".to_owned()),
+                vec![],
+            ),
+            Self::BadRequest(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m)
+            | Self::UnsupportedMediaType(m)
+            | Self::PayloadTooLarge(m)
+            | Self::Unprocessable(m)
+            | Self::Unavailable(m)
+            | Self::Upstream(m) => (Some(m.clone()), vec![]),
+        };
+        Problem {
+            kind: format!("{TYPE_BASE}{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            instance: None,
+            errors,
+        }
+    }
+}
+
+/// Builds a problem response from any status, for rejections that do not pass through `ApiError`.
+pub fn problem_response(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(detail) = &self {
+            tracing::error!(error = %detail, "internal error answering a request");
+        }
+        problem_response(&self.to_problem())
+    }
+}
+
+impl From<icp_store::StoreError> for ApiError {
+    fn from(err: icp_store::StoreError) -> Self {
+        match err {
+            icp_store::StoreError::NotFound => Self::NotFound("no such job".to_owned()),
+            icp_store::StoreError::IdempotencyConflict => Self::IdempotencyMismatch,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,731 @@
+//! The five stages of a job. Each stage checkpoints what it produced, so a job picked up again
+//! after a crash resumes where it stopped instead of redoing finished work.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::{StreamExt, TryStreamExt};
+use icp_analysis::{Analysis, AnalysisConfig, Analyzer, AudienceConfig, Baseline, Item};
+use icp_contract::{
+    Cluster, FindPersonsRequest, GetPersonRequest, IdentifierGroup, ListClustersRequest,
+    MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError, ResolveRequest,
+};
+use icp_store::{JobRecord, Lease, Stage, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::WorkerContext;
+use crate::model::{
+    AudienceExports, AudienceResult, JobResult, Progress, Resolution, strategy_name,
+};
+use crate::options::JobOptions;
+
+/// Why a stage could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("{stage} stage: the provider answered: {source}")]
+    Provider {
+        stage: &'static str,
+        source: ProviderError,
+    },
+    #[error(
+        "no customer could be resolved with quality ≥ {min_quality}: {requested} identifiers, {resolved} matched"
+    )]
+    NoCustomers {
+        requested: u64,
+        resolved: u64,
+        min_quality: f64,
+    },
+    #[error("analysis failed: {0}")]
+    Analysis(String),
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the job's stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl StageError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Provider { source, .. } => source.is_retryable(),
+            Self::Store(StoreError::LeaseLost) => false,
+            Self::Store(_) => true,
+            Self::NoCustomers { .. } | Self::Analysis(_) | Self::Corrupt(_) => false,
+        }
+    }
+
+    pub(super) fn slug(&self) -> &'static str {
+        match self {
+            Self::Provider { source, .. } if source.is_retryable() => "provider-unavailable",
+            Self::Provider { .. } => "provider-rejected",
+            Self::NoCustomers { .. } => "no-customers",
+            Self::Analysis(_) => "analysis",
+            Self::Store(_) => "storage",
+            Self::Corrupt(_) => "corrupt",
+        }
+    }
+
+    pub(super) fn title(&self) -> &'static str {
+        match self {
+            Self::Provider { .. } => "The population provider failed",
+            Self::NoCustomers { .. } => "No customers resolved",
+            Self::Analysis(_) => "The analysis failed",
+            Self::Store(_) => "Storage failed",
+            Self::Corrupt(_) => "Stored job data unreadable",
+        }
+    }
+}
+
+fn provider(stage: &'static str) -> impl Fn(ProviderError) -> StageError {
+    move |source| StageError::Provider { stage, source }
+}
+
+fn corrupt(e: serde_json::Error) -> StageError {
+    StageError::Corrupt(e.to_string())
+}
+
+/// The checkpoint of one resolve call: enough to merge calls and to resume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ResolvedChunk {
+    requested: u64,
+    resolved: u64,
+    /// Person id and the best `overall_quality_score` seen for them.
+    persons: Vec<(u64, f64)>,
+}
+
+/// The finished resolve stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Resolved {
+    resolution: Resolution,
+    /// Persons at or above the quality bar, ascending: the customers to enrich.
+    accepted: Vec<u64>,
+    /// Every matched person, whatever the quality: excluded from audiences.
+    all: Vec<u64>,
+}
+
+/// The finished map stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Mapped {
+    analysis: Analysis,
+    clusters: Vec<Cluster>,
+}
+
+/// Sequence numbers of whole-stage checkpoints (chunked stages use 1.. for their parts).
+const FINAL: i64 = 0;
+
+struct Run<'a> {
+    ctx: &'a WorkerContext,
+    job: &'a JobRecord,
+    lease: &'a Lease,
+    options: JobOptions,
+    progress: Progress,
+    workflow_id: Option<String>,
+}
+
+pub async fn run(
+    ctx: &WorkerContext,
+    job: &JobRecord,
+    lease: &Lease,
+    _stop: &tokio_util::sync::CancellationToken,
+) -> Result<serde_json::Value, StageError> {
+    let options: JobOptions = serde_json::from_value(job.options.clone()).map_err(corrupt)?;
+    let mut run = Run {
+        ctx,
+        job,
+        lease,
+        options,
+        progress: serde_json::from_value(job.progress.clone()).unwrap_or_default(),
+        workflow_id: job.workflow_id.clone(),
+    };
+    let resolved = run.resolve().await?;
+    run.enrich(&resolved).await?;
+    let analysis = run.analyze().await?;
+    let mapped = run.map(analysis).await?;
+    let audiences = run.find(&mapped, &resolved).await?;
+    let result = JobResult {
+        job_id: job.id,
+        workflow_id: run.workflow_id.clone(),
+        resolution: resolved.resolution,
+        analysis: mapped.analysis,
+        clusters: mapped.clusters,
+        audiences,
+    };
+    serde_json::to_value(result).map_err(corrupt)
+}
+
+impl Run<'_> {
+    fn store(&self) -> &icp_store::Store {
+        &self.ctx.store
+    }
+
+    async fn enter(&mut self, stage: Stage, total: u64) -> Result<(), StageError> {
+        let p = self.progress.stage_mut(stage);
+        p.total = total;
+        p.done = p.done.min(total);
+        let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
+        self.store().set_stage(self.lease, stage, progress).await?;
+        Ok(())
+    }
+
+    async fn advance(&mut self, stage: Stage, done: u64) -> Result<(), StageError> {
+        self.progress.stage_mut(stage).done = done;
+        let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
+        self.store().set_progress(self.lease, progress).await?;
+        Ok(())
+    }
+
+    async fn trace(&self, stage: Stage, tool: &str, id: Option<&String>) -> Result<(), StageError> {
+        if let Some(id) = id {
+            self.store().add_trace(self.lease, stage, tool, id).await?;
+        }
+        Ok(())
+    }
+
+    async fn adopt_workflow(&mut self, workflow_id: Option<&String>) -> Result<(), StageError> {
+        if self.workflow_id.is_none()
+            && let Some(id) = workflow_id
+        {
+            self.store().set_workflow_id(self.lease, id).await?;
+            self.workflow_id = Some(id.clone());
+        }
+        Ok(())
+    }
+
+    async fn final_checkpoint<T: serde::de::DeserializeOwned>(
+        &self,
+        stage: Stage,
+    ) -> Result<Option<T>, StageError> {
+        let parts = self.store().checkpoints(self.job.id, stage).await?;
+        match parts.into_iter().find(|(seq, _)| *seq == FINAL) {
+            Some((_, body)) => Ok(Some(serde_json::from_str(&body).map_err(corrupt)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_final<T: Serialize>(&self, stage: Stage, value: &T) -> Result<(), StageError> {
+        let body = serde_json::to_string(value).map_err(corrupt)?;
+        self.store()
+            .put_checkpoint(self.lease, stage, FINAL, &body)
+            .await?;
+        Ok(())
+    }
+
+    /// Stage 1: identifiers → persons, in calls of at most `resolve_chunk` identifiers.
+    async fn resolve(&mut self) -> Result<Resolved, StageError> {
+        if let Some(done) = self.final_checkpoint::<Resolved>(Stage::Resolve).await? {
+            return Ok(done);
+        }
+        let input = self
+            .store()
+            .job_input(self.job.id)
+            .await?
+            .ok_or_else(|| StageError::Corrupt("the job's identifiers are gone".to_owned()))?;
+        let groups: Vec<IdentifierGroup> = serde_json::from_value(input).map_err(corrupt)?;
+        let chunks = chunk_groups(groups, self.ctx.config.resolve_chunk);
+        let total: u64 = chunks.iter().map(|c| count_values(c) as u64).sum();
+        self.enter(Stage::Resolve, total).await?;
+
+        let mut done_chunks: BTreeMap<i64, ResolvedChunk> = BTreeMap::new();
+        for (seq, body) in self
+            .store()
+            .checkpoints(self.job.id, Stage::Resolve)
+            .await?
+        {
+            if seq != FINAL {
+                done_chunks.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
+            }
+        }
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let seq = i as i64 + 1;
+            if done_chunks.contains_key(&seq) {
+                continue;
+            }
+            let requested = count_values(&chunk) as u64;
+            let answer = self
+                .ctx
+                .provider
+                .resolve_identities(ResolveRequest {
+                    multi_identifiers: chunk,
+                    format: None,
+                    workflow_id: self.workflow_id.clone(),
+                })
+                .await
+                .map_err(provider("resolve"))?;
+            self.adopt_workflow(answer.workflow_id.as_ref()).await?;
+            self.trace(
+                Stage::Resolve,
+                "resolve_identities",
+                answer.tool_trace_id.as_ref(),
+            )
+            .await?;
+            let part = ResolvedChunk {
+                requested,
+                resolved: answer.stats.resolved,
+                persons: answer
+                    .identities
+                    .iter()
+                    .map(|i| (i.person_id.0, i.overall_quality_score))
+                    .collect(),
+            };
+            let body = serde_json::to_string(&part).map_err(corrupt)?;
+            self.store()
+                .put_checkpoint(self.lease, Stage::Resolve, seq, &body)
+                .await?;
+            done_chunks.insert(seq, part);
+            let done = done_chunks.values().map(|c| c.requested).sum();
+            self.advance(Stage::Resolve, done).await?;
+        }
+
+        let mut best: HashMap<u64, f64> = HashMap::new();
+        let (mut requested, mut resolved) = (0u64, 0u64);
+        for chunk in done_chunks.values() {
+            requested += chunk.requested;
+            resolved += chunk.resolved;
+            for &(id, q) in &chunk.persons {
+                let e = best.entry(id).or_insert(q);
+                *e = e.max(q);
+            }
+        }
+        let min_quality = self.options.min_quality_score;
+        let mut all: Vec<u64> = best.keys().copied().collect();
+        all.sort_unstable();
+        let accepted: Vec<u64> = all
+            .iter()
+            .copied()
+            .filter(|id| best[id] >= min_quality)
+            .collect();
+        let resolution = Resolution {
+            requested,
+            resolved,
+            rate: if requested == 0 {
+                0.0
+            } else {
+                resolved as f64 / requested as f64
+            },
+            persons: all.len() as u64,
+            accepted: accepted.len() as u64,
+        };
+        self.store()
+            .set_resolution(
+                self.lease,
+                serde_json::to_value(resolution).map_err(corrupt)?,
+            )
+            .await?;
+        if accepted.is_empty() {
+            return Err(StageError::NoCustomers {
+                requested,
+                resolved,
+                min_quality,
+            });
+        }
+        let done = Resolved {
+            resolution,
+            accepted,
+            all,
+        };
+        self.save_final(Stage::Resolve, &done).await?;
+        Ok(done)
+    }
+
+    /// Stage 2: persons → profiles, at most 1000 a call, several calls in flight.
+    async fn enrich(&mut self, resolved: &Resolved) -> Result<(), StageError> {
+        let batches: Vec<&[u64]> = resolved.accepted.chunks(MAX_PERSON_IDS_PER_CALL).collect();
+        let done_seqs: HashSet<i64> = self
+            .store()
+            .checkpoints(self.job.id, Stage::Enrich)
+            .await?
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect();
+        self.enter(Stage::Enrich, resolved.accepted.len() as u64)
+            .await?;
+        let mut done: u64 = batches
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| done_seqs.contains(&(*i as i64)))
+            .map(|(_, b)| b.len() as u64)
+            .sum();
+        let domains = self.options.domains.clone();
+        let workflow_id = self.workflow_id.clone();
+        let upstream = self.ctx.provider.clone();
+        // Owned requests, built before the first await: the stream must not borrow the
+        // iterator state (the future has to be `Send` for any lifetime).
+        let mut requests: Vec<(usize, GetPersonRequest)> = Vec::new();
+        for (i, ids) in batches.into_iter().enumerate() {
+            if done_seqs.contains(&(i as i64)) {
+                continue;
+            }
+            requests.push((
+                i,
+                GetPersonRequest {
+                    person_ids: ids.iter().map(|&id| PersonId(id)).collect(),
+                    domains: domains.clone(),
+                    format: None,
+                    workflow_id: workflow_id.clone(),
+                },
+            ));
+        }
+        let mut answers = futures::stream::iter(requests)
+            .map(move |(i, req)| {
+                let upstream = upstream.clone();
+                async move {
+                    let n = req.person_ids.len();
+                    upstream.get_person(req).await.map(|answer| (i, n, answer))
+                }
+            })
+            .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
+        while let Some(answer) = answers.next().await {
+            let (i, n, answer) = answer.map_err(provider("enrich"))?;
+            self.adopt_workflow(answer.workflow_id.as_ref()).await?;
+            self.trace(Stage::Enrich, "get_person", answer.tool_trace_id.as_ref())
+                .await?;
+            let profiles: Vec<&BTreeMap<String, String>> =
+                answer.profiles.iter().map(|p| &p.domains).collect();
+            let body = serde_json::to_string(&profiles).map_err(corrupt)?;
+            self.store()
+                .put_checkpoint(self.lease, Stage::Enrich, i as i64, &body)
+                .await?;
+            done += n as u64;
+            self.advance(Stage::Enrich, done).await?;
+        }
+        Ok(())
+    }
+
+    /// Stage 3: what the customers have in common (CPU-bound: off the async threads).
+    async fn analyze(&mut self) -> Result<Analysis, StageError> {
+        if let Some(done) = self.final_checkpoint::<Analysis>(Stage::Analyze).await? {
+            return Ok(done);
+        }
+        let parts = self.store().checkpoints(self.job.id, Stage::Enrich).await?;
+        self.enter(Stage::Analyze, parts.len() as u64).await?;
+        let config = AnalysisConfig {
+            min_support: self.options.min_support,
+            max_cluster_size: self.options.max_cluster_size,
+            ..AnalysisConfig::default()
+        };
+        let analysis = tokio::task::spawn_blocking(move || -> Result<Analysis, StageError> {
+            let mut analyzer = Analyzer::new(config);
+            for (_, body) in &parts {
+                let profiles: Vec<BTreeMap<String, String>> =
+                    serde_json::from_str(body).map_err(corrupt)?;
+                for profile in &profiles {
+                    analyzer.add_profile(profile.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                }
+            }
+            analyzer
+                .finish()
+                .map_err(|e| StageError::Analysis(e.to_string()))
+        })
+        .await
+        .map_err(|e| StageError::Analysis(format!("the analysis task stopped: {e}")))??;
+        self.save_final(Stage::Analyze, &analysis).await?;
+        let total = self.progress.analyze.total;
+        self.advance(Stage::Analyze, total).await?;
+        Ok(analysis)
+    }
+
+    /// Stage 4: every `name=value` the report and the audiences use → its cluster.
+    async fn map(&mut self, mut analysis: Analysis) -> Result<Mapped, StageError> {
+        if let Some(done) = self.final_checkpoint::<Mapped>(Stage::Map).await? {
+            return Ok(done);
+        }
+        let wanted = wanted_items(&analysis, &self.options);
+        let names: Vec<String> = wanted
+            .iter()
+            .map(|i| i.name.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.enter(Stage::Map, names.len() as u64).await?;
+        let mut found: HashMap<(String, String), Cluster> = HashMap::new();
+        let mut population_size = None;
+        let mut offset = 0;
+        loop {
+            let page = self
+                .ctx
+                .provider
+                .list_clusters(ListClustersRequest {
+                    cluster_names: Some(names.clone()),
+                    limit: Some(MAX_CLUSTERS_PER_PAGE),
+                    offset: Some(offset),
+                    workflow_id: self.workflow_id.clone(),
+                    ..ListClustersRequest::default()
+                })
+                .await
+                .map_err(provider("map"))?;
+            self.adopt_workflow(page.workflow_id.as_ref()).await?;
+            self.trace(Stage::Map, "list_clusters", page.tool_trace_id.as_ref())
+                .await?;
+            population_size = population_size.or(page.population_size);
+            for c in page.clusters {
+                found.insert((c.name.clone(), c.value.clone()), c);
+            }
+            match page.next_offset {
+                Some(next) if page.has_more && next > offset => offset = next,
+                _ => break,
+            }
+        }
+        if let Some(population_size) = population_size {
+            let baseline = Baseline {
+                population_size,
+                sizes: found
+                    .iter()
+                    .map(|((name, value), c)| {
+                        (
+                            Item {
+                                name: name.clone(),
+                                value: value.clone(),
+                            },
+                            c.size,
+                        )
+                    })
+                    .collect(),
+            };
+            analysis.apply_baseline(&baseline);
+        }
+        let mut clusters: Vec<Cluster> = wanted
+            .iter()
+            .filter_map(|i| found.get(&(i.name.clone(), i.value.clone())).cloned())
+            .collect();
+        clusters.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+        clusters.dedup_by(|a, b| a.cluster_hash == b.cluster_hash);
+        let done = Mapped { analysis, clusters };
+        self.save_final(Stage::Map, &done).await?;
+        let total = self.progress.map.total;
+        self.advance(Stage::Map, total).await?;
+        Ok(done)
+    }
+
+    /// Stage 5: each strategy's expression → its audience, exported in full into the store.
+    async fn find(
+        &mut self,
+        mapped: &Mapped,
+        resolved: &Resolved,
+    ) -> Result<Vec<AudienceResult>, StageError> {
+        let plans = mapped.analysis.audiences(&audience_config(&self.options));
+        let by_item: HashMap<(&str, &str), &Cluster> = mapped
+            .clusters
+            .iter()
+            .map(|c| ((c.name.as_str(), c.value.as_str()), c))
+            .collect();
+        let customers: HashSet<u64> = if self.options.exclude_customers {
+            resolved.all.iter().copied().collect()
+        } else {
+            HashSet::new()
+        };
+        self.enter(Stage::Find, plans.len() as u64).await?;
+        let mut done: BTreeMap<i64, AudienceResult> = BTreeMap::new();
+        for (seq, body) in self.store().checkpoints(self.job.id, Stage::Find).await? {
+            done.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
+        }
+        for (i, plan) in plans.iter().enumerate() {
+            let seq = i as i64;
+            if done.contains_key(&seq) {
+                continue;
+            }
+            let Some(expression) = plan.render(|item| {
+                by_item
+                    .get(&(item.name.as_str(), item.value.as_str()))
+                    .map(|c| c.cluster_hash.clone())
+            }) else {
+                tracing::warn!(job = %self.job.id, strategy = ?plan.strategy, "an item of the audience has no cluster; audience skipped");
+                continue;
+            };
+            let description = plan
+                .render(|item| Some(format!("{}={}", item.name, item.value)))
+                .unwrap_or_default();
+            let audience = self
+                .find_one(plan.strategy, expression, description, &customers)
+                .await?;
+            let body = serde_json::to_string(&audience).map_err(corrupt)?;
+            self.store()
+                .put_checkpoint(self.lease, Stage::Find, seq, &body)
+                .await?;
+            done.insert(seq, audience);
+            self.advance(Stage::Find, done.len() as u64).await?;
+        }
+        Ok(done.into_values().collect())
+    }
+
+    async fn find_one(
+        &mut self,
+        strategy: icp_analysis::Strategy,
+        expression: String,
+        description: String,
+        customers: &HashSet<u64>,
+    ) -> Result<AudienceResult, StageError> {
+        let request = FindPersonsRequest {
+            expression: expression.clone(),
+            identifier_type: Some(self.options.identifier_type),
+            location: self.options.location,
+            audience_limit: None,
+            format: None,
+            workflow_id: self.workflow_id.clone(),
+        };
+        let counted = self
+            .ctx
+            .provider
+            .find_persons(request.clone())
+            .await
+            .map_err(provider("find"))?;
+        self.adopt_workflow(counted.workflow_id.as_ref()).await?;
+        self.trace(Stage::Find, "find_persons", counted.tool_trace_id.as_ref())
+            .await?;
+
+        // Ask for enough rows that the limit still holds once customers are dropped.
+        let limit = self.options.audience_limit;
+        let export_request = FindPersonsRequest {
+            audience_limit: limit.map(|l| l.saturating_add(customers.len() as u64)),
+            workflow_id: self.workflow_id.clone(),
+            ..request
+        };
+        let strategy_name = strategy_name(strategy);
+        self.store()
+            .clear_exports(self.lease, strategy_name)
+            .await?;
+        let mut stream = self
+            .ctx
+            .provider
+            .export_persons(export_request)
+            .await
+            .map_err(provider("find"))?;
+        let (mut exported, mut excluded, mut chunk_no) = (0u64, 0u64, 0i64);
+        let mut truncated = false;
+        let mut chunk = String::new();
+        let mut rows_in_chunk = 0usize;
+        while let Some(record) = stream.try_next().await.map_err(provider("find"))? {
+            if customers.contains(&record.person_id.0) {
+                excluded += 1;
+                continue;
+            }
+            if limit.is_some_and(|l| exported >= l) {
+                truncated = true;
+                break;
+            }
+            chunk.push_str(&serde_json::to_string(&record).map_err(corrupt)?);
+            chunk.push('\n');
+            exported += 1;
+            rows_in_chunk += 1;
+            if rows_in_chunk == self.ctx.config.export_chunk_rows {
+                self.store()
+                    .put_export_chunk(self.lease, strategy_name, chunk_no, &chunk)
+                    .await?;
+                chunk.clear();
+                rows_in_chunk = 0;
+                chunk_no += 1;
+            }
+        }
+        if rows_in_chunk > 0 {
+            self.store()
+                .put_export_chunk(self.lease, strategy_name, chunk_no, &chunk)
+                .await?;
+        }
+        let sample = counted
+            .sample
+            .into_iter()
+            .filter(|r| !customers.contains(&r.person_id.0))
+            .collect();
+        Ok(AudienceResult {
+            strategy,
+            expression,
+            description,
+            total: counted.total,
+            excluded_customers: excluded,
+            exported,
+            truncated,
+            sample,
+            exports: AudienceExports::for_job(self.job.id, strategy),
+        })
+    }
+}
+
+/// Every item whose cluster the result shows: the top attributes and all the audiences use.
+fn wanted_items(analysis: &Analysis, options: &JobOptions) -> Vec<Item> {
+    let mut items: Vec<Item> = analysis
+        .top_attributes
+        .iter()
+        .map(|a| Item {
+            name: a.name.clone(),
+            value: a.value.clone(),
+        })
+        .collect();
+    for plan in analysis.audiences(&audience_config(options)) {
+        items.extend(plan.items());
+    }
+    items.sort();
+    items.dedup();
+    items
+}
+
+fn audience_config(options: &JobOptions) -> AudienceConfig {
+    AudienceConfig {
+        strategies: options.strategies.clone(),
+        ..AudienceConfig::default()
+    }
+}
+
+fn count_values(groups: &[IdentifierGroup]) -> usize {
+    groups.iter().map(|g| g.values.len()).sum()
+}
+
+/// Splits the identifier groups into calls of at most `max` values, addresses in calls of their
+/// own; deterministic, so a resumed job numbers its chunks the same way.
+fn chunk_groups(groups: Vec<IdentifierGroup>, max: usize) -> Vec<Vec<IdentifierGroup>> {
+    let max = max.max(1);
+    let (addresses, others): (Vec<_>, Vec<_>) = groups
+        .into_iter()
+        .partition(|g| g.id_type == icp_contract::IdType::Address);
+    let mut chunks = Vec::new();
+    for family in [others, addresses] {
+        let mut current: Vec<IdentifierGroup> = Vec::new();
+        let mut size = 0;
+        for group in family {
+            for part in group.values.chunks(max) {
+                if size + part.len() > max && !current.is_empty() {
+                    chunks.push(std::mem::take(&mut current));
+                    size = 0;
+                }
+                size += part.len();
+                current.push(IdentifierGroup {
+                    id_type: group.id_type,
+                    hash_type: group.hash_type,
+                    values: part.to_vec(),
+                });
+            }
+        }
+        if !current.is_empty() {
+            chunks.push(current);
+        }
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use icp_contract::{HashType, IdType};
+
+    fn group(id_type: IdType, n: usize) -> IdentifierGroup {
+        IdentifierGroup {
+            id_type,
+            hash_type: HashType::Plaintext,
+            values: (0..n).map(|i| format!("v{i}")).collect(),
+        }
+    }
+
+    #[test]
+    fn chunks_respect_the_size_and_keep_addresses_apart() {
+        let chunks = chunk_groups(
+            vec![
+                group(IdType::Email, 25),
+                group(IdType::Address, 5),
+                group(IdType::Phone, 3),
+            ],
+            10,
+        );
+        for c in &chunks {
+            assert!(count_values(c) <= 10);
+            let has_address = c.iter().any(|g| g.id_type == IdType::Address);
+            assert!(!has_address || c.iter().all(|g| g.id_type == IdType::Address));
+        }
+        assert_eq!(chunks.iter().map(|c| count_values(c)).sum::<usize>(), 33);
+    }
+}

@@ -1,0 +1,298 @@
+//! `icp`: the ICP service's one binary.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use icp_contract::PopulationProvider;
+use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
+use icp_server::{ServiceConfig, WorkerConfig};
+use icp_store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "icp",
+    version,
+    about = "Customer list in, Ideal Customer Profile and lookalike audiences out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the worker pool (the default).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Write a CSV of customers drawn from the embedded population, ready to post as a job.
+    SampleCustomers(SampleArgs),
+    /// Serve the embedded population over MCP (Streamable HTTP), as the upstream provider would.
+    McpServe(McpServeArgs),
+}
+
+#[derive(Args, Clone)]
+struct DatabaseArgs {
+    /// `postgres://…` for Postgres, or a SQLite file (created on first run).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://icp.db")]
+    database_url: String,
+}
+
+#[derive(Args, Clone)]
+struct PopulationArgs {
+    /// A CSV of your own people to use as the population instead of a generated one.
+    #[arg(long, env = "ICP_POPULATION")]
+    population: Option<PathBuf>,
+    /// Persons in the generated population.
+    #[arg(long, env = "ICP_POPULATION_SIZE", default_value_t = 1_000_000)]
+    population_size: usize,
+    /// Seed of the generated population: the same seed gives the same people.
+    #[arg(long, env = "ICP_POPULATION_SEED", default_value_t = GeneratorConfig::default().seed)]
+    population_seed: u64,
+}
+
+impl PopulationArgs {
+    fn load(&self) -> anyhow::Result<Population> {
+        let started = Instant::now();
+        let population = match &self.population {
+            Some(path) => Population::from_csv_path(path)
+                .with_context(|| format!("importing the population {}", path.display()))?,
+            None => Population::generate(&GeneratorConfig {
+                persons: self.population_size,
+                seed: self.population_seed,
+            }),
+        };
+        tracing::info!(
+            persons = population.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "population ready"
+        );
+        Ok(population)
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum ProviderKind {
+    /// The population held in this process (generated or imported).
+    Embedded,
+    /// The Watt Data MCP server at WATT_API_URL with WATT_API_KEY.
+    Watt,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ICP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[arg(long, env = "ICP_PROVIDER", value_enum, default_value = "embedded")]
+    provider: ProviderKind,
+    #[command(flatten)]
+    population: PopulationArgs,
+    /// Workers running jobs in this process (0: API only).
+    #[arg(long, env = "ICP_WORKERS", default_value_t = WorkerConfig::default().workers)]
+    workers: usize,
+    /// `get_person` calls in flight per job.
+    #[arg(long, env = "ICP_ENRICH_CONCURRENCY", default_value_t = WorkerConfig::default().enrich_concurrency)]
+    enrich_concurrency: usize,
+    /// Hours a job and its data are kept.
+    #[arg(long, env = "ICP_RETENTION_HOURS", default_value_t = 168)]
+    retention_hours: u64,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        // Parsing no arguments applies the flags' defaults and the environment.
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Defaults::parse_from(["icp"]).serve
+    }
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// How many customers.
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    /// Draw them from this segment of the generated population (see --list-segments).
+    #[arg(long)]
+    segment: Option<String>,
+    /// List the generated population's segments and exit.
+    #[arg(long)]
+    list_segments: bool,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Where to write the CSV (standard output when absent).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    population: PopulationArgs,
+}
+
+#[derive(Args)]
+struct McpServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ICP_MCP_LISTEN", default_value = "127.0.0.1:8090")]
+    listen: SocketAddr,
+    /// Require `Authorization: Bearer <key>` from clients.
+    #[arg(long, env = "ICP_MCP_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    #[command(flatten)]
+    population: PopulationArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        None => runtime.block_on(serve(ServeArgs::default())),
+        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Migrate(args)) => runtime.block_on(async {
+            let store = Store::connect(&args.database_url)
+                .await
+                .context("connecting to the database")?;
+            store.migrate().await.context("applying migrations")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }),
+        Some(Command::Openapi) => {
+            let spec = icp_server::api::openapi().to_pretty_json()?;
+            println!("{spec}");
+            Ok(())
+        }
+        Some(Command::SampleCustomers(args)) => sample_customers(args),
+        Some(Command::McpServe(args)) => runtime.block_on(mcp_serve(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = Store::connect(&args.database.database_url)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("applying migrations")?;
+    let provider: Arc<dyn PopulationProvider> = match args.provider {
+        ProviderKind::Embedded => {
+            Arc::new(EmbeddedProvider::new(Arc::new(args.population.load()?)))
+        }
+        ProviderKind::Watt => {
+            let config =
+                icp_mcp::WattConfig::from_env().context("configuring the Watt Data provider")?;
+            Arc::new(
+                icp_mcp::WattProvider::connect(config)
+                    .await
+                    .context("connecting to the Watt Data MCP server")?,
+            )
+        }
+    };
+    let config = ServiceConfig {
+        listen: args.listen,
+        retention: Duration::from_secs(args.retention_hours.max(1) * 3600),
+        worker: WorkerConfig {
+            workers: args.workers,
+            enrich_concurrency: args.enrich_concurrency.max(1),
+            ..WorkerConfig::default()
+        },
+        ..ServiceConfig::default()
+    };
+    let service = icp_server::start(config, store, provider)
+        .await
+        .context("starting the service")?;
+    eprintln!(
+        "icp-service listening on http://{} (API docs: http://{}/docs)",
+        service.addr, service.addr
+    );
+    let stop = service.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    service.wait().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn sample_customers(args: SampleArgs) -> anyhow::Result<()> {
+    let population = args.population.load()?;
+    if args.list_segments {
+        let mut out = std::io::stdout().lock();
+        for s in population.segments() {
+            let traits: Vec<String> = s
+                .defining_traits
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            writeln!(out, "{}\t{}\t{}", s.name, s.description, traits.join(", "))?;
+        }
+        return Ok(());
+    }
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let customers = population.sample_customers(args.count, args.segment.as_deref(), args.seed)?;
+    match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            icp_population::write_customer_csv(&customers, std::io::BufWriter::new(file))?;
+            eprintln!("wrote {} customers to {}", customers.len(), path.display());
+        }
+        None => icp_population::write_customer_csv(&customers, std::io::stdout().lock())?,
+    }
+    Ok(())
+}
+
+async fn mcp_serve(args: McpServeArgs) -> anyhow::Result<()> {
+    let provider: Arc<dyn PopulationProvider> =
+        Arc::new(EmbeddedProvider::new(Arc::new(args.population.load()?)));
+    let config = icp_mcp::ServeConfig {
+        api_key: args.api_key.clone().map(icp_mcp::Secret::new),
+        ..icp_mcp::ServeConfig::default()
+    };
+    let app = icp_mcp::mcp_router(provider, config);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    eprintln!(
+        "MCP server listening on http://{}/mcp",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! Starts the real service on 127.0.0.1:0 against a real database, one database per test.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
+use icp_server::{RunningService, ServiceConfig, WorkerConfig};
+use icp_store::Store;
+use icp_store::test_support::TestDatabase;
+use serde_json::Value;
+
+/// Persons in the tests' population: large enough for real segments, quick to generate.
+pub const TEST_POPULATION: usize = 60_000;
+pub const TEST_SEED: u64 = 42;
+
+/// One population per test binary, shared by its tests (it is read-only).
+pub fn population() -> Arc<Population> {
+    static POPULATION: OnceLock<Arc<Population>> = OnceLock::new();
+    POPULATION
+        .get_or_init(|| {
+            Arc::new(Population::generate(&GeneratorConfig {
+                persons: TEST_POPULATION,
+                seed: TEST_SEED,
+            }))
+        })
+        .clone()
+}
+
+/// SQLite always; Postgres too when `ICP_TEST_DATABASE_URL` is set (and then it must work).
+pub async fn databases() -> Vec<TestDatabase> {
+    let mut dbs = vec![TestDatabase::sqlite().await];
+    if let Some(pg) = TestDatabase::postgres().await {
+        dbs.push(pg);
+    }
+    dbs
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub db_url: String,
+    service: Option<RunningService>,
+    _db: TestDatabase,
+}
+
+pub struct AppOptions {
+    pub workers: usize,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self { workers: 2 }
+    }
+}
+
+pub async fn spawn_app(db: TestDatabase) -> TestApp {
+    spawn_app_with(db, AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
+    let store = Store::connect(db.url())
+        .await
+        .expect("connect to the test database");
+    store.migrate().await.expect("migrate the test database");
+    let provider = Arc::new(EmbeddedProvider::new(population()));
+    let config = ServiceConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        worker: WorkerConfig {
+            workers: opts.workers,
+            poll_interval: Duration::from_millis(50),
+            ..WorkerConfig::default()
+        },
+        ..ServiceConfig::default()
+    };
+    let service = icp_server::start(config, store.clone(), provider)
+        .await
+        .expect("start the service");
+    TestApp {
+        base: format!("http://{}", service.addr),
+        client: reqwest::Client::new(),
+        store,
+        db_url: db.url().to_owned(),
+        service: Some(service),
+        _db: db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Polls a job until it leaves queued/running, or panics after `timeout`.
+    pub async fn wait_for(&self, id: &str, timeout: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let job: Value = self
+                .get(&format!("/v1/jobs/{id}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let status = job["status"].as_str().unwrap().to_owned();
+            if status != "queued" && status != "running" {
+                return job;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "job {id} still {status} after {timeout:?}: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.service.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// Asserts an RFC 9457 answer with this status, and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let ct = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"].as_u64(), Some(status as u64), "{body}");
+    assert!(
+        body["type"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// Emails of `n` customers drawn from the population's segment `segment`.
+pub fn segment_emails(segment: usize, n: usize) -> (String, Vec<String>) {
+    let pop = population();
+    let name = pop.segments()[segment].name.clone();
+    let customers = pop
+        .sample_customers(n, Some(&name), 11)
+        .expect("sample customers");
+    (
+        name,
+        customers.into_iter().filter_map(|c| c.email).collect(),
+    )
+}
+
+pub fn job_body(emails: &[String], options: Value) -> Value {
+    serde_json::json!({
+        "multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": emails}],
+        "options": options,
+    })
+}
