@@ -47,6 +47,17 @@ impl Population {
         Err("not a cluster id or a 32-hex cluster hash".to_owned())
     }
 
+    /// The ids of every cluster a person is in (as numbers), in attribute order.
+    pub fn cluster_ids_of(&self, index: usize) -> Vec<u64> {
+        (0..self.attrs.len())
+            .filter_map(|a| {
+                let code = self.code(index, a);
+                (code != 0)
+                    .then(|| self.clusters[self.cluster_of[a][usize::from(code) - 1] as usize].id)
+            })
+            .collect()
+    }
+
     /// The cluster of `name = value`, if the population has it.
     pub fn cluster_for(&self, name: &str, value: &str) -> Option<Cluster> {
         let a = self.attrs.iter().position(|a| a.name == name)?;

@@ -248,9 +248,21 @@ const EMAIL_DOMAINS: &[&str] = &[
 /// Where a generated person lives: metro index and coordinates. People in rural areas spread
 /// further from the metro centre than city dwellers.
 pub(crate) fn place(seed: u64, index: u64, urbanicity: u8) -> (u8, f64, f64) {
+    static CUMULATIVE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let cumulative = CUMULATIVE.get_or_init(|| {
+        METROS
+            .iter()
+            .scan(0.0, |acc, m| {
+                *acc += m.weight;
+                Some(*acc)
+            })
+            .collect()
+    });
     let mut rng = Rng::new(seed, index, PURPOSE_PLACE);
-    let weights: Vec<f64> = METROS.iter().map(|m| m.weight).collect();
-    let m = rng.weighted(&weights);
+    let x = rng.unit() * cumulative[cumulative.len() - 1];
+    let m = cumulative
+        .partition_point(|c| *c <= x)
+        .min(METROS.len() - 1);
     let spread = [0.07, 0.2, 0.5][usize::from(urbanicity.min(2))];
     let metro = &METROS[m];
     let lat = (metro.lat + rng.normalish() * spread).clamp(-89.9, 89.9);

@@ -339,3 +339,67 @@ fn csv_error(e: csv::Error, fallback_line: u64) -> ImportError {
         _ => invalid(line, None, e.to_string()),
     }
 }
+
+impl Population {
+    /// Writes the population in the import format (one row a person; contact columns, then one
+    /// `domain:name` column a trait), so it can be imported again or loaded elsewhere.
+    pub fn write_csv(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        use crate::contacts::{MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
+        let mut w = csv::Writer::from_writer(out);
+        let err = |e: csv::Error| std::io::Error::other(e.to_string());
+        // Imported populations may carry more contacts than the generator's maxima.
+        let (mut emails, mut phones, mut maids) = (MAX_EMAILS, MAX_PHONES, MAX_MAIDS);
+        if let ContactSource::Stored(all) = &self.contacts {
+            for c in all {
+                emails = emails.max(c.emails.len());
+                phones = phones.max(c.phones.len());
+                maids = maids.max(c.maids.len());
+            }
+        }
+        let mut header = vec!["first_name".to_owned(), "last_name".to_owned()];
+        header.extend((1..=emails).map(|i| format!("email{i}")));
+        header.extend((1..=phones).map(|i| format!("phone{i}")));
+        header.push("address".to_owned());
+        header.extend((1..=maids).map(|i| format!("maid{i}")));
+        header.extend(["latitude".to_owned(), "longitude".to_owned()]);
+        header.extend(
+            self.attrs
+                .iter()
+                .map(|a| format!("{}:{}", a.domain, a.name)),
+        );
+        w.write_record(&header).map_err(err)?;
+        let mut row: Vec<String> = Vec::with_capacity(header.len());
+        for p in 0..self.len() {
+            row.clear();
+            let c = self.contact(p);
+            row.push(c.first_name.unwrap_or_default());
+            row.push(c.last_name.unwrap_or_default());
+            let pad = |row: &mut Vec<String>, v: Vec<String>, n: usize| {
+                let k = v.len();
+                row.extend(v);
+                row.extend(std::iter::repeat_n(String::new(), n - k));
+            };
+            pad(&mut row, c.emails, emails);
+            pad(&mut row, c.phones, phones);
+            row.push(c.address.unwrap_or_default());
+            pad(&mut row, c.maids, maids);
+            match self.coordinates(p) {
+                Some((la, lo)) => {
+                    row.push(la.to_string());
+                    row.push(lo.to_string());
+                }
+                None => row.extend([String::new(), String::new()]),
+            }
+            for (a, attr) in self.attrs.iter().enumerate() {
+                let code = self.code(p, a);
+                row.push(if code == 0 {
+                    String::new()
+                } else {
+                    attr.values[usize::from(code) - 1].clone()
+                });
+            }
+            w.write_record(&row).map_err(err)?;
+        }
+        w.flush()
+    }
+}

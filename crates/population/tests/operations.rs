@@ -487,7 +487,7 @@ fn segments_are_strong_and_their_and_selects_members() {
             .collect::<Vec<_>>()
             .join(" AND ");
         let picked = p.evaluate(&p.parse_expression(&expr).unwrap());
-        assert!(picked.len() > 0, "{}", seg.name);
+        assert!(!picked.is_empty(), "{}", seg.name);
         let own = picked
             .iter()
             .filter(|&i| p.segment_of(p.person_id(i as usize)) == Some(s))
