@@ -1,1 +1,96 @@
-fn main() {}
+//! Resolve + enrich of N customers (default 100,000) through the MCP client against the fault
+//! layer with a fixed latency per call (default 100 ms) and no failures, compared with the ideal
+//! wall time `calls ÷ concurrency × latency`.
+//!
+//! `cargo bench -p icp-mcp --bench resolve_enrich` (env: `BENCH_PERSONS`, `BENCH_LATENCY_MS`,
+//! `BENCH_CONCURRENCY` as a comma list, default `8,16`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use icp_contract::{
+    ExportFormat, HashType, IdType, IdentifierGroup, PersonId, PopulationProvider, ResolveRequest,
+};
+use icp_mcp::faults::{FaultConfig, FaultyUpstream};
+use icp_mcp::testkit::SyntheticPopulation;
+use icp_mcp::{Secret, WattConfig, WattProvider};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let persons: u64 = env_or("BENCH_PERSONS", 100_000);
+    let latency = Duration::from_millis(env_or("BENCH_LATENCY_MS", 100));
+    let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "8,16".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let population = Arc::new(SyntheticPopulation::new(persons));
+        let emails: Vec<String> = (1..=persons).map(|i| format!("p{i}@example.com")).collect();
+        println!(
+            "resolve+enrich {persons} customers, {} ms per call, no faults",
+            latency.as_millis()
+        );
+        for concurrency in concurrencies {
+            let provider: Arc<dyn PopulationProvider> = population.clone();
+            let (addr, upstream) = FaultyUpstream::start(
+                provider,
+                FaultConfig {
+                    latency,
+                    ..FaultConfig::default()
+                },
+            )
+            .await
+            .expect("upstream");
+            let mut cfg = WattConfig::new(format!("http://{addr}/mcp"), Secret::new("bench"));
+            cfg.concurrency = concurrency;
+            cfg.timeout = Duration::from_secs(60);
+            let client = WattProvider::connect(cfg).await.expect("connect");
+
+            let started = Instant::now();
+            let resolved = client
+                .resolve_identities(ResolveRequest {
+                    multi_identifiers: vec![IdentifierGroup {
+                        id_type: IdType::Email,
+                        hash_type: HashType::Plaintext,
+                        values: emails.clone(),
+                    }],
+                    format: Some(ExportFormat::Jsonl),
+                    workflow_id: None,
+                })
+                .await
+                .expect("resolve");
+            let resolve_time = started.elapsed();
+            let ids: Vec<PersonId> = resolved.identities.iter().map(|i| i.person_id).collect();
+            let profiles = client
+                .get_persons_batched(&ids, None, resolved.workflow_id.clone())
+                .await
+                .expect("enrich");
+            let wall = started.elapsed();
+            assert_eq!(profiles.profiles.len() as u64, persons);
+
+            let calls = upstream.total_calls() + upstream.export_downloads();
+            let ideal = latency.mul_f64(calls as f64 / concurrency as f64);
+            println!(
+                "concurrency {concurrency:>3}: {calls} calls ({:?}, {} export downloads), wall {:.3} s \
+                 (resolve {:.3} s), ideal {:.3} s, ratio {:.2}",
+                upstream.calls(),
+                upstream.export_downloads(),
+                wall.as_secs_f64(),
+                resolve_time.as_secs_f64(),
+                ideal.as_secs_f64(),
+                wall.as_secs_f64() / ideal.as_secs_f64()
+            );
+        }
+    });
+}

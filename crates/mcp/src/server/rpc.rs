@@ -38,6 +38,17 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
+fn json_text_response(body: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 pub(crate) async fn handle_post(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
@@ -118,7 +129,11 @@ pub(crate) async fn handle_post(
         "ping" => rpc_result(&id, json!({})),
         "tools/list" => rpc_result(&id, json!({"tools": schemas::tools()})),
         "tools/call" => match tools::call(&state, &headers, &params).await {
-            Ok(result) => rpc_result(&id, result),
+            // The result is already JSON text; wrapping it as text avoids parsing it again.
+            Ok(result) => {
+                let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
+                return json_text_response(body);
+            }
             Err((code, message)) => rpc_error(&id, code, message),
         },
         other => rpc_error(&id, METHOD_NOT_FOUND, format!("unknown method {other}")),

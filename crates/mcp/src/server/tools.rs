@@ -4,9 +4,10 @@
 use axum::http::HeaderMap;
 use futures::TryStreamExt;
 use icp_contract::{
-    AudienceRecord, ExportFormat, ExportRef, FeedbackRequest, FindPersonsRequest,
-    GetClusterRequest, GetPersonRequest, Identity, ListClustersRequest, ProviderError,
-    ResolveRequest,
+    AudienceRecord, ExportFormat, ExportRef, FeedbackRequest, FeedbackResponse, FindPersonsRequest,
+    FindPersonsResponse, GetClusterRequest, GetClusterResponse, GetPersonRequest,
+    GetPersonResponse, Identity, ListClustersRequest, ListClustersResponse, ProviderError,
+    ResolveRequest, ResolveResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,13 +17,13 @@ use super::ServerState;
 use super::rpc::INVALID_PARAMS;
 use crate::export_rows::{ExportRow, encode};
 
-/// Runs one tool. `Err` is a protocol failure (JSON-RPC error); a tool failure is `Ok` with
-/// `isError: true`.
+/// Runs one tool and answers the JSON of its `result`. `Err` is a protocol failure (JSON-RPC
+/// error); a tool failure is `Ok` with `isError: true`.
 pub(crate) async fn call(
     state: &ServerState,
     headers: &HeaderMap,
     params: &Value,
-) -> Result<Value, (i64, String)> {
+) -> Result<String, (i64, String)> {
     let name = params
         .get("name")
         .and_then(Value::as_str)
@@ -48,9 +49,9 @@ pub(crate) async fn call(
         }
         other => return Err((INVALID_PARAMS, format!("unknown tool {other}"))),
     };
-    Ok(match answer {
-        Ok(payload) => success(payload),
-        Err(e) => failure(&e),
+    Ok(match answer.and_then(|payload: String| success(&payload)) {
+        Ok(result) => result,
+        Err(e) => failure(&e).to_string(),
     })
 }
 
@@ -61,34 +62,55 @@ fn parse<T: DeserializeOwned>(args: Value) -> Result<T, ProviderError> {
 async fn run<Req, Resp, Fut>(
     args: Value,
     f: impl FnOnce(Req) -> Fut,
-) -> Result<Value, ProviderError>
+) -> Result<String, ProviderError>
 where
     Req: DeserializeOwned + HasWorkflow,
-    Resp: Serialize,
+    Resp: Traced,
     Fut: Future<Output = Result<Resp, ProviderError>>,
 {
     let req: Req = parse(args)?;
     let workflow = req.workflow();
-    let resp = f(req).await?;
-    to_payload(&resp, workflow)
+    let mut resp = f(req).await?;
+    to_payload(&mut resp, workflow)
 }
 
 /// Every answer carries a `workflow_id` (the caller's, or a new one that starts the workflow)
-/// and a fresh `tool_trace_id`, as the upstream's do.
-fn to_payload(resp: &impl Serialize, workflow: Option<String>) -> Result<Value, ProviderError> {
-    let mut v =
-        serde_json::to_value(resp).map_err(|e| ProviderError::protocol(format!("answer: {e}")))?;
-    if let Some(obj) = v.as_object_mut() {
-        if !obj.get("workflow_id").is_some_and(Value::is_string) {
-            let w = workflow.unwrap_or_else(super::random_token);
-            obj.insert("workflow_id".into(), Value::String(w));
-        }
-        if !obj.get("tool_trace_id").is_some_and(Value::is_string) {
-            obj.insert("tool_trace_id".into(), Value::String(super::random_token()));
-        }
+/// and a `tool_trace_id`, as the upstream's do. Serialised straight from the typed answer: a
+/// `Value` tree in between costs more than the tool itself on large answers.
+fn to_payload(resp: &mut impl Traced, workflow: Option<String>) -> Result<String, ProviderError> {
+    let (trace, flow) = resp.trace_fields();
+    if flow.is_none() {
+        *flow = Some(workflow.unwrap_or_else(super::random_token));
     }
-    Ok(v)
+    if trace.is_none() {
+        *trace = Some(super::random_token());
+    }
+    serde_json::to_string(resp).map_err(|e| ProviderError::protocol(format!("answer: {e}")))
 }
+
+/// Answers with the upstream's tracing fields.
+trait Traced: Serialize {
+    /// `(tool_trace_id, workflow_id)`.
+    fn trace_fields(&mut self) -> (&mut Option<String>, &mut Option<String>);
+}
+
+macro_rules! traced {
+    ($($t:ty),*) => {$(
+        impl Traced for $t {
+            fn trace_fields(&mut self) -> (&mut Option<String>, &mut Option<String>) {
+                (&mut self.tool_trace_id, &mut self.workflow_id)
+            }
+        }
+    )*};
+}
+traced!(
+    ResolveResponse,
+    GetPersonResponse,
+    ListClustersResponse,
+    GetClusterResponse,
+    FindPersonsResponse,
+    FeedbackResponse
+);
 
 fn wants_file(format: Option<ExportFormat>) -> Option<ExportFormat> {
     format.filter(|f| *f != ExportFormat::None)
@@ -117,7 +139,7 @@ async fn resolve(
     state: &ServerState,
     headers: &HeaderMap,
     args: Value,
-) -> Result<Value, ProviderError> {
+) -> Result<String, ProviderError> {
     let mut req: ResolveRequest = parse(args)?;
     let file = wants_file(req.format.take());
     let workflow = req.workflow_id.clone();
@@ -126,7 +148,7 @@ async fn resolve(
         let rows: Vec<Identity> = std::mem::take(&mut resp.identities);
         resp.export = Some(store_export(state, headers, &rows, format)?);
     }
-    to_payload(&resp, workflow)
+    to_payload(&mut resp, workflow)
 }
 
 /// With a file `format`, the whole audience is written to an export the answer points to.
@@ -134,7 +156,7 @@ async fn find_persons(
     state: &ServerState,
     headers: &HeaderMap,
     args: Value,
-) -> Result<Value, ProviderError> {
+) -> Result<String, ProviderError> {
     let mut req: FindPersonsRequest = parse(args)?;
     let file = wants_file(req.format.take());
     let workflow = req.workflow_id.clone();
@@ -148,15 +170,17 @@ async fn find_persons(
             .await?;
         resp.export = Some(store_export(state, headers, &rows, format)?);
     }
-    to_payload(&resp, workflow)
+    to_payload(&mut resp, workflow)
 }
 
-fn success(payload: Value) -> Value {
-    json!({
-        "content": [{"type": "text", "text": payload.to_string()}],
-        "structuredContent": payload,
-        "isError": false,
-    })
+/// The `result` of a successful call: the payload as `structuredContent` and, for clients that
+/// read only text, the same JSON as text content. Written as text around the payload's JSON.
+fn success(payload: &str) -> Result<String, ProviderError> {
+    let text = serde_json::to_string(payload)
+        .map_err(|e| ProviderError::protocol(format!("answer: {e}")))?;
+    Ok(format!(
+        r#"{{"content":[{{"type":"text","text":{text}}}],"structuredContent":{payload},"isError":false}}"#
+    ))
 }
 
 fn failure(e: &ProviderError) -> Value {
