@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use icp_contract::{
-    ExportFormat, HashType, IdType, IdentifierGroup, PersonId, PopulationProvider, ResolveRequest,
+    ExportFormat, GetPersonRequest, GetPersonResponse, HashType, IdType, IdentifierGroup, PersonId,
+    PopulationProvider, ResolveRequest,
 };
 use icp_mcp::faults::{FaultConfig, FaultyUpstream};
 use icp_mcp::testkit::SyntheticPopulation;
@@ -20,6 +21,63 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// What parsing one `get_person` answer of 1000 profiles costs the client: through rmcp's
+/// message types (as the client does) against a plain typed parse of the same bytes.
+async fn parse_cost(population: &SyntheticPopulation) {
+    let answer = population
+        .get_person(GetPersonRequest {
+            person_ids: (1..=1000).map(PersonId).collect(),
+            domains: None,
+            format: None,
+            workflow_id: Some("w".into()),
+        })
+        .await
+        .expect("profiles");
+    let payload = serde_json::to_string(&answer).expect("json");
+    let text = serde_json::to_string(&payload).expect("json");
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"result":{{"content":[{{"type":"text","text":{text}}}],"structuredContent":{payload},"isError":false}}}}"#
+    );
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        result: Result_,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Result_ {
+        structured_content: GetPersonResponse,
+    }
+    const N: u32 = 30;
+    let started = Instant::now();
+    for _ in 0..N {
+        let msg: rmcp::model::ServerJsonRpcMessage =
+            serde_json::from_slice(body.as_bytes()).expect("rmcp parse");
+        let rmcp::model::JsonRpcMessage::Response(resp) = msg else {
+            panic!("not a response")
+        };
+        let rmcp::model::ServerResult::CallToolResult(r) = resp.result else {
+            panic!("not a tool result")
+        };
+        let typed: GetPersonResponse =
+            serde_json::from_value(r.structured_content.expect("structured")).expect("typed");
+        assert_eq!(typed.profiles.len(), 1000);
+    }
+    let via_rmcp = started.elapsed() / N;
+    let started = Instant::now();
+    for _ in 0..N {
+        let e: Envelope = serde_json::from_slice(body.as_bytes()).expect("typed parse");
+        assert_eq!(e.result.structured_content.profiles.len(), 1000);
+    }
+    let direct = started.elapsed() / N;
+    println!(
+        "parse of one get_person answer ({} KiB, 1000 profiles): rmcp message + typed {:.1} ms, \
+         typed only {:.1} ms",
+        body.len() / 1024,
+        via_rmcp.as_secs_f64() * 1e3,
+        direct.as_secs_f64() * 1e3
+    );
 }
 
 fn main() {
@@ -36,6 +94,7 @@ fn main() {
         .expect("tokio runtime");
     rt.block_on(async {
         let population = Arc::new(SyntheticPopulation::new(persons));
+        parse_cost(&population).await;
         let emails: Vec<String> = (1..=persons).map(|i| format!("p{i}@example.com")).collect();
         println!(
             "resolve+enrich {persons} customers, {} ms per call, no faults",
