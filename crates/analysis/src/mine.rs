@@ -14,6 +14,9 @@ use crate::bitset;
 use crate::config::MAX_CLUSTER_SIZE_LIMIT;
 use crate::{Analysis, AnalysisConfig, AnalysisError, Item};
 
+/// Bytes of extension bitsets compared per chunk at the last level: about half a core's L2.
+const LEAF_CHUNK_BYTES: usize = 256 * 1024;
+
 /// How many sets a worker records between updates of the shared budget counter.
 const BUDGET_FLUSH: usize = 1024;
 
@@ -474,6 +477,10 @@ impl Lattice<'_> {
         if size > self.max_size || shared.over_budget.load(Ordering::Relaxed) {
             return;
         }
+        if size == self.max_size {
+            self.count_leaves(prefix, extensions, ext_bits, found, walk);
+            return;
+        }
         let w = self.words;
         let Some((arena, deeper)) = arenas.split_first_mut() else {
             return;
@@ -482,18 +489,7 @@ impl Lattice<'_> {
             let item_bits = &ext_bits[i * w..(i + 1) * w];
             prefix.push(item);
             let later = &extensions[i + 1..];
-            if size == self.max_size {
-                for (j, &(other, _)) in later.iter().enumerate() {
-                    if !walk.frequent_pairs[item as usize * f + other as usize] {
-                        continue;
-                    }
-                    let at = (i + 1 + j) * w;
-                    let count = bitset::and_count(item_bits, &ext_bits[at..at + w]);
-                    if count >= self.min_count {
-                        self.record(prefix, other, count, found, shared);
-                    }
-                }
-            } else {
+            {
                 arena.resize(later.len() * w, 0);
                 let mut children: Vec<(u32, u32)> = Vec::new();
                 for (j, &(other, _)) in later.iter().enumerate() {
@@ -521,6 +517,52 @@ impl Lattice<'_> {
             if shared.over_budget.load(Ordering::Relaxed) {
                 return;
             }
+        }
+    }
+
+    /// The last level: counts every `prefix ∪ {e, f}` without storing bitsets.
+    ///
+    /// Done chunk by chunk of rows so the slices of all extensions being compared stay in the
+    /// core's L2 cache; pair by pair, each comparison would stream a whole bitset from L3 or
+    /// memory, which is what bounds this level.
+    fn count_leaves(
+        &self,
+        prefix: &mut Vec<u32>,
+        extensions: &[(u32, u32)],
+        ext_bits: &[u64],
+        found: &mut Found,
+        walk: &Walk<'_>,
+    ) {
+        let n = extensions.len();
+        let (w, f) = (self.words, self.attrs.len());
+        let candidate = |i: usize, j: usize| {
+            walk.frequent_pairs[extensions[i].0 as usize * f + extensions[j].0 as usize]
+        };
+        let chunk = (LEAF_CHUNK_BYTES / 8 / n.max(1)).clamp(64, w.max(64));
+        let mut counts = vec![0u64; n * n];
+        let mut start = 0;
+        while start < w {
+            let end = (start + chunk).min(w);
+            for i in 0..n {
+                let a = &ext_bits[i * w + start..i * w + end];
+                for j in i + 1..n {
+                    if candidate(i, j) {
+                        counts[i * n + j] +=
+                            bitset::and_count(a, &ext_bits[j * w + start..j * w + end]);
+                    }
+                }
+            }
+            start = end;
+        }
+        for i in 0..n {
+            prefix.push(extensions[i].0);
+            for j in i + 1..n {
+                let count = counts[i * n + j];
+                if candidate(i, j) && count >= self.min_count {
+                    self.record(prefix, extensions[j].0, count, found, walk.shared);
+                }
+            }
+            prefix.pop();
         }
     }
 
