@@ -68,11 +68,16 @@ impl Population {
     /// (the first persons in id order).
     pub fn audience(&self, req: &FindPersonsRequest) -> Result<Audience, ProviderError> {
         let e = self.parse_expression(&req.expression)?;
-        let mut members = evaluate::evaluate(&e, &self.clusters);
-        if let Some(loc) = &req.location {
-            geo::validate(loc)?;
-            members = self.geo.filter(&members, loc, &self.lat, &self.lon);
-        }
+        let mut members = match &req.location {
+            Some(loc) => {
+                geo::validate(loc)?;
+                // Evaluate only among the people near the place, then measure exactly.
+                let near = self.geo.candidates(loc);
+                let selected = evaluate::evaluate_within(&e, &self.clusters, &near);
+                geo::exact(&selected, loc, &self.lat, &self.lon)
+            }
+            None => evaluate::evaluate(&e, &self.clusters),
+        };
         if let Some(limit) = req.audience_limit
             && limit < members.len()
             && let Some(cut) = members.select(limit as u32)

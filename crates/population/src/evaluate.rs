@@ -57,6 +57,51 @@ pub(crate) fn evaluate(e: &Expr, clusters: &[ClusterEntry]) -> RoaringBitmap {
     }
 }
 
+/// Everyone the expression selects among `within`: every positive operand is cut down to
+/// `within` first, so a small `within` (the people near a place) keeps all the work small.
+pub(crate) fn evaluate_within(
+    e: &Expr,
+    clusters: &[ClusterEntry],
+    within: &RoaringBitmap,
+) -> RoaringBitmap {
+    match e {
+        Expr::Term(t) => within & &clusters[*t as usize].members,
+        Expr::And { all, not } => {
+            let mut acc = within.clone();
+            let mut ops: Vec<&Expr> = all.iter().collect();
+            // Terms first, smallest first; compound operands last, on what is left.
+            ops.sort_by_key(|x| match x {
+                Expr::Term(t) => clusters[*t as usize].members.len(),
+                _ => u64::MAX,
+            });
+            for x in ops {
+                if acc.is_empty() {
+                    return acc;
+                }
+                match x {
+                    Expr::Term(t) => acc &= &clusters[*t as usize].members,
+                    _ => acc = evaluate_within(x, clusters, &acc),
+                }
+            }
+            for n in not {
+                if acc.is_empty() {
+                    break;
+                }
+                let cut = evaluate_within(n, clusters, &acc);
+                acc -= &cut;
+            }
+            acc
+        }
+        Expr::Or(items) => {
+            let mut acc = RoaringBitmap::new();
+            for i in items {
+                acc |= evaluate_within(i, clusters, within);
+            }
+            acc
+        }
+    }
+}
+
 /// How many the expression selects, without building the final bitmap where the shape allows:
 /// the last intersection, union or difference is only counted.
 pub(crate) fn count(e: &Expr, clusters: &[ClusterEntry]) -> u64 {

@@ -83,7 +83,7 @@ impl GeoGrid {
     }
 
     /// Everyone in a cell that the circle's bounding box touches: a superset of the answer.
-    fn candidates(&self, loc: &Location) -> RoaringBitmap {
+    pub(crate) fn candidates(&self, loc: &Location) -> RoaringBitmap {
         let delta = (loc.radius / earth_radius(loc.unit)).to_degrees();
         let lat_lo = loc.latitude - delta;
         let lat_hi = loc.latitude + delta;
@@ -121,6 +121,7 @@ impl GeoGrid {
     }
 
     /// `within` ∩ the circle, by exact great-circle distance.
+    #[cfg(test)]
     pub(crate) fn filter(
         &self,
         within: &RoaringBitmap,
@@ -130,7 +131,19 @@ impl GeoGrid {
     ) -> RoaringBitmap {
         let mut cands = self.candidates(loc);
         cands &= within;
-        let radius = earth_radius(loc.unit);
+        exact(&cands, loc, lat, lon)
+    }
+}
+
+/// Those of `cands` inside the circle, by exact great-circle distance.
+pub(crate) fn exact(
+    cands: &RoaringBitmap,
+    loc: &Location,
+    lat: &[f64],
+    lon: &[f64],
+) -> RoaringBitmap {
+    let radius = earth_radius(loc.unit);
+    {
         cands
             .iter()
             .filter(|&p| {

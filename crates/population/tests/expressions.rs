@@ -56,6 +56,29 @@ proptest! {
     }
 
     #[test]
+    fn radius_search_equals_a_scan_of_the_expression(
+        e in expr(pop().cluster_count() as u32),
+        metro in 0usize..4,
+        radius in 5.0f64..120.0,
+    ) {
+        let p = pop();
+        let (lat, lon) = [(41.8781, -87.6298), (40.7128, -74.0060), (30.2672, -97.7431), (47.6062, -122.3321)][metro];
+        let req = icp_contract::FindPersonsRequest {
+            expression: p.expression_text(&e),
+            identifier_type: None,
+            location: Some(icp_contract::Location { latitude: lat, longitude: lon, radius, unit: icp_contract::DistanceUnit::Miles }),
+            audience_limit: None,
+            format: None,
+            workflow_id: None,
+        };
+        let scan = p.evaluate(&e).iter().filter(|&i| {
+            let (la, lo) = p.coordinates(i as usize).unwrap();
+            icp_population::great_circle_distance(lat, lon, la, lo, 3_958.761_3) <= radius
+        }).count() as u64;
+        prop_assert_eq!(p.audience(&req).unwrap().len(), scan);
+    }
+
+    #[test]
     fn print_then_parse_gives_the_expression_back(e in expr(1_000_000)) {
         let text = e.to_text(&|t| t.to_string());
         let back = parse(&text, &|s| s.parse::<u32>().map_err(|_| "unknown".to_owned())).unwrap();
