@@ -77,8 +77,10 @@ pub fn merge_resolve(parts: Vec<ResolveResponse>) -> ResolveResponse {
     }
 }
 
+/// A person found by several calls: every match once, every identifier once, and the overall
+/// score recomputed as `1 − Π(1 − quality)` over all matches (independent evidence; the embedded
+/// population's rule, so a split request scores as the whole one would).
 fn merge_identity(into: &mut Identity, from: Identity) {
-    into.overall_quality_score = into.overall_quality_score.max(from.overall_quality_score);
     for m in from.matches {
         let seen = into.matches.iter().any(|x| {
             x.criterion_type == m.criterion_type && x.criterion_value == m.criterion_value
@@ -95,6 +97,12 @@ fn merge_identity(into: &mut Identity, from: Identity) {
             }
         }
     }
+    let miss: f64 = into.matches.iter().map(|m| 1.0 - m.quality_score).product();
+    let combined = ((1.0 - miss) * 10_000.0).round() / 10_000.0;
+    into.overall_quality_score = into
+        .overall_quality_score
+        .max(from.overall_quality_score)
+        .max(combined);
 }
 
 #[cfg(test)]
@@ -160,7 +168,7 @@ mod tests {
         assert_eq!(merged.identities.len(), 1);
         let one = &merged.identities[0];
         assert_eq!(one.matches.len(), 2);
-        assert_eq!(one.overall_quality_score, 0.9);
+        assert_eq!(one.overall_quality_score, 0.98, "1 − 0.2 × 0.1");
         assert_eq!(one.identifiers.len(), 2);
         assert_eq!(merged.stats.requested, 2);
         assert_eq!(merged.workflow_id.as_deref(), Some("w"));

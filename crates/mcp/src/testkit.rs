@@ -298,6 +298,15 @@ impl PopulationProvider for SyntheticPopulation {
                 }
             }
         }
+        // Independent evidence: each further match lowers the chance all of them are wrong.
+        for identity in &mut identities {
+            let miss: f64 = identity
+                .matches
+                .iter()
+                .map(|m| 1.0 - m.quality_score)
+                .product();
+            identity.overall_quality_score = ((1.0 - miss) * 10_000.0).round() / 10_000.0;
+        }
         let (tool_trace_id, workflow_id) = self.trace(req.workflow_id);
         Ok(ResolveResponse {
             identities,
