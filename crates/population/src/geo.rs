@@ -143,16 +143,12 @@ pub(crate) fn exact(
     lon: &[f64],
 ) -> RoaringBitmap {
     let radius = earth_radius(loc.unit);
-    {
-        cands
-            .iter()
-            .filter(|&p| {
-                let p = p as usize;
-                great_circle_distance(loc.latitude, loc.longitude, lat[p], lon[p], radius)
-                    <= loc.radius
-            })
-            .collect()
-    }
+    let inside = cands.iter().filter(|&p| {
+        let p = p as usize;
+        great_circle_distance(loc.latitude, loc.longitude, lat[p], lon[p], radius) <= loc.radius
+    });
+    // The iteration is in order, so the bitmap is built by appending.
+    RoaringBitmap::from_sorted_iter(inside).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 
 use icp_contract::{
-    DOMAINS, GetPersonRequest, GetPersonResponse, MAX_PERSON_IDS_PER_CALL, Profile,
+    DOMAINS, GetPersonRequest, GetPersonResponse, MAX_PERSON_IDS_PER_CALL, PersonId, Profile,
     ProfileMetadata, ProviderError,
 };
 
 use crate::population::Population;
+use crate::resolve::parallelism;
 
 /// Which domains a request wants, as flags over [`DOMAINS`].
 struct DomainSet([bool; DOMAINS.len()]);
@@ -41,13 +42,67 @@ impl DomainSet {
     }
 }
 
-fn numbered(out: &mut BTreeMap<String, String>, prefix: &str, values: &[String]) {
-    for (i, v) in values.iter().enumerate() {
-        out.insert(format!("{prefix}{}", i + 1), v.clone());
+fn numbered(out: &mut BTreeMap<String, String>, prefix: &str, values: Vec<String>) {
+    for (i, v) in values.into_iter().enumerate() {
+        out.insert(format!("{prefix}{}", i + 1), v);
     }
 }
 
 impl Population {
+    fn profile(
+        &self,
+        id: PersonId,
+        p: usize,
+        domains: &DomainSet,
+        trait_attrs: &[usize],
+        wants_contact: bool,
+    ) -> Profile {
+        let mut map = BTreeMap::new();
+        for &a in trait_attrs {
+            let code = self.code(p, a);
+            if code != 0 {
+                let attr = &self.attrs[a];
+                map.insert(
+                    attr.name.clone(),
+                    attr.values[usize::from(code) - 1].clone(),
+                );
+            }
+        }
+        if wants_contact {
+            let c = self.contact(p);
+            if domains.has("name") {
+                if let Some(f) = c.first_name {
+                    map.insert("first_name".to_owned(), f);
+                }
+                if let Some(l) = c.last_name {
+                    map.insert("last_name".to_owned(), l);
+                }
+            }
+            if domains.has("email") {
+                numbered(&mut map, "email", c.emails);
+            }
+            if domains.has("phone") {
+                numbered(&mut map, "phone", c.phones);
+            }
+            if domains.has("address")
+                && let Some(a) = c.address
+            {
+                map.insert("address1".to_owned(), a);
+            }
+            if domains.has("maid") {
+                numbered(&mut map, "maid", c.maids);
+            }
+        }
+        Profile {
+            person_id: id,
+            metadata: ProfileMetadata {
+                quality_score: Some(self.quality_of(p)),
+                last_modified: None,
+            },
+            domains: map,
+        }
+    }
+
     /// Profiles of at most [`MAX_PERSON_IDS_PER_CALL`] persons, in request order, each once.
     /// Ids that are not in this population are left out.
     pub fn get_person(&self, req: &GetPersonRequest) -> Result<GetPersonResponse, ProviderError> {
@@ -65,59 +120,35 @@ impl Population {
             .iter()
             .any(|d| domains.has(d));
         let mut seen = std::collections::HashSet::with_capacity(req.person_ids.len());
-        let mut profiles = Vec::with_capacity(req.person_ids.len());
-        for id in &req.person_ids {
-            let Some(p) = self.index_of(*id) else {
-                continue;
-            };
-            if !seen.insert(p) {
-                continue;
-            }
-            let mut map = BTreeMap::new();
-            for &a in &trait_attrs {
-                let code = self.code(p, a);
-                if code != 0 {
-                    let attr = &self.attrs[a];
-                    map.insert(
-                        attr.name.clone(),
-                        attr.values[usize::from(code) - 1].clone(),
-                    );
-                }
-            }
-            if wants_contact {
-                let c = self.contact(p);
-                if domains.has("name") {
-                    if let Some(f) = c.first_name {
-                        map.insert("first_name".to_owned(), f);
-                    }
-                    if let Some(l) = c.last_name {
-                        map.insert("last_name".to_owned(), l);
-                    }
-                }
-                if domains.has("email") {
-                    numbered(&mut map, "email", &c.emails);
-                }
-                if domains.has("phone") {
-                    numbered(&mut map, "phone", &c.phones);
-                }
-                if domains.has("address")
-                    && let Some(a) = c.address
-                {
-                    map.insert("address1".to_owned(), a);
-                }
-                if domains.has("maid") {
-                    numbered(&mut map, "maid", &c.maids);
-                }
-            }
-            profiles.push(Profile {
-                person_id: *id,
-                metadata: ProfileMetadata {
-                    quality_score: Some(self.quality_of(p)),
-                    last_modified: None,
-                },
-                domains: map,
-            });
-        }
+        let wanted: Vec<(PersonId, usize)> = req
+            .person_ids
+            .iter()
+            .filter_map(|id| self.index_of(*id).map(|p| (*id, p)))
+            .filter(|(_, p)| seen.insert(*p))
+            .collect();
+        let build = |items: &[(PersonId, usize)]| -> Vec<Profile> {
+            items
+                .iter()
+                .map(|(id, p)| self.profile(*id, *p, &domains, &trait_attrs, wants_contact))
+                .collect()
+        };
+        // Profiles are independent: build them on every core when there are enough.
+        let threads = parallelism(wanted.len());
+        let profiles = if threads <= 1 {
+            build(&wanted)
+        } else {
+            let per = wanted.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = wanted
+                    .chunks(per)
+                    .map(|c| s.spawn(move || build(c)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
         Ok(GetPersonResponse {
             profiles,
             tool_trace_id: None,

@@ -11,6 +11,7 @@
 //! candidate is then confirmed against the person's own identifier, so a key collision can
 //! never resolve to the wrong person.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
@@ -268,6 +269,40 @@ impl Population {
         self.id_index(id_type, hash);
     }
 
+    /// The confirmed holders of one submitted value, with their contact data.
+    fn holders(&self, id_type: IdType, hash: HashType, index: &IdIndex, value: &str) -> Vec<Hit> {
+        let Some((key, probe)) = probe(id_type, hash, value) else {
+            return Vec::new();
+        };
+        let mut hits = Vec::new();
+        for (person, slot) in index.find(key) {
+            let contact = self.contact(person);
+            // Confirm against the person's own identifier, so a key collision never matches.
+            let confirmed = match id_type {
+                IdType::Email => contact.emails.get(slot).map(|s| Cow::Borrowed(s.as_str())),
+                IdType::Phone => contact.phones.get(slot).map(|s| Cow::Borrowed(s.as_str())),
+                IdType::Maid => contact.maids.get(slot).map(|s| Cow::Borrowed(s.as_str())),
+                IdType::Address => contact
+                    .address
+                    .as_deref()
+                    .and_then(normalize_address)
+                    .map(Cow::Owned),
+            }
+            .is_some_and(|own| match &probe {
+                Probe::Plain(n) => *own == **n,
+                Probe::Digest(d) => digest(hash, &own) == *d,
+            });
+            if confirmed {
+                hits.push(Hit {
+                    person,
+                    slot,
+                    contact,
+                });
+            }
+        }
+        hits
+    }
+
     /// Resolves identifiers to persons; one identity per person, with every submitted value
     /// that led to them.
     pub fn resolve_identities(
@@ -288,67 +323,88 @@ impl Population {
                 )));
             }
         }
-        // The person index into `identities`, so identifiers of one person make one identity.
+        // Look-ups (and regenerating contact data) are independent: spread them over threads,
+        // keeping request order for the merge.
+        let work: Vec<(usize, &str)> = req
+            .multi_identifiers
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| group.values.iter().map(move |v| (g, v.as_str())))
+            .collect();
+        let indexes: Vec<&IdIndex> = req
+            .multi_identifiers
+            .iter()
+            .map(|g| self.id_index(g.id_type, g.hash_type))
+            .collect();
+        let lookup = |items: &[(usize, &str)]| -> Vec<Vec<Hit>> {
+            items
+                .iter()
+                .map(|(g, v)| {
+                    let group = &req.multi_identifiers[*g];
+                    self.holders(group.id_type, group.hash_type, indexes[*g], v)
+                })
+                .collect()
+        };
+        let threads = parallelism(work.len());
+        let found: Vec<Vec<Hit>> = if threads <= 1 {
+            lookup(&work)
+        } else {
+            let per = work.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = work
+                    .chunks(per)
+                    .map(|c| s.spawn(move || lookup(c)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+
+        // The position in `identities` of each person, so one person makes one identity.
         let mut by_person: HashMap<usize, usize> = HashMap::new();
-        let mut identities: Vec<(usize, Contact, Vec<IdentityMatch>)> = Vec::new();
-        let mut requested = 0u64;
+        let mut identities: Vec<(usize, Option<Contact>, Vec<IdentityMatch>)> = Vec::new();
         let mut resolved = 0u64;
-        for group in &req.multi_identifiers {
-            let index = self.id_index(group.id_type, group.hash_type);
-            let criterion = format!("{}_{}", group.id_type.as_str(), group.hash_type.as_str());
-            for value in &group.values {
-                requested += 1;
-                let Some((key, probe)) = probe(group.id_type, group.hash_type, value) else {
-                    continue;
-                };
-                // Confirm each candidate against its own identifier.
-                let mut hits: Vec<(usize, usize)> = Vec::new();
-                for (person, slot) in index.find(key) {
-                    let pos = match by_person.get(&person) {
-                        Some(&pos) => pos,
-                        None => {
-                            identities.push((person, self.contact(person), Vec::new()));
-                            identities.len() - 1
-                        }
-                    };
-                    let ids = identifiers_of(&identities[pos].1, group.id_type);
-                    let confirmed = ids.get(slot).is_some_and(|own| match &probe {
-                        Probe::Plain(n) => own == n,
-                        Probe::Digest(d) => digest(group.hash_type, own) == *d,
+        let criteria: Vec<String> = req
+            .multi_identifiers
+            .iter()
+            .map(|g| format!("{}_{}", g.id_type.as_str(), g.hash_type.as_str()))
+            .collect();
+        for ((g, value), hits) in work.iter().zip(found) {
+            if hits.is_empty() {
+                continue;
+            }
+            resolved += 1;
+            let id_type = req.multi_identifiers[*g].id_type;
+            // An identifier several people share (a household's address) says less about each.
+            let share = hits.len() as f64;
+            for hit in hits {
+                let pos = *by_person.entry(hit.person).or_insert_with(|| {
+                    identities.push((hit.person, None, Vec::new()));
+                    identities.len() - 1
+                });
+                let entry = &mut identities[pos];
+                let q = slot_quality(id_type, hit.slot)
+                    * (0.85 + 0.15 * self.quality_of(hit.person))
+                    / share;
+                if entry.1.is_none() {
+                    entry.1 = Some(hit.contact);
+                }
+                let matches = &mut entry.2;
+                if !matches
+                    .iter()
+                    .any(|m| m.criterion_type == criteria[*g] && m.criterion_value == *value)
+                {
+                    matches.push(IdentityMatch {
+                        criterion_type: criteria[*g].clone(),
+                        criterion_value: (*value).to_owned(),
+                        quality_score: round4(q),
                     });
-                    if confirmed {
-                        by_person.insert(person, pos);
-                        hits.push((pos, slot));
-                    } else if !by_person.contains_key(&person) {
-                        identities.pop();
-                    }
-                }
-                if hits.is_empty() {
-                    continue;
-                }
-                resolved += 1;
-                // An identifier several people share (a household's address) says less about
-                // each of them.
-                let share = hits.len() as f64;
-                for (pos, slot) in hits {
-                    let person = identities[pos].0;
-                    let q = slot_quality(group.id_type, slot)
-                        * (0.85 + 0.15 * self.quality_of(person))
-                        / share;
-                    let matches = &mut identities[pos].2;
-                    if !matches
-                        .iter()
-                        .any(|m| m.criterion_type == criterion && m.criterion_value == *value)
-                    {
-                        matches.push(IdentityMatch {
-                            criterion_type: criterion.clone(),
-                            criterion_value: value.clone(),
-                            quality_score: round4(q),
-                        });
-                    }
                 }
             }
         }
+        let requested = work.len() as u64;
         let identities = identities
             .into_iter()
             .map(|(person, contact, matches)| {
@@ -357,7 +413,7 @@ impl Population {
                     person_id: self.person_id(person),
                     overall_quality_score: round4(1.0 - miss),
                     matches,
-                    identifiers: known_identifiers(&contact),
+                    identifiers: contact.map(known_identifiers).unwrap_or_default(),
                 }
             })
             .collect();
@@ -379,14 +435,32 @@ impl Population {
     }
 }
 
+/// One confirmed holder of a submitted identifier.
+struct Hit {
+    person: usize,
+    slot: usize,
+    contact: Contact,
+}
+
+/// Threads worth using for `items` independent look-ups: one per core, but only when each gets
+/// enough work to pay for starting it.
+pub(crate) fn parallelism(items: usize) -> usize {
+    const MIN_PER_THREAD: usize = 256;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    (items / MIN_PER_THREAD).clamp(1, cores)
+}
+
 /// A person's identifiers by type, as `resolve_identities` reports them.
-fn known_identifiers(c: &Contact) -> BTreeMap<String, Vec<String>> {
+fn known_identifiers(c: Contact) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for (t, v) in [
-        ("email", c.emails.clone()),
-        ("phone", c.phones.clone()),
-        ("address", c.address.iter().cloned().collect()),
-        ("maid", c.maids.clone()),
+        ("email", c.emails),
+        ("phone", c.phones),
+        ("address", c.address.into_iter().collect()),
+        ("maid", c.maids),
     ] {
         if !v.is_empty() {
             out.insert(t.to_owned(), v);

@@ -505,15 +505,15 @@ fn segments_are_strong_and_their_and_selects_members() {
 fn sample_customers_draws_from_a_segment_and_resolves_back() {
     let p = pop();
     let customers = p
-        .sample_customers(300, Some("active_millennials"), 5)
+        .sample_customers(600, Some("active_millennials"), 5)
         .unwrap();
     assert_eq!(
         customers,
-        p.sample_customers(300, Some("active_millennials"), 5)
+        p.sample_customers(600, Some("active_millennials"), 5)
             .unwrap()
     );
     let distinct: HashSet<_> = customers.iter().map(|c| c.person_id).collect();
-    assert_eq!(distinct.len(), 300);
+    assert_eq!(distinct.len(), 600);
     let seg = p
         .segments()
         .iter()
@@ -523,7 +523,7 @@ fn sample_customers_draws_from_a_segment_and_resolves_back() {
     icp_population::write_customer_csv(&customers, &mut csv).unwrap();
     let text = String::from_utf8(csv).unwrap();
     assert!(text.starts_with("email,phone,address\n"));
-    assert_eq!(text.lines().count(), 301);
+    assert_eq!(text.lines().count(), 601);
     let out = p
         .resolve_identities(&ResolveRequest {
             multi_identifiers: vec![IdentifierGroup {
@@ -535,7 +535,7 @@ fn sample_customers_draws_from_a_segment_and_resolves_back() {
             workflow_id: None,
         })
         .unwrap();
-    assert_eq!(out.stats.resolved, 300);
+    assert_eq!(out.stats.resolved, 600);
     let back: HashSet<_> = out.identities.iter().map(|i| i.person_id).collect();
     assert_eq!(back, distinct);
     assert!(p.sample_customers(10, Some("nope"), 1).is_err());
