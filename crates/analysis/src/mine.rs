@@ -229,6 +229,7 @@ pub(crate) fn mine(analyzer: Analyzer) -> Result<Mined, AnalysisError> {
             min_count,
             max_size: config.max_cluster_size,
             budget: config.max_itemsets,
+            pair_matrix_limit: PAIR_MATRIX_LIMIT,
         };
         match lattice.run(config.thread_count()) {
             Some(found) => break found,
@@ -314,6 +315,8 @@ struct Lattice<'a> {
     min_count: u64,
     max_size: usize,
     budget: usize,
+    /// See [`PAIR_MATRIX_LIMIT`]; a field so tests can force the path without the matrix.
+    pair_matrix_limit: usize,
 }
 
 /// What one worker found.
@@ -327,7 +330,29 @@ struct Found {
 /// What every step of one worker's walk reads.
 struct Walk<'a> {
     shared: &'a Shared,
-    frequent_pairs: &'a [bool],
+    frequent_pairs: &'a PairFilter,
+}
+
+/// Most entries of the frequent-pair matrix (one byte each) before the walk goes without it.
+const PAIR_MATRIX_LIMIT: usize = 64 << 20;
+
+/// Whether two frequent traits may appear together in a frequent set.
+struct PairFilter {
+    f: usize,
+    /// `f × f`, true where the pair is frequent; empty when the matrix would be too large.
+    frequent: Vec<bool>,
+    /// Attribute of each trait, used only without the matrix.
+    attrs: Vec<u32>,
+}
+
+impl PairFilter {
+    fn candidate(&self, a: u32, b: u32) -> bool {
+        if self.frequent.is_empty() {
+            self.attrs[a as usize] != self.attrs[b as usize]
+        } else {
+            self.frequent[a as usize * self.f + b as usize]
+        }
+    }
 }
 
 /// State shared by the workers of one run.
@@ -383,24 +408,37 @@ impl Lattice<'_> {
 
     /// Which pairs of frequent traits are frequent, as an `f × f` matrix. A set can only be
     /// frequent if each of its pairs is, so the walk checks this before spending an AND on a
-    /// candidate; on dense data it skips a large share of the candidates.
-    fn frequent_pairs(&self) -> Vec<bool> {
+    /// candidate; on dense data it skips a large share of the candidates. Past
+    /// [`PAIR_MATRIX_LIMIT`] entries the matrix is not built and every pair of two attributes is
+    /// a candidate: slower, still exact.
+    fn frequent_pairs(&self) -> PairFilter {
         let f = self.attrs.len();
-        let mut matrix = vec![false; f * f];
+        if f.saturating_mul(f) > self.pair_matrix_limit {
+            return PairFilter {
+                f,
+                frequent: Vec::new(),
+                attrs: self.attrs.to_vec(),
+            };
+        }
+        let mut frequent = vec![false; f * f];
         for a in 0..f {
             for b in a + 1..f {
                 if self.attrs[a] != self.attrs[b]
                     && bitset::and_count(self.row(a as u32), self.row(b as u32)) >= self.min_count
                 {
-                    matrix[a * f + b] = true;
-                    matrix[b * f + a] = true;
+                    frequent[a * f + b] = true;
+                    frequent[b * f + a] = true;
                 }
             }
         }
-        matrix
+        PairFilter {
+            f,
+            frequent,
+            attrs: Vec::new(),
+        }
     }
 
-    fn worker(&self, shared: &Shared, frequent_pairs: &[bool]) -> Found {
+    fn worker(&self, shared: &Shared, frequent_pairs: &PairFilter) -> Found {
         let mut found = Found::default();
         // One scratch area per depth below the root; depth d holds the bitsets of the
         // extensions of the current node at that depth.
@@ -423,7 +461,7 @@ impl Lattice<'_> {
             let mut extensions: Vec<(u32, u32)> = Vec::new();
             let f = self.attrs.len();
             for other in root + 1..f as u32 {
-                if !frequent_pairs[root as usize * f + other as usize] {
+                if !frequent_pairs.candidate(root, other) {
                     continue;
                 }
                 let slot = extensions.len() * self.words;
@@ -472,7 +510,6 @@ impl Lattice<'_> {
         walk: &Walk<'_>,
     ) {
         let shared = walk.shared;
-        let f = self.attrs.len();
         let size = prefix.len() + 2;
         if size > self.max_size || shared.over_budget.load(Ordering::Relaxed) {
             return;
@@ -493,7 +530,7 @@ impl Lattice<'_> {
                 arena.resize(later.len() * w, 0);
                 let mut children: Vec<(u32, u32)> = Vec::new();
                 for (j, &(other, _)) in later.iter().enumerate() {
-                    if !walk.frequent_pairs[item as usize * f + other as usize] {
+                    if !walk.frequent_pairs.candidate(item, other) {
                         continue;
                     }
                     let at = (i + 1 + j) * w;
@@ -534,9 +571,10 @@ impl Lattice<'_> {
         walk: &Walk<'_>,
     ) {
         let n = extensions.len();
-        let (w, f) = (self.words, self.attrs.len());
+        let w = self.words;
         let candidate = |i: usize, j: usize| {
-            walk.frequent_pairs[extensions[i].0 as usize * f + extensions[j].0 as usize]
+            walk.frequent_pairs
+                .candidate(extensions[i].0, extensions[j].0)
         };
         let chunk = (LEAF_CHUNK_BYTES / 8 / n.max(1)).clamp(64, w.max(64));
         let mut counts = vec![0u64; n * n];
@@ -586,5 +624,43 @@ impl Lattice<'_> {
                 shared.over_budget.store(true, Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_walk_without_the_pair_matrix_finds_the_same_sets() {
+        let data = crate::synthetic::generate(&crate::synthetic::SyntheticConfig {
+            customers: 2000,
+            attributes: 20,
+            ..Default::default()
+        });
+        let mut analyzer = Analyzer::new(AnalysisConfig::default());
+        for c in 0..data.customers() {
+            analyzer.add_profile(data.profile(c));
+        }
+        let mined = analyzer.mine().expect("mines");
+        let attrs: Vec<u32> = mined
+            .frequent
+            .iter()
+            .map(|&t| mined.traits[t as usize].attr)
+            .collect();
+        let lattice = |pair_matrix_limit| Lattice {
+            bits: &mined.bits,
+            words: mined.words,
+            attrs: &attrs,
+            min_count: mined.min_count,
+            max_size: 5,
+            budget: usize::MAX,
+            pair_matrix_limit,
+        };
+        let with = lattice(PAIR_MATRIX_LIMIT).run(2).expect("within budget");
+        let without = lattice(0).run(2).expect("within budget");
+        assert!(!with.1.is_empty());
+        assert_eq!(with, without);
+        assert_eq!(with, (mined.pairs.clone(), mined.sets.clone()));
     }
 }
