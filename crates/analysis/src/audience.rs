@@ -162,6 +162,17 @@ impl AudiencePlan {
 }
 
 impl Analysis {
+    /// Every trait the map stage should look up with `list_clusters`: each top attribute (so
+    /// [`Analysis::apply_baseline`] can fill its index) and each trait any of `plans` uses.
+    /// Sorted, without repeats.
+    pub fn items_to_map(&self, plans: &[AudiencePlan]) -> Vec<Item> {
+        let mut items: BTreeSet<Item> = self.top_attributes.iter().map(|a| a.item()).collect();
+        for plan in plans {
+            items.extend(plan.items());
+        }
+        items.into_iter().collect()
+    }
+
     /// The audience plans the analysis supports, in the order of `config.strategies`. A strategy
     /// the analysis cannot support (no traits at all) is left out.
     pub fn audiences(&self, config: &AudienceConfig) -> Vec<AudiencePlan> {

@@ -229,6 +229,15 @@ fn audiences_render_with_the_documents_cluster_hashes() {
     let term = |i: &Item| hashes.get(i).cloned();
 
     let plans = a.audiences(&AudienceConfig::default());
+    // The map stage looks up all eight traits: every top attribute, which covers every plan.
+    let to_map = a.items_to_map(&plans);
+    assert_eq!(to_map.len(), 8);
+    assert!(
+        plans
+            .iter()
+            .flat_map(|p| p.items())
+            .all(|i| to_map.contains(&i))
+    );
     let strategies: Vec<Strategy> = plans.iter().map(|p| p.strategy).collect();
     assert_eq!(strategies, Strategy::ALL);
 
