@@ -4,8 +4,6 @@
 //! ten million people cost no string storage: it is recomputed when an answer needs it. Imported
 //! people keep what the file gave.
 
-use std::fmt::Write as _;
-
 use crate::metros::{METROS, STREET_KINDS, STREETS};
 use crate::rng::Rng;
 
@@ -322,23 +320,47 @@ fn phone(index: u64, k: u64, metro: usize) -> String {
     let v = 2 * index + k;
     let area = METROS[metro].area_codes[((v / BLOCK) % 3) as usize];
     let local = (v % BLOCK * 4_999_999 + 1_234_567) % BLOCK + 2_000_000;
-    format!("{area:03}{local:07}")
+    let mut s = String::with_capacity(10);
+    push_digits(&mut s, u64::from(area), 3);
+    push_digits(&mut s, local, 7);
+    s
 }
 
+/// `v` in decimal, zero-padded to `width` digits (without the formatting machinery: contact
+/// data is rebuilt on every answer that shows it).
+fn push_digits(out: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    while v > 0 || buf.len() - i < width {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend(buf[i..].iter().map(|b| char::from(*b)));
+}
+
+fn push_hex(out: &mut String, v: u64, digits: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+    }
+}
+
+/// A version-4 UUID, lower-case.
 fn maid(rng: &mut Rng) -> String {
     let a = rng.next_u64();
     let b = rng.next_u64();
     let mut s = String::with_capacity(36);
-    let _ = write!(
-        s,
-        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        8 + (b >> 62),
-        (b >> 48) & 0xfff,
-        b & 0xffff_ffff_ffff
-    );
+    push_hex(&mut s, a >> 32, 8);
+    s.push('-');
+    push_hex(&mut s, (a >> 16) & 0xffff, 4);
+    s.push_str("-4");
+    push_hex(&mut s, a & 0xfff, 3);
+    s.push('-');
+    push_hex(&mut s, 8 + (b >> 62), 1);
+    push_hex(&mut s, (b >> 48) & 0xfff, 3);
+    s.push('-');
+    push_hex(&mut s, b & 0xffff_ffff_ffff, 12);
     s
 }
 
@@ -365,14 +387,21 @@ pub(crate) fn generated(seed: u64, index: u64, gender: u16, metro: u8) -> Contac
     let n_phones = rng.weighted(&[0.15, 0.6, 0.25]) as u64;
     let phones = (0..n_phones).map(|k| phone(index, k, metro)).collect();
     let m = &METROS[metro];
-    let address = format!(
-        "{} {} {}, {}, {} {:05}",
-        1 + rng.below(9_899),
-        STREETS[rng.below(STREETS.len() as u64) as usize],
-        STREET_KINDS[rng.below(STREET_KINDS.len() as u64) as usize],
-        m.city,
-        m.state,
-        m.zip_prefix * 100 + rng.below(100) as u32
+    let mut address = String::with_capacity(48);
+    push_digits(&mut address, 1 + rng.below(9_899), 1);
+    address.push(' ');
+    address.push_str(STREETS[rng.below(STREETS.len() as u64) as usize]);
+    address.push(' ');
+    address.push_str(STREET_KINDS[rng.below(STREET_KINDS.len() as u64) as usize]);
+    address.push_str(", ");
+    address.push_str(m.city);
+    address.push_str(", ");
+    address.push_str(m.state);
+    address.push(' ');
+    push_digits(
+        &mut address,
+        u64::from(m.zip_prefix) * 100 + rng.below(100),
+        5,
     );
     let n_maids = rng.weighted(&[0.3, 0.5, 0.2]);
     let maids = (0..n_maids).map(|_| maid(&mut rng)).collect();
@@ -426,6 +455,23 @@ mod tests {
                 assert_eq!(m.len(), 36);
             }
         }
+    }
+
+    #[test]
+    fn hand_formatting_matches_format() {
+        for v in [0u64, 7, 42, 1234567, 9_999_999_999] {
+            let mut s = String::new();
+            push_digits(&mut s, v, 7);
+            assert_eq!(s, format!("{v:07}"));
+            let mut h = String::new();
+            push_hex(&mut h, v, 12);
+            assert_eq!(h, format!("{v:012x}"));
+        }
+        let mut rng = Rng::new(1, 2, 3);
+        let m = maid(&mut rng);
+        let parts: Vec<_> = m.split('-').map(str::len).collect();
+        assert_eq!(parts, [8, 4, 4, 4, 12]);
+        assert_eq!(&m[14..15], "4");
     }
 
     #[test]
