@@ -1,7 +1,5 @@
 //! `get_person`: flat profiles of `attribute → value`, contact fields numbered.
 
-use std::collections::BTreeMap;
-
 use icp_contract::{
     DOMAINS, GetPersonRequest, GetPersonResponse, MAX_PERSON_IDS_PER_CALL, PersonId, Profile,
     ProfileMetadata, ProviderError,
@@ -42,9 +40,9 @@ impl DomainSet {
     }
 }
 
-fn numbered(out: &mut BTreeMap<String, String>, prefix: &str, values: Vec<String>) {
+fn numbered(out: &mut Vec<(String, String)>, prefix: &str, values: Vec<String>) {
     for (i, v) in values.into_iter().enumerate() {
-        out.insert(format!("{prefix}{}", i + 1), v);
+        out.push((format!("{prefix}{}", i + 1), v));
     }
 }
 
@@ -57,25 +55,26 @@ impl Population {
         trait_attrs: &[usize],
         wants_contact: bool,
     ) -> Profile {
-        let mut map = BTreeMap::new();
+        // Pairs first, one bulk build of the map at the end: cheaper than inserting one by one.
+        let mut map: Vec<(String, String)> = Vec::with_capacity(trait_attrs.len() + 12);
         for &a in trait_attrs {
             let code = self.code(p, a);
             if code != 0 {
                 let attr = &self.attrs[a];
-                map.insert(
+                map.push((
                     attr.name.clone(),
                     attr.values[usize::from(code) - 1].clone(),
-                );
+                ));
             }
         }
         if wants_contact {
             let c = self.contact(p);
             if domains.has("name") {
                 if let Some(f) = c.first_name {
-                    map.insert("first_name".to_owned(), f);
+                    map.push(("first_name".to_owned(), f));
                 }
                 if let Some(l) = c.last_name {
-                    map.insert("last_name".to_owned(), l);
+                    map.push(("last_name".to_owned(), l));
                 }
             }
             if domains.has("email") {
@@ -87,7 +86,7 @@ impl Population {
             if domains.has("address")
                 && let Some(a) = c.address
             {
-                map.insert("address1".to_owned(), a);
+                map.push(("address1".to_owned(), a));
             }
             if domains.has("maid") {
                 numbered(&mut map, "maid", c.maids);
@@ -99,7 +98,7 @@ impl Population {
                 quality_score: Some(self.quality_of(p)),
                 last_modified: None,
             },
-            domains: map,
+            domains: map.into_iter().collect(),
         }
     }
 
