@@ -39,8 +39,13 @@ pub struct Intersection {
     pub support: f64,
     /// `support / (frequency(a) · frequency(b))`; above 1 the traits meet more often than chance.
     pub lift: f64,
-    /// `support · ln(lift)`, the ranking score (see the crate's ranking rule).
+    /// `support · ln(lift)`, the ranking score (see the crate's ranking rule); once a
+    /// baseline is applied, `support · ln(index)`.
     pub score: f64,
+    /// `support / Π prevalence(i)`: how much more common the pair is among the customers than
+    /// in a population where its traits were independent. Known once a baseline is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<f64>,
 }
 
 /// A multi-attribute cluster: 3 or more traits many customers share, a candidate ICP.
@@ -54,8 +59,13 @@ pub struct Cluster {
     pub support: f64,
     /// `support / Π frequency(i)`; above 1 the traits meet more often than chance.
     pub lift: f64,
-    /// `support · ln(lift)`, the ranking score.
+    /// `support · ln(lift)`, the ranking score; once a baseline is applied,
+    /// `support · ln(index)` (see `Analysis::apply_baseline`).
     pub score: f64,
+    /// `support / Π prevalence(i)`: how much more common the whole set is among the customers
+    /// than in a population where its traits were independent. Known once a baseline is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<f64>,
 }
 
 /// An attribute with so many values that only its most frequent ones entered the pair and
@@ -182,6 +192,7 @@ impl Analysis {
                     support: support(count),
                     lift: rank::lift(count, [m.count_of(p.a), m.count_of(p.b)], n),
                     score,
+                    index: None,
                 }
             })
             .collect();
@@ -369,6 +380,7 @@ fn closed_clusters(m: &Mined, lex_key: &dyn Fn(&[u32]) -> Vec<u32>) -> Vec<Clust
                 support,
                 lift,
                 score,
+                index: None,
             });
             if clusters.len() == wanted {
                 return clusters;

@@ -44,8 +44,61 @@ impl Analysis {
                 unknown.push(item);
             }
         }
+        rerank(
+            &mut self.top_intersections,
+            baseline,
+            |p| (&p.items, p.support, p.count, p.score),
+            |p, i, s| {
+                p.index = Some(i);
+                p.score = s;
+            },
+        );
+        rerank(
+            &mut self.multi_attribute_clusters,
+            baseline,
+            |c| (&c.items, c.support, c.count, c.score),
+            |c, i, s| {
+                c.index = Some(i);
+                c.score = s;
+            },
+        );
         self.notes.population_size = Some(baseline.population_size);
         self.notes.index_unknown = unknown;
         self.refresh_messages();
     }
+}
+
+/// Re-ranks pairs or clusters against the population once its baseline is known.
+///
+/// Lift among the customers alone cannot see what sets the customers apart: when 90 % of them
+/// share each of a segment's traits, those traits look independent *among the customers* (lift
+/// ≈ 1) although together they are a hundred times more common than in the population. With a
+/// baseline the score becomes `support · ln(index)`, `index = support / Π prevalence(i)` — the
+/// same mutual-information term as before, measured against the population instead of the
+/// customers. Sets whose items the baseline does not fully cover keep their score and rank after
+/// the covered ones. Ties: larger count, then the smaller item list.
+fn rerank<T>(
+    rows: &mut [T],
+    baseline: &Baseline,
+    view: impl Fn(&T) -> (&Vec<Item>, f64, u64, f64),
+    set: impl Fn(&mut T, f64, f64),
+) {
+    for row in rows.iter_mut() {
+        let (items, support, _, _) = view(row);
+        let expected: Option<f64> = items.iter().map(|i| baseline.prevalence(i)).product();
+        if let Some(expected) = expected.filter(|e| *e > 0.0) {
+            let index = support / expected;
+            set(row, index, support * index.ln());
+        }
+    }
+    let covered = |items: &[Item]| items.iter().all(|i| baseline.prevalence(i).is_some());
+    rows.sort_by(|a, b| {
+        let (ia, _, ca, sa) = view(a);
+        let (ib, _, cb, sb) = view(b);
+        covered(ib)
+            .cmp(&covered(ia))
+            .then_with(|| sb.total_cmp(&sa))
+            .then_with(|| cb.cmp(&ca))
+            .then_with(|| ia.cmp(ib))
+    });
 }

@@ -19,7 +19,7 @@ pub struct WorkerConfig {
     pub retry_base: Duration,
     /// `get_person` calls in flight at once for one job.
     pub enrich_concurrency: usize,
-    /// Identifiers per `resolve_identities` call.
+    /// Identifiers per `resolve_identities` call (the upstream takes at most 3,000 a group).
     pub resolve_chunk: usize,
     /// Audience records per stored export chunk.
     pub export_chunk_rows: usize,
@@ -34,7 +34,7 @@ impl Default for WorkerConfig {
             max_attempts: 5,
             retry_base: Duration::from_secs(2),
             enrich_concurrency: 4,
-            resolve_chunk: 20_000,
+            resolve_chunk: 3_000,
             export_chunk_rows: 5_000,
         }
     }

@@ -108,6 +108,9 @@ struct Mapped {
     clusters: Vec<Cluster>,
 }
 
+/// Pairs and clusters kept from the analysis for the map stage to re-rank against the population.
+const RANKING_POOL: usize = 1000;
+
 /// Sequence numbers of whole-stage checkpoints (chunked stages use 1.. for their parts).
 const FINAL: i64 = 0;
 
@@ -396,9 +399,13 @@ impl Run<'_> {
         }
         let parts = self.store().checkpoints(self.job.id, Stage::Enrich).await?;
         self.enter(Stage::Analyze, parts.len() as u64).await?;
+        // A wide pool of pairs and clusters: the map stage re-ranks them against the population
+        // and keeps the report's share.
         let config = AnalysisConfig {
             min_support: self.options.min_support,
             max_cluster_size: self.options.max_cluster_size,
+            top_intersections: RANKING_POOL,
+            top_clusters: RANKING_POOL,
             ..AnalysisConfig::default()
         };
         let analysis = tokio::task::spawn_blocking(move || -> Result<Analysis, StageError> {
@@ -427,10 +434,24 @@ impl Run<'_> {
         if let Some(done) = self.final_checkpoint::<Mapped>(Stage::Map).await? {
             return Ok(done);
         }
-        let wanted = wanted_items(&analysis, &self.options);
-        let names: Vec<String> = wanted
+        // Every attribute the report mentions: its clusters are the population baseline.
+        let names: Vec<String> = analysis
+            .top_attributes
             .iter()
-            .map(|i| i.name.clone())
+            .map(|a| &a.name)
+            .chain(
+                analysis
+                    .top_intersections
+                    .iter()
+                    .flat_map(|p| p.items.iter().map(|i| &i.name)),
+            )
+            .chain(
+                analysis
+                    .multi_attribute_clusters
+                    .iter()
+                    .flat_map(|c| c.items.iter().map(|i| &i.name)),
+            )
+            .cloned()
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -481,6 +502,14 @@ impl Run<'_> {
             };
             analysis.apply_baseline(&baseline);
         }
+        let report = AnalysisConfig::default();
+        analysis
+            .top_intersections
+            .truncate(report.top_intersections);
+        analysis
+            .multi_attribute_clusters
+            .truncate(report.top_clusters);
+        let wanted = wanted_items(&analysis, &self.options);
         let mut clusters: Vec<Cluster> = wanted
             .iter()
             .filter_map(|i| found.get(&(i.name.clone(), i.value.clone())).cloned())
