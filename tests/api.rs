@@ -19,7 +19,14 @@ fn emails(n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness() {
     for db in databases().await {
-        let app = spawn_app_with(db, AppOptions { workers: 0 }).await;
+        let app = spawn_app_with(
+            db,
+            AppOptions {
+                workers: 0,
+                provider: None,
+            },
+        )
+        .await;
         let health: Value = app.get("/healthz").await.json().await.unwrap();
         assert_eq!(health["status"], "ok");
         assert_eq!(health["provider"], "embedded");
@@ -38,7 +45,14 @@ async fn health_and_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docs_and_spec_are_served() {
-    let app = spawn_app_with(databases().await.remove(0), AppOptions { workers: 0 }).await;
+    let app = spawn_app_with(
+        databases().await.remove(0),
+        AppOptions {
+            workers: 0,
+            provider: None,
+        },
+    )
+    .await;
     let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
     assert!(spec["paths"]["/v1/jobs"]["post"].is_object());
     let docs = app.get("/docs/").await;
@@ -67,7 +81,14 @@ fn committed_openapi_matches_the_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_problem_details() {
     for db in databases().await {
-        let app = spawn_app_with(db, AppOptions { workers: 0 }).await;
+        let app = spawn_app_with(
+            db,
+            AppOptions {
+                workers: 0,
+                provider: None,
+            },
+        )
+        .await;
         let post_raw = |ct: &'static str, body: &'static str| {
             app.client
                 .post(app.url("/v1/jobs"))
@@ -154,7 +175,14 @@ async fn malformed_requests_get_problem_details() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_pages_through_jobs_with_a_status_filter() {
     for db in databases().await {
-        let app = spawn_app_with(db, AppOptions { workers: 0 }).await;
+        let app = spawn_app_with(
+            db,
+            AppOptions {
+                workers: 0,
+                provider: None,
+            },
+        )
+        .await;
         let mut ids = Vec::new();
         for _ in 0..5 {
             let job: Value = app
@@ -218,7 +246,14 @@ async fn listing_pages_through_jobs_with_a_status_filter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_return_the_same_job_or_refuse_a_different_body() {
     for db in databases().await {
-        let app = spawn_app_with(db, AppOptions { workers: 0 }).await;
+        let app = spawn_app_with(
+            db,
+            AppOptions {
+                workers: 0,
+                provider: None,
+            },
+        )
+        .await;
         let body = job_body(&emails(3), json!({}));
         let post = |body: Value| {
             app.client
@@ -243,7 +278,14 @@ async fn idempotency_keys_return_the_same_job_or_refuse_a_different_body() {
 async fn cancel_result_and_delete() {
     for db in databases().await {
         // No workers: the job stays queued until we act on it.
-        let app = spawn_app_with(db, AppOptions { workers: 0 }).await;
+        let app = spawn_app_with(
+            db,
+            AppOptions {
+                workers: 0,
+                provider: None,
+            },
+        )
+        .await;
         let job: Value = app
             .post_json("/v1/jobs", &job_body(&emails(5), json!({})))
             .await

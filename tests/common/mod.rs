@@ -48,11 +48,16 @@ pub struct TestApp {
 
 pub struct AppOptions {
     pub workers: usize,
+    /// The provider the service uses; the embedded test population when absent.
+    pub provider: Option<Arc<dyn icp_contract::PopulationProvider>>,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { workers: 2 }
+        Self {
+            workers: 2,
+            provider: None,
+        }
     }
 }
 
@@ -65,7 +70,9 @@ pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
         .await
         .expect("connect to the test database");
     store.migrate().await.expect("migrate the test database");
-    let provider = Arc::new(EmbeddedProvider::new(population()));
+    let provider = opts
+        .provider
+        .unwrap_or_else(|| Arc::new(EmbeddedProvider::new(population())));
     let config = ServiceConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         worker: WorkerConfig {
