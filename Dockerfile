@@ -11,9 +11,9 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/icp --create-home icp
+    && useradd --system --uid 10001 --home-dir /var/lib/icp --create-home --user-group icp
 COPY --from=build /src/target/release/icp /usr/local/bin/icp
-USER icp
+USER 10001:10001
 WORKDIR /var/lib/icp
 ENV ICP_LISTEN=0.0.0.0:8080 \
     DATABASE_URL=sqlite:///var/lib/icp/icp.db
