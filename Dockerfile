@@ -11,7 +11,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/icp --create-home --user-group icp
+    && groupadd --system --gid 10001 icp \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/icp --create-home icp
 COPY --from=build /src/target/release/icp /usr/local/bin/icp
 USER 10001:10001
 WORKDIR /var/lib/icp
