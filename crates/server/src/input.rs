@@ -41,8 +41,17 @@ impl JobInput {
 
 /// Parses and checks a JSON body.
 pub fn from_json(body: &[u8]) -> Result<JobInput, ApiError> {
+    let req: CreateJobRequest = parse_json(body)?;
+    check(JobInput {
+        groups: req.multi_identifiers,
+        options: req.options,
+    })
+}
+
+/// Deserialises a JSON body; an error names its place as a JSON pointer (`/` for the whole body).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: CreateJobRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let location = if path == "." {
             "/".to_owned()
@@ -50,10 +59,6 @@ pub fn from_json(body: &[u8]) -> Result<JobInput, ApiError> {
             json_pointer(&path)
         };
         ApiError::validation(location, e.into_inner().to_string())
-    })?;
-    check(JobInput {
-        groups: req.multi_identifiers,
-        options: req.options,
     })
 }
 

@@ -9,13 +9,13 @@ use bytes::Bytes;
 use icp_analysis::Strategy;
 use icp_contract::{AudienceRecord, ExportFormat, IdType};
 use icp_population::AudienceEncoder;
-use icp_store::{JobStatus, Store};
+use icp_store::Store;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::jobs::{job_id, no_job};
+use super::jobs::{job_id, succeeded_result};
 use crate::model::{JobResult, strategy_name};
 use crate::options::JobOptions;
 use crate::problem::{ApiError, Problem};
@@ -76,26 +76,9 @@ async fn export_audience(
         }
         f => f,
     };
-    let record = state
-        .store
-        .get_job(id, None)
-        .await?
-        .ok_or_else(|| no_job(id))?;
-    if record.status != JobStatus::Succeeded {
-        return Err(ApiError::Conflict(format!(
-            "the job is {}; audiences exist once it has succeeded",
-            record.status.as_str()
-        )));
-    }
+    let (record, result) = succeeded_result(&state, id).await?;
     let options: JobOptions = serde_json::from_value(record.options).map_err(ApiError::internal)?;
-    let result: JobResult = state
-        .store
-        .job_result(id)
-        .await?
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal("succeeded job without a result"))?;
+    let result: JobResult = serde_json::from_value(result).map_err(ApiError::internal)?;
     if !result.audiences.iter().any(|a| a.strategy == strategy) {
         return Err(ApiError::NotFound(format!(
             "the job built no {} audience",

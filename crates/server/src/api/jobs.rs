@@ -275,6 +275,30 @@ async fn get_job(
     Ok(Json(Job::from_record(record, Some(traces))))
 }
 
+/// A job that has succeeded, with its stored result; 404 for no such job, 409 until it succeeds.
+pub(crate) async fn succeeded_result(
+    state: &AppState,
+    id: Uuid,
+) -> Result<(icp_store::JobRecord, serde_json::Value), ApiError> {
+    let record = state
+        .store
+        .get_job(id, None)
+        .await?
+        .ok_or_else(|| no_job(id))?;
+    if record.status != JobStatus::Succeeded {
+        return Err(ApiError::Conflict(format!(
+            "the job is {}; its result and audiences exist once it has succeeded",
+            record.status.as_str()
+        )));
+    }
+    let result = state
+        .store
+        .job_result(id)
+        .await?
+        .ok_or_else(|| ApiError::internal("succeeded job without a result"))?;
+    Ok((record, result))
+}
+
 pub(crate) fn no_job(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("no job {id}"))
 }
@@ -353,22 +377,7 @@ async fn job_result(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id)?;
-    let record = state
-        .store
-        .get_job(id, None)
-        .await?
-        .ok_or_else(|| no_job(id))?;
-    if record.status != JobStatus::Succeeded {
-        return Err(ApiError::Conflict(format!(
-            "the job is {}; its result exists once it has succeeded",
-            record.status.as_str()
-        )));
-    }
-    let result = state
-        .store
-        .job_result(id)
-        .await?
-        .ok_or_else(|| ApiError::internal("succeeded job without a result"))?;
+    let (_, result) = succeeded_result(&state, id).await?;
     Ok(Json(result).into_response())
 }
 
@@ -409,9 +418,7 @@ async fn job_feedback(
     body: axum::body::Bytes,
 ) -> Result<Json<FeedbackAccepted>, ApiError> {
     let id = job_id(&id)?;
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let feedback: JobFeedback = serde_path_to_error::deserialize(de)
-        .map_err(|e| ApiError::validation(format!("/{}", e.path()), e.into_inner().to_string()))?;
+    let feedback: JobFeedback = input::parse_json(&body)?;
     if feedback.message.trim().is_empty() || feedback.message.len() > 10_000 {
         return Err(ApiError::validation(
             "/message",
