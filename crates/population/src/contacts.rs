@@ -4,6 +4,8 @@
 //! ten million people cost no string storage: it is recomputed when an answer needs it. Imported
 //! people keep what the file gave.
 
+use std::borrow::Cow;
+
 use crate::metros::{METROS, STREET_KINDS, STREETS};
 use crate::rng::Rng;
 
@@ -268,6 +270,12 @@ pub(crate) fn place(seed: u64, index: u64, urbanicity: u8) -> (u8, f64, f64) {
     (m as u8, lat, lon)
 }
 
+/// Appends ASCII bytes (every caller formats digits, letters and punctuation only).
+fn push_ascii(out: &mut String, bytes: &[u8]) {
+    debug_assert!(bytes.is_ascii());
+    out.push_str(std::str::from_utf8(bytes).unwrap_or_default());
+}
+
 /// Base-36, 7 characters: wide enough for every 32-bit value, so tokens never collide.
 fn push_token(out: &mut String, mut v: u32) {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -276,17 +284,19 @@ fn push_token(out: &mut String, mut v: u32) {
         *slot = DIGITS[(v % 36) as usize];
         v /= 36;
     }
-    out.extend(buf.iter().map(|b| char::from(*b)));
+    push_ascii(out, &buf);
 }
 
 fn push_lower(out: &mut String, s: &str) {
-    out.extend(s.chars().map(|c| c.to_ascii_lowercase()));
+    let start = out.len();
+    out.push_str(s);
+    out[start..].make_ascii_lowercase();
 }
 
 /// Email `k` of person `index`. The token is a bijection of the index (multiplication by an odd
 /// constant, then xor, modulo 2^32), and each slot has its own shape, so emails are unique.
 fn email(index: u64, k: usize, first: &str, last: &str, domain: &str) -> String {
-    let mut s = String::with_capacity(40);
+    let mut s = String::with_capacity(first.len() + last.len() + domain.len() + 10);
     let token =
         (index as u32).wrapping_mul(0x9e37_79b1) ^ (0x5bd1_e995u32.rotate_left(k as u32 * 7));
     match k {
@@ -320,10 +330,20 @@ fn phone(index: u64, k: u64, metro: usize) -> String {
     let v = 2 * index + k;
     let area = METROS[metro].area_codes[((v / BLOCK) % 3) as usize];
     let local = (v % BLOCK * 4_999_999 + 1_234_567) % BLOCK + 2_000_000;
+    let mut buf = [b'0'; 10];
+    fill_digits(&mut buf[..3], u64::from(area));
+    fill_digits(&mut buf[3..], local);
     let mut s = String::with_capacity(10);
-    push_digits(&mut s, u64::from(area), 3);
-    push_digits(&mut s, local, 7);
+    push_ascii(&mut s, &buf);
     s
+}
+
+/// Writes the low `out.len()` decimal digits of `v` into `out`, zero-padded.
+fn fill_digits(out: &mut [u8], mut v: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
 }
 
 /// `v` in decimal, zero-padded to `width` digits (without the formatting machinery: contact
@@ -336,37 +356,91 @@ fn push_digits(out: &mut String, mut v: u64, width: usize) {
         buf[i] = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    out.extend(buf[i..].iter().map(|b| char::from(*b)));
+    push_ascii(out, &buf[i..]);
 }
 
-fn push_hex(out: &mut String, v: u64, digits: usize) {
+/// Writes the low `4 · out.len()` bits of `v` into `out` as lower-case hex digits.
+fn fill_hex(out: &mut [u8], v: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..digits).rev() {
-        out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+    let n = out.len();
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = HEX[((v >> ((n - 1 - i) * 4)) & 0xf) as usize];
     }
+}
+
+#[cfg(test)]
+fn push_hex(out: &mut String, v: u64, digits: usize) {
+    let mut buf = [0u8; 16];
+    fill_hex(&mut buf[..digits], v);
+    push_ascii(out, &buf[..digits]);
 }
 
 /// A version-4 UUID, lower-case.
 fn maid(rng: &mut Rng) -> String {
     let a = rng.next_u64();
     let b = rng.next_u64();
+    let mut buf = [b'-'; 36];
+    fill_hex(&mut buf[0..8], a >> 32);
+    fill_hex(&mut buf[9..13], (a >> 16) & 0xffff);
+    buf[14] = b'4';
+    fill_hex(&mut buf[15..18], a & 0xfff);
+    fill_hex(&mut buf[19..20], 8 + (b >> 62));
+    fill_hex(&mut buf[20..23], (b >> 48) & 0xfff);
+    fill_hex(&mut buf[24..36], b & 0xffff_ffff_ffff);
     let mut s = String::with_capacity(36);
-    push_hex(&mut s, a >> 32, 8);
-    s.push('-');
-    push_hex(&mut s, (a >> 16) & 0xffff, 4);
-    s.push_str("-4");
-    push_hex(&mut s, a & 0xfff, 3);
-    s.push('-');
-    push_hex(&mut s, 8 + (b >> 62), 1);
-    push_hex(&mut s, (b >> 48) & 0xfff, 3);
-    s.push('-');
-    push_hex(&mut s, b & 0xffff_ffff_ffff, 12);
+    push_ascii(&mut s, &buf);
     s
+}
+
+/// A person's contact data, borrowed where it can be: generated names are static strings and
+/// imported contact data stays where it is stored. Answers take only what they show.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ContactParts<'a> {
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub emails: Cow<'a, [String]>,
+    pub phones: Cow<'a, [String]>,
+    pub address: Option<Cow<'a, str>>,
+    pub maids: Cow<'a, [String]>,
+}
+
+impl<'a> ContactParts<'a> {
+    pub(crate) fn borrowed(c: &'a Contact) -> Self {
+        ContactParts {
+            first_name: c.first_name.as_deref(),
+            last_name: c.last_name.as_deref(),
+            emails: Cow::Borrowed(&c.emails),
+            phones: Cow::Borrowed(&c.phones),
+            address: c.address.as_deref().map(Cow::Borrowed),
+            maids: Cow::Borrowed(&c.maids),
+        }
+    }
+
+    pub(crate) fn into_contact(self) -> Contact {
+        Contact {
+            first_name: self.first_name.map(str::to_owned),
+            last_name: self.last_name.map(str::to_owned),
+            emails: self.emails.into_owned(),
+            phones: self.phones.into_owned(),
+            address: self.address.map(Cow::into_owned),
+            maids: self.maids.into_owned(),
+        }
+    }
 }
 
 /// The generated contact data of person `index`; `gender` is the person's gender code
 /// (1 female, 2 male, 0 unknown).
 pub(crate) fn generated(seed: u64, index: u64, gender: u16, metro: u8) -> Contact {
+    generated_parts(seed, index, gender, metro).into_contact()
+}
+
+/// [`generated`] without copying the names.
+pub(crate) fn generated_parts(
+    seed: u64,
+    index: u64,
+    gender: u16,
+    metro: u8,
+) -> ContactParts<'static> {
     let mut rng = Rng::new(seed, index, PURPOSE_CONTACT);
     let female = match gender {
         1 => true,
@@ -382,17 +456,23 @@ pub(crate) fn generated(seed: u64, index: u64, gender: u16, metro: u8) -> Contac
             let domain = EMAIL_DOMAINS[rng.weighted(&[0.4, 0.18, 0.14, 0.1, 0.1, 0.04, 0.04])];
             email(index, k, first, last, domain)
         })
-        .collect();
+        .collect::<Vec<_>>();
     let metro = usize::from(metro).min(METROS.len() - 1);
     let n_phones = rng.weighted(&[0.15, 0.6, 0.25]) as u64;
-    let phones = (0..n_phones).map(|k| phone(index, k, metro)).collect();
+    let phones = (0..n_phones)
+        .map(|k| phone(index, k, metro))
+        .collect::<Vec<_>>();
     let m = &METROS[metro];
-    let mut address = String::with_capacity(48);
-    push_digits(&mut address, 1 + rng.below(9_899), 1);
+    let number = 1 + rng.below(9_899);
+    let street = STREETS[rng.below(STREETS.len() as u64) as usize];
+    let kind = STREET_KINDS[rng.below(STREET_KINDS.len() as u64) as usize];
+    let mut address =
+        String::with_capacity(street.len() + kind.len() + m.city.len() + m.state.len() + 20);
+    push_digits(&mut address, number, 1);
     address.push(' ');
-    address.push_str(STREETS[rng.below(STREETS.len() as u64) as usize]);
+    address.push_str(street);
     address.push(' ');
-    address.push_str(STREET_KINDS[rng.below(STREET_KINDS.len() as u64) as usize]);
+    address.push_str(kind);
     address.push_str(", ");
     address.push_str(m.city);
     address.push_str(", ");
@@ -404,14 +484,14 @@ pub(crate) fn generated(seed: u64, index: u64, gender: u16, metro: u8) -> Contac
         5,
     );
     let n_maids = rng.weighted(&[0.3, 0.5, 0.2]);
-    let maids = (0..n_maids).map(|_| maid(&mut rng)).collect();
-    Contact {
-        first_name: Some(first.to_owned()),
-        last_name: Some(last.to_owned()),
-        emails,
-        phones,
-        address: Some(address),
-        maids,
+    let maids = (0..n_maids).map(|_| maid(&mut rng)).collect::<Vec<_>>();
+    ContactParts {
+        first_name: Some(first),
+        last_name: Some(last),
+        emails: Cow::Owned(emails),
+        phones: Cow::Owned(phones),
+        address: Some(Cow::Owned(address)),
+        maids: Cow::Owned(maids),
     }
 }
 

@@ -354,6 +354,21 @@ impl Population {
         }
     }
 
+    /// A person's contact data, borrowing what it can (see [`contacts::ContactParts`]).
+    pub(crate) fn contact_parts(&self, person: usize) -> contacts::ContactParts<'_> {
+        match &self.contacts {
+            ContactSource::Generated {
+                seed,
+                metro,
+                gender_attr,
+            } => {
+                let gender = gender_attr.map_or(0, |a| self.code(person, a));
+                contacts::generated_parts(*seed, person as u64, gender, metro[person])
+            }
+            ContactSource::Stored(all) => contacts::ContactParts::borrowed(&all[person]),
+        }
+    }
+
     pub(crate) fn quality_of(&self, person: usize) -> f64 {
         contacts::person_quality(self.seed, person as u64)
     }

@@ -1,10 +1,13 @@
 //! `get_person`: flat profiles of `attribute → value`, contact fields numbered.
 
+use std::borrow::Cow;
+
 use icp_contract::{
     DOMAINS, GetPersonRequest, GetPersonResponse, MAX_PERSON_IDS_PER_CALL, PersonId, Profile,
     ProfileMetadata, ProviderError,
 };
 
+use crate::contacts::{MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
 use crate::population::Population;
 use crate::resolve::parallelism;
 
@@ -40,64 +43,170 @@ impl DomainSet {
     }
 }
 
-fn numbered(out: &mut Vec<(String, String)>, prefix: &str, values: Vec<String>) {
-    for (i, v) in values.into_iter().enumerate() {
+/// One field a profile may show.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Trait(usize),
+    FirstName,
+    LastName,
+    Email(usize),
+    Phone(usize),
+    Address,
+    Maid(usize),
+}
+
+const EMAIL_KEYS: [&str; MAX_EMAILS] = ["email1", "email2", "email3"];
+const PHONE_KEYS: [&str; MAX_PHONES] = ["phone1", "phone2"];
+const MAID_KEYS: [&str; MAX_MAIDS] = ["maid1", "maid2"];
+
+/// The fields a request wants, in the order of their names, so that each profile's map is
+/// built from already-sorted pairs. Imported persons may have more numbered contact fields
+/// than planned; those are added after the planned ones (and the map sorts them in).
+struct Plan<'a> {
+    fields: Vec<(&'a str, Field)>,
+    contact: bool,
+    emails: bool,
+    phones: bool,
+    maids: bool,
+}
+
+impl<'a> Plan<'a> {
+    fn new(pop: &'a Population, domains: &DomainSet) -> Plan<'a> {
+        let has = |d: &str| domains.has(d);
+        let mut fields: Vec<(&str, Field)> = (0..pop.attrs.len())
+            .filter(|&a| has(&pop.attrs[a].domain))
+            .map(|a| (pop.attrs[a].name.as_str(), Field::Trait(a)))
+            .collect();
+        if has("name") {
+            fields.push(("first_name", Field::FirstName));
+            fields.push(("last_name", Field::LastName));
+        }
+        let (emails, phones, maids) = (has("email"), has("phone"), has("maid"));
+        if emails {
+            fields.extend(
+                EMAIL_KEYS
+                    .iter()
+                    .enumerate()
+                    .map(|(k, n)| (*n, Field::Email(k))),
+            );
+        }
+        if phones {
+            fields.extend(
+                PHONE_KEYS
+                    .iter()
+                    .enumerate()
+                    .map(|(k, n)| (*n, Field::Phone(k))),
+            );
+        }
+        if has("address") {
+            fields.push(("address1", Field::Address));
+        }
+        if maids {
+            fields.extend(
+                MAID_KEYS
+                    .iter()
+                    .enumerate()
+                    .map(|(k, n)| (*n, Field::Maid(k))),
+            );
+        }
+        // Stable: a trait named like a contact field stays before it, as the map expects.
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        let contact = ["name", "email", "phone", "address", "maid"]
+            .iter()
+            .any(|d| has(d));
+        Plan {
+            fields,
+            contact,
+            emails,
+            phones,
+            maids,
+        }
+    }
+}
+
+/// A contact list as owned strings to move out of (generated lists already are).
+fn owned(list: Cow<'_, [String]>, wanted: bool) -> Vec<String> {
+    if wanted {
+        list.into_owned()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Numbered fields past the planned ones (imported persons only).
+fn numbered_extra(
+    out: &mut Vec<(String, String)>,
+    prefix: &str,
+    planned: usize,
+    values: Vec<String>,
+) {
+    for (i, v) in values.into_iter().enumerate().skip(planned) {
         out.push((format!("{prefix}{}", i + 1), v));
     }
 }
 
 impl Population {
-    fn profile(
-        &self,
-        id: PersonId,
-        p: usize,
-        domains: &DomainSet,
-        trait_attrs: &[usize],
-        wants_contact: bool,
-    ) -> Profile {
-        // Pairs first, one bulk build of the map at the end: cheaper than inserting one by one.
-        let mut map: Vec<(String, String)> = Vec::with_capacity(trait_attrs.len() + 12);
-        for &a in trait_attrs {
-            let code = self.code(p, a);
-            if code != 0 {
-                let attr = &self.attrs[a];
-                map.push((
-                    attr.name.clone(),
-                    attr.values[usize::from(code) - 1].clone(),
-                ));
-            }
+    fn profile(&self, id: PersonId, p: usize, plan: &Plan<'_>) -> Profile {
+        let mut map: Vec<(String, String)> = Vec::with_capacity(plan.fields.len());
+        let contact = plan.contact.then(|| self.contact_parts(p));
+        let (mut first, mut last, mut address) = (None, None, None);
+        let (mut emails, mut phones, mut maids) = (Vec::new(), Vec::new(), Vec::new());
+        if let Some(c) = contact {
+            first = c.first_name;
+            last = c.last_name;
+            address = c.address;
+            emails = owned(c.emails, plan.emails);
+            phones = owned(c.phones, plan.phones);
+            maids = owned(c.maids, plan.maids);
         }
-        if wants_contact {
-            let c = self.contact(p);
-            if domains.has("name") {
-                if let Some(f) = c.first_name {
-                    map.push(("first_name".to_owned(), f));
+        let take = |list: &mut Vec<String>, k: usize| list.get_mut(k).map(std::mem::take);
+        let row = p * self.attrs.len();
+        for (name, field) in &plan.fields {
+            let value = match *field {
+                Field::Trait(a) => {
+                    let code = self.codes.get(row + a);
+                    if code == 0 {
+                        continue;
+                    }
+                    self.attrs[a].values[usize::from(code) - 1].clone()
                 }
-                if let Some(l) = c.last_name {
-                    map.push(("last_name".to_owned(), l));
-                }
-            }
-            if domains.has("email") {
-                numbered(&mut map, "email", c.emails);
-            }
-            if domains.has("phone") {
-                numbered(&mut map, "phone", c.phones);
-            }
-            if domains.has("address")
-                && let Some(a) = c.address
-            {
-                map.push(("address1".to_owned(), a));
-            }
-            if domains.has("maid") {
-                numbered(&mut map, "maid", c.maids);
-            }
+                Field::FirstName => match first {
+                    Some(f) => f.to_owned(),
+                    None => continue,
+                },
+                Field::LastName => match last {
+                    Some(l) => l.to_owned(),
+                    None => continue,
+                },
+                Field::Email(k) => match take(&mut emails, k) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                Field::Phone(k) => match take(&mut phones, k) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                Field::Maid(k) => match take(&mut maids, k) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                Field::Address => match address.take() {
+                    Some(a) => a.into_owned(),
+                    None => continue,
+                },
+            };
+            map.push(((*name).to_owned(), value));
         }
+        numbered_extra(&mut map, "email", MAX_EMAILS, emails);
+        numbered_extra(&mut map, "phone", MAX_PHONES, phones);
+        numbered_extra(&mut map, "maid", MAX_MAIDS, maids);
         Profile {
             person_id: id,
             metadata: ProfileMetadata {
                 quality_score: Some(self.quality_of(p)),
                 last_modified: None,
             },
+            // Sorted already: the map's sort only confirms it.
             domains: map.into_iter().collect(),
         }
     }
@@ -112,12 +221,7 @@ impl Population {
             )));
         }
         let domains = DomainSet::parse(req.domains.as_deref())?;
-        let trait_attrs: Vec<usize> = (0..self.attrs.len())
-            .filter(|&a| domains.has(&self.attrs[a].domain))
-            .collect();
-        let wants_contact = ["name", "email", "phone", "address", "maid"]
-            .iter()
-            .any(|d| domains.has(d));
+        let plan = Plan::new(self, &domains);
         let mut seen = std::collections::HashSet::with_capacity(req.person_ids.len());
         let wanted: Vec<(PersonId, usize)> = req
             .person_ids
@@ -125,29 +229,36 @@ impl Population {
             .filter_map(|id| self.index_of(*id).map(|p| (*id, p)))
             .filter(|(_, p)| seen.insert(*p))
             .collect();
-        let build = |items: &[(PersonId, usize)]| -> Vec<Profile> {
-            items
-                .iter()
-                .map(|(id, p)| self.profile(*id, *p, &domains, &trait_attrs, wants_contact))
-                .collect()
+        let plan = &plan;
+        let build = |items: &[(PersonId, usize)], out: &mut Vec<Profile>| {
+            out.extend(items.iter().map(|(id, p)| self.profile(*id, *p, plan)));
         };
-        // Profiles are independent: build them on every core when there are enough.
+        // Profiles are independent: build them on every core (this thread included) when
+        // there are enough.
         let threads = parallelism(wanted.len());
-        let profiles = if threads <= 1 {
-            build(&wanted)
+        let mut profiles = Vec::with_capacity(wanted.len());
+        if threads <= 1 {
+            build(&wanted, &mut profiles);
         } else {
             let per = wanted.len().div_ceil(threads);
             std::thread::scope(|s| {
-                let handles: Vec<_> = wanted
-                    .chunks(per)
-                    .map(|c| s.spawn(move || build(c)))
+                let mut shares = wanted.chunks(per);
+                let first = shares.next().unwrap_or_default();
+                let handles: Vec<_> = shares
+                    .map(|c| {
+                        s.spawn(move || {
+                            let mut out = Vec::with_capacity(c.len());
+                            build(c, &mut out);
+                            out
+                        })
+                    })
                     .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
-        };
+                build(first, &mut profiles);
+                for h in handles {
+                    profiles.extend(h.join().unwrap_or_default());
+                }
+            });
+        }
         Ok(GetPersonResponse {
             profiles,
             tool_trace_id: None,

@@ -11,8 +11,8 @@
 //! candidate is then confirmed against the person's own identifier, so a key collision can
 //! never resolve to the wrong person.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
 use icp_contract::{
@@ -20,74 +20,160 @@ use icp_contract::{
     ResolveStats,
 };
 
-use crate::contacts::{Contact, round4};
+use crate::contacts::{ContactParts, round4};
 use crate::population::Population;
-use crate::rng::stable_hash;
+use crate::rng::{mix64, stable_hash};
 
 /// Upstream limits for one call.
 pub const MAX_IDENTIFIER_GROUPS: usize = 50;
 pub const MAX_VALUES_PER_GROUP: usize = 3_000;
 
 pub fn normalize_email(s: &str) -> Option<String> {
-    let e = s.trim().to_lowercase();
-    (e.len() >= 3 && e.contains('@')).then_some(e)
+    let mut out = String::new();
+    normalize_email_into(s, &mut out).then_some(out)
 }
 
 /// Ten digits, or nothing. A leading country code 1 is dropped from 11 digits.
 pub fn normalize_phone(s: &str) -> Option<String> {
-    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-    let d = match digits.len() {
-        11 if digits.starts_with('1') => &digits[1..],
-        10 => &digits[..],
-        _ => return None,
-    };
-    Some(d.to_owned())
+    let mut out = String::new();
+    normalize_phone_into(s, &mut out).then_some(out)
 }
 
 pub fn normalize_address(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
-    for word in s
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.extend(word.chars().flat_map(char::to_lowercase));
-    }
-    (!out.is_empty()).then_some(out)
+    normalize_address_into(s, &mut out).then_some(out)
 }
 
 pub fn normalize_maid(s: &str) -> Option<String> {
-    let m = s.trim().to_lowercase();
-    (!m.is_empty()).then_some(m)
+    let mut out = String::new();
+    normalize_maid_into(s, &mut out).then_some(out)
 }
 
 pub fn normalize(id_type: IdType, s: &str) -> Option<String> {
+    let mut out = String::new();
+    normalize_into(id_type, s, &mut out).then_some(out)
+}
+
+/// The normal form of `s` into `out` (replacing what it held); false when `s` is not an
+/// identifier of that type. Look-ups reuse one buffer instead of allocating per value.
+fn normalize_into(id_type: IdType, s: &str, out: &mut String) -> bool {
     match id_type {
-        IdType::Email => normalize_email(s),
-        IdType::Phone => normalize_phone(s),
-        IdType::Address => normalize_address(s),
-        IdType::Maid => normalize_maid(s),
+        IdType::Email => normalize_email_into(s, out),
+        IdType::Phone => normalize_phone_into(s, out),
+        IdType::Address => normalize_address_into(s, out),
+        IdType::Maid => normalize_maid_into(s, out),
     }
+}
+
+/// Trimmed and lower-cased (ASCII, the usual case, without Unicode case tables).
+fn trimmed_lower_into(s: &str, out: &mut String) {
+    out.clear();
+    let t = s.trim();
+    if t.is_ascii() {
+        out.push_str(t);
+        out.make_ascii_lowercase();
+    } else {
+        out.extend(t.chars().flat_map(char::to_lowercase));
+    }
+}
+
+fn normalize_email_into(s: &str, out: &mut String) -> bool {
+    trimmed_lower_into(s, out);
+    out.len() >= 3 && out.contains('@')
+}
+
+fn normalize_phone_into(s: &str, out: &mut String) -> bool {
+    out.clear();
+    let mut digits = [0u8; 11];
+    let mut n = 0;
+    for b in s.bytes().filter(u8::is_ascii_digit) {
+        if n == digits.len() {
+            return false;
+        }
+        digits[n] = b;
+        n += 1;
+    }
+    let d = match n {
+        11 if digits[0] == b'1' => &digits[1..],
+        10 => &digits[..10],
+        _ => return false,
+    };
+    out.push_str(std::str::from_utf8(d).unwrap_or_default());
+    true
+}
+
+fn normalize_address_into(s: &str, out: &mut String) -> bool {
+    out.clear();
+    // Words (runs of alphanumerics) lower-cased, joined by single spaces.
+    let mut gap = false;
+    if s.is_ascii() {
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() {
+                if gap && !out.is_empty() {
+                    out.push(' ');
+                }
+                gap = false;
+                out.push(char::from(b.to_ascii_lowercase()));
+            } else {
+                gap = true;
+            }
+        }
+    } else {
+        for c in s.chars() {
+            if c.is_alphanumeric() {
+                if gap && !out.is_empty() {
+                    out.push(' ');
+                }
+                gap = false;
+                out.extend(c.to_lowercase());
+            } else {
+                gap = true;
+            }
+        }
+    }
+    !out.is_empty()
+}
+
+fn normalize_maid_into(s: &str, out: &mut String) -> bool {
+    trimmed_lower_into(s, out);
+    !out.is_empty()
 }
 
 /// The hex digest of an already-normalised identifier (`plaintext` returns it unchanged).
 pub fn digest_hex(hash: HashType, normal: &str) -> String {
     match hash {
         HashType::Plaintext => normal.to_owned(),
-        _ => hex::encode(digest(hash, normal)),
+        _ => hex::encode(digest(hash, normal).as_bytes()),
     }
 }
 
-fn digest(hash: HashType, normal: &str) -> Vec<u8> {
-    use sha2::Digest;
-    match hash {
-        HashType::Plaintext => normal.as_bytes().to_vec(),
-        HashType::Md5 => md5::Md5::digest(normal.as_bytes()).to_vec(),
-        HashType::Sha1 => sha1::Sha1::digest(normal.as_bytes()).to_vec(),
-        HashType::Sha256 => sha2::Sha256::digest(normal.as_bytes()).to_vec(),
+/// A digest of at most 32 bytes, held inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DigestBytes {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl DigestBytes {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
+}
+
+fn digest(hash: HashType, normal: &str) -> DigestBytes {
+    use sha2::Digest;
+    let mut out = DigestBytes {
+        bytes: [0; 32],
+        len: digest_len(hash),
+    };
+    let d = &mut out.bytes[..out.len];
+    match hash {
+        HashType::Plaintext => {}
+        HashType::Md5 => d.copy_from_slice(&md5::Md5::digest(normal.as_bytes())),
+        HashType::Sha1 => d.copy_from_slice(&sha1::Sha1::digest(normal.as_bytes())),
+        HashType::Sha256 => d.copy_from_slice(&sha2::Sha256::digest(normal.as_bytes())),
+    }
+    out
 }
 
 fn digest_len(hash: HashType) -> usize {
@@ -97,6 +183,30 @@ fn digest_len(hash: HashType) -> usize {
         HashType::Sha1 => 20,
         HashType::Sha256 => 32,
     }
+}
+
+/// Hex (either case) of exactly `len` bytes, as `hex::decode` reads it.
+fn decode_digest(s: &str, len: usize) -> Option<DigestBytes> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let s = s.as_bytes();
+    if s.len() != 2 * len {
+        return None;
+    }
+    let mut out = DigestBytes {
+        bytes: [0; 32],
+        len,
+    };
+    for (o, pair) in out.bytes.iter_mut().zip(s.chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 fn key_of_digest(d: &[u8]) -> u64 {
@@ -109,40 +219,63 @@ fn key_of_digest(d: &[u8]) -> u64 {
 fn key_of(hash: HashType, normal: &str) -> u64 {
     match hash {
         HashType::Plaintext => stable_hash(normal.as_bytes()),
-        _ => key_of_digest(&digest(hash, normal)),
+        _ => key_of_digest(digest(hash, normal).as_bytes()),
     }
 }
 
-/// What a submitted value is looked up by: its key, and what confirms a candidate.
+/// What a submitted value is looked up by: its key, and what confirms a candidate (the normal
+/// form, for plaintext, is left in the caller's buffer).
 enum Probe {
-    Plain(String),
-    Digest(Vec<u8>),
+    Plain,
+    Digest(DigestBytes),
 }
 
-fn probe(id_type: IdType, hash: HashType, value: &str) -> Option<(u64, Probe)> {
+fn probe(
+    id_type: IdType,
+    hash: HashType,
+    value: &str,
+    normal: &mut String,
+) -> Option<(u64, Probe)> {
     match hash {
-        HashType::Plaintext => {
-            let n = normalize(id_type, value)?;
-            Some((stable_hash(n.as_bytes()), Probe::Plain(n)))
-        }
+        HashType::Plaintext => normalize_into(id_type, value, normal)
+            .then(|| (stable_hash(normal.as_bytes()), Probe::Plain)),
         _ => {
-            let bytes = hex::decode(value.trim()).ok()?;
-            (bytes.len() == digest_len(hash)).then(|| (key_of_digest(&bytes), Probe::Digest(bytes)))
+            let d = decode_digest(value.trim(), digest_len(hash))?;
+            Some((key_of_digest(d.as_bytes()), Probe::Digest(d)))
         }
     }
 }
 
-/// A person's identifiers of one type, normalised, in slot order.
-pub(crate) fn identifiers_of(c: &Contact, id_type: IdType) -> Vec<String> {
+/// Identifier `slot` of a type of a person, normalised (addresses go through `buf`).
+fn own_identifier<'c>(
+    c: &'c ContactParts<'_>,
+    id_type: IdType,
+    slot: usize,
+    buf: &'c mut String,
+) -> Option<&'c str> {
     match id_type {
-        IdType::Email => c.emails.clone(),
-        IdType::Phone => c.phones.clone(),
-        IdType::Address => c
-            .address
-            .iter()
-            .filter_map(|a| normalize_address(a))
-            .collect(),
-        IdType::Maid => c.maids.clone(),
+        IdType::Email => c.emails.get(slot).map(String::as_str),
+        IdType::Phone => c.phones.get(slot).map(String::as_str),
+        IdType::Maid => c.maids.get(slot).map(String::as_str),
+        IdType::Address => {
+            let a = c.address.as_deref()?;
+            normalize_address_into(a, buf).then_some(buf.as_str())
+        }
+    }
+}
+
+/// How many identifiers of a type a person has (an address that normalises to nothing is
+/// not one).
+fn identifier_count(c: &ContactParts<'_>, id_type: IdType, buf: &mut String) -> usize {
+    match id_type {
+        IdType::Email => c.emails.len(),
+        IdType::Phone => c.phones.len(),
+        IdType::Maid => c.maids.len(),
+        IdType::Address => usize::from(
+            c.address
+                .as_deref()
+                .is_some_and(|a| normalize_address_into(a, buf)),
+        ),
     }
 }
 
@@ -178,15 +311,27 @@ impl IdIndex {
         }
     }
 
-    fn find(&self, key: u64) -> impl Iterator<Item = (usize, usize)> + '_ {
+    /// The positions of the entries with this key.
+    #[inline]
+    fn range(&self, key: u64) -> std::ops::Range<usize> {
         let b = (key >> self.shift) as usize;
         let (lo, hi) = (self.dir[b] as usize, self.dir[b + 1] as usize);
-        let start = lo + self.keys[lo..hi].partition_point(|k| *k < key);
-        self.keys[start..hi]
-            .iter()
-            .zip(&self.entries[start..hi])
-            .take_while(move |(k, _)| **k == key)
-            .map(|(_, e)| ((e >> 2) as usize, (e & 3) as usize))
+        let bucket = &self.keys[lo..hi];
+        let start = bucket.partition_point(|k| *k < key);
+        let len = bucket[start..].iter().take_while(|k| **k == key).count();
+        lo + start..lo + start + len
+    }
+
+    /// `(person, slot)` of entry `at`.
+    #[inline]
+    fn entry(&self, at: usize) -> (usize, usize) {
+        let e = self.entries[at];
+        ((e >> 2) as usize, (e & 3) as usize)
+    }
+
+    #[cfg(test)]
+    fn find(&self, key: u64) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.range(key).map(|at| self.entry(at))
     }
 
     fn memory_bytes(&self) -> usize {
@@ -230,6 +375,91 @@ fn slot_quality(id_type: IdType, slot: usize) -> f64 {
     base[slot.min(base.len() - 1)]
 }
 
+/// Hashes a row number with one multiplication-based mix (rows are not chosen by an adversary:
+/// the map only groups a request's matches by person).
+#[derive(Default)]
+struct RowHasher(u64);
+
+impl std::hash::Hasher for RowHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = mix64(self.0 ^ u64::from(*b));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = mix64(self.0 ^ n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type RowMap<V> = HashMap<usize, V, BuildHasherDefault<RowHasher>>;
+
+/// One confirmed holder of a submitted identifier.
+struct Hit<'p> {
+    person: usize,
+    slot: usize,
+    contact: ContactParts<'p>,
+}
+
+/// What one thread makes of its share of a request's identifiers: one identity per person, in
+/// order of first appearance, each with its matches in request order.
+#[derive(Default)]
+struct Resolved {
+    identities: Vec<Identity>,
+    /// The row of each identity.
+    persons: Vec<usize>,
+    /// Position in `identities` of each row.
+    at: RowMap<usize>,
+    /// Submitted values that matched someone.
+    resolved: u64,
+}
+
+impl Resolved {
+    /// Adds a match to the identity at `pos` unless it already has it.
+    fn add_match(&mut self, pos: usize, criterion: &str, value: &str, quality: f64) {
+        let matches = &mut self.identities[pos].matches;
+        if !matches
+            .iter()
+            .any(|m| m.criterion_type == criterion && m.criterion_value == value)
+        {
+            matches.push(IdentityMatch {
+                criterion_type: criterion.to_owned(),
+                criterion_value: value.to_owned(),
+                quality_score: quality,
+            });
+        }
+    }
+
+    /// Appends a later share of the same request.
+    fn merge(&mut self, later: Resolved) {
+        self.resolved += later.resolved;
+        for (identity, person) in later.identities.into_iter().zip(later.persons) {
+            match self.at.get(&person) {
+                Some(&pos) => {
+                    for m in identity.matches {
+                        let matches = &mut self.identities[pos].matches;
+                        if !matches.iter().any(|x| {
+                            x.criterion_type == m.criterion_type
+                                && x.criterion_value == m.criterion_value
+                        }) {
+                            matches.push(m);
+                        }
+                    }
+                }
+                None => {
+                    self.at.insert(person, self.identities.len());
+                    self.identities.push(identity);
+                    self.persons.push(person);
+                }
+            }
+        }
+    }
+}
+
 impl Population {
     fn id_index(&self, id_type: IdType, hash: HashType) -> &IdIndex {
         self.id_indexes.slots[type_slot(id_type)][hash_slot(hash)].get_or_init(|| {
@@ -245,10 +475,16 @@ impl Population {
                     .map(|start| {
                         s.spawn(move || {
                             let mut out = Vec::with_capacity(per * 2);
+                            let mut buf = String::new();
                             for p in start..(start + per).min(n) {
-                                let c = self.contact(p);
-                                for (slot, v) in identifiers_of(&c, id_type).iter().enumerate() {
-                                    out.push((key_of(hash, v), ((p as u32) << 2) | slot as u32));
+                                let c = self.contact_parts(p);
+                                for slot in 0..identifier_count(&c, id_type, &mut buf) {
+                                    if let Some(v) = own_identifier(&c, id_type, slot, &mut buf) {
+                                        out.push((
+                                            key_of(hash, v),
+                                            ((p as u32) << 2) | slot as u32,
+                                        ));
+                                    }
                                 }
                             }
                             out
@@ -269,29 +505,31 @@ impl Population {
         self.id_index(id_type, hash);
     }
 
-    /// The confirmed holders of one submitted value, with their contact data.
-    fn holders(&self, id_type: IdType, hash: HashType, index: &IdIndex, value: &str) -> Vec<Hit> {
-        let Some((key, probe)) = probe(id_type, hash, value) else {
-            return Vec::new();
+    /// The confirmed holders of one submitted value, with their contact data, into `hits`.
+    #[allow(clippy::too_many_arguments)]
+    fn holders<'p>(
+        &'p self,
+        id_type: IdType,
+        hash: HashType,
+        index: &IdIndex,
+        value: &str,
+        normal: &mut String,
+        own_buf: &mut String,
+        hits: &mut Vec<Hit<'p>>,
+    ) {
+        hits.clear();
+        let Some((key, probe)) = probe(id_type, hash, value, normal) else {
+            return;
         };
-        let mut hits = Vec::new();
-        for (person, slot) in index.find(key) {
-            let contact = self.contact(person);
+        for at in index.range(key) {
+            let (person, slot) = index.entry(at);
+            let contact = self.contact_parts(person);
             // Confirm against the person's own identifier, so a key collision never matches.
-            let confirmed = match id_type {
-                IdType::Email => contact.emails.get(slot).map(|s| Cow::Borrowed(s.as_str())),
-                IdType::Phone => contact.phones.get(slot).map(|s| Cow::Borrowed(s.as_str())),
-                IdType::Maid => contact.maids.get(slot).map(|s| Cow::Borrowed(s.as_str())),
-                IdType::Address => contact
-                    .address
-                    .as_deref()
-                    .and_then(normalize_address)
-                    .map(Cow::Owned),
-            }
-            .is_some_and(|own| match &probe {
-                Probe::Plain(n) => *own == **n,
-                Probe::Digest(d) => digest(hash, &own) == *d,
-            });
+            let confirmed =
+                own_identifier(&contact, id_type, slot, own_buf).is_some_and(|own| match &probe {
+                    Probe::Plain => own == normal.as_str(),
+                    Probe::Digest(d) => digest(hash, own) == *d,
+                });
             if confirmed {
                 hits.push(Hit {
                     person,
@@ -300,7 +538,67 @@ impl Population {
                 });
             }
         }
-        hits
+    }
+
+    /// Resolves one share of a request's identifiers: matches, identities and their known
+    /// identifiers, all built here so that threads do the work.
+    fn resolve_share(
+        &self,
+        req: &ResolveRequest,
+        indexes: &[&IdIndex],
+        criteria: &[String],
+        items: &[(usize, &str)],
+    ) -> Resolved {
+        let mut out = Resolved {
+            identities: Vec::with_capacity(items.len()),
+            persons: Vec::with_capacity(items.len()),
+            at: RowMap::with_capacity_and_hasher(items.len(), Default::default()),
+            resolved: 0,
+        };
+        let (mut normal, mut own_buf, mut hits) = (String::new(), String::new(), Vec::new());
+        for (g, value) in items {
+            let group = &req.multi_identifiers[*g];
+            let id_type = group.id_type;
+            self.holders(
+                id_type,
+                group.hash_type,
+                indexes[*g],
+                value,
+                &mut normal,
+                &mut own_buf,
+                &mut hits,
+            );
+            if hits.is_empty() {
+                continue;
+            }
+            out.resolved += 1;
+            // An identifier several people share (a household's address) says less about each.
+            let share = hits.len() as f64;
+            for hit in hits.drain(..) {
+                let q = round4(
+                    slot_quality(id_type, hit.slot) * (0.85 + 0.15 * self.quality_of(hit.person))
+                        / share,
+                );
+                match out.at.get(&hit.person) {
+                    Some(&pos) => out.add_match(pos, &criteria[*g], value, q),
+                    None => {
+                        out.at.insert(hit.person, out.identities.len());
+                        out.persons.push(hit.person);
+                        out.identities.push(Identity {
+                            person_id: self.person_id(hit.person),
+                            overall_quality_score: 0.0,
+                            matches: vec![IdentityMatch {
+                                criterion_type: criteria[*g].clone(),
+                                criterion_value: (*value).to_owned(),
+                                quality_score: q,
+                            }],
+                            identifiers: known_identifiers(hit.contact),
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Resolves identifiers to persons; one identity per person, with every submitted value
@@ -323,8 +621,9 @@ impl Population {
                 )));
             }
         }
-        // Look-ups (and regenerating contact data) are independent: spread them over threads,
-        // keeping request order for the merge.
+        // Look-ups (and regenerating contact data) are independent: spread them over threads
+        // (this one included), each building whole identities for its contiguous share, then
+        // merge the shares in request order.
         let work: Vec<(usize, &str)> = req
             .multi_identifiers
             .iter()
@@ -336,89 +635,42 @@ impl Population {
             .iter()
             .map(|g| self.id_index(g.id_type, g.hash_type))
             .collect();
-        let lookup = |items: &[(usize, &str)]| -> Vec<Vec<Hit>> {
-            items
-                .iter()
-                .map(|(g, v)| {
-                    let group = &req.multi_identifiers[*g];
-                    self.holders(group.id_type, group.hash_type, indexes[*g], v)
-                })
-                .collect()
-        };
-        let threads = parallelism(work.len());
-        let found: Vec<Vec<Hit>> = if threads <= 1 {
-            lookup(&work)
-        } else {
-            let per = work.len().div_ceil(threads);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = work
-                    .chunks(per)
-                    .map(|c| s.spawn(move || lookup(c)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
-        };
-
-        // The position in `identities` of each person, so one person makes one identity.
-        let mut by_person: HashMap<usize, usize> = HashMap::new();
-        let mut identities: Vec<(usize, Option<Contact>, Vec<IdentityMatch>)> = Vec::new();
-        let mut resolved = 0u64;
         let criteria: Vec<String> = req
             .multi_identifiers
             .iter()
             .map(|g| format!("{}_{}", g.id_type.as_str(), g.hash_type.as_str()))
             .collect();
-        for ((g, value), hits) in work.iter().zip(found) {
-            if hits.is_empty() {
-                continue;
-            }
-            resolved += 1;
-            let id_type = req.multi_identifiers[*g].id_type;
-            // An identifier several people share (a household's address) says less about each.
-            let share = hits.len() as f64;
-            for hit in hits {
-                let pos = *by_person.entry(hit.person).or_insert_with(|| {
-                    identities.push((hit.person, None, Vec::new()));
-                    identities.len() - 1
-                });
-                let entry = &mut identities[pos];
-                let q = slot_quality(id_type, hit.slot)
-                    * (0.85 + 0.15 * self.quality_of(hit.person))
-                    / share;
-                if entry.1.is_none() {
-                    entry.1 = Some(hit.contact);
+        let (indexes, criteria) = (&indexes[..], &criteria[..]);
+        let threads = parallelism(work.len());
+        let mut all = if threads <= 1 {
+            self.resolve_share(req, indexes, criteria, &work)
+        } else {
+            let per = work.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let mut shares = work.chunks(per);
+                let first = shares.next().unwrap_or_default();
+                let handles: Vec<_> = shares
+                    .map(|c| s.spawn(move || self.resolve_share(req, indexes, criteria, c)))
+                    .collect();
+                let mut all = self.resolve_share(req, indexes, criteria, first);
+                for h in handles {
+                    all.merge(h.join().unwrap_or_default());
                 }
-                let matches = &mut entry.2;
-                if !matches
-                    .iter()
-                    .any(|m| m.criterion_type == criteria[*g] && m.criterion_value == *value)
-                {
-                    matches.push(IdentityMatch {
-                        criterion_type: criteria[*g].clone(),
-                        criterion_value: (*value).to_owned(),
-                        quality_score: round4(q),
-                    });
-                }
-            }
+                all
+            })
+        };
+        for identity in &mut all.identities {
+            let miss: f64 = identity
+                .matches
+                .iter()
+                .map(|m| 1.0 - m.quality_score)
+                .product();
+            identity.overall_quality_score = round4(1.0 - miss);
         }
         let requested = work.len() as u64;
-        let identities = identities
-            .into_iter()
-            .map(|(person, contact, matches)| {
-                let miss: f64 = matches.iter().map(|m| 1.0 - m.quality_score).product();
-                Identity {
-                    person_id: self.person_id(person),
-                    overall_quality_score: round4(1.0 - miss),
-                    matches,
-                    identifiers: contact.map(known_identifiers).unwrap_or_default(),
-                }
-            })
-            .collect();
+        let resolved = all.resolved;
         Ok(ResolveResponse {
-            identities,
+            identities: all.identities,
             stats: ResolveStats {
                 requested,
                 resolved,
@@ -435,13 +687,6 @@ impl Population {
     }
 }
 
-/// One confirmed holder of a submitted identifier.
-struct Hit {
-    person: usize,
-    slot: usize,
-    contact: Contact,
-}
-
 /// Threads worth using for `items` independent look-ups: one per core, but only when each gets
 /// enough work to pay for starting it.
 pub(crate) fn parallelism(items: usize) -> usize {
@@ -453,17 +698,15 @@ pub(crate) fn parallelism(items: usize) -> usize {
     (items / MIN_PER_THREAD).clamp(1, cores)
 }
 
-/// A person's identifiers by type, as `resolve_identities` reports them.
-fn known_identifiers(c: Contact) -> BTreeMap<String, Vec<String>> {
+/// A person's identifiers by type, as `resolve_identities` reports them (keys in map order).
+fn known_identifiers(c: ContactParts<'_>) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    for (t, v) in [
-        ("email", c.emails),
-        ("phone", c.phones),
-        ("address", c.address.into_iter().collect()),
-        ("maid", c.maids),
-    ] {
+    if let Some(a) = c.address {
+        out.insert("address".to_owned(), vec![a.into_owned()]);
+    }
+    for (t, v) in [("email", c.emails), ("maid", c.maids), ("phone", c.phones)] {
         if !v.is_empty() {
-            out.insert(t.to_owned(), v);
+            out.insert(t.to_owned(), v.into_owned());
         }
     }
     out
@@ -489,6 +732,75 @@ mod tests {
             "12 main st austin tx 78701"
         );
         assert!(normalize_address(" ,. ").is_none());
+    }
+
+    /// The straightforward forms the buffered, ASCII-fast normalisers must equal.
+    mod reference {
+        pub fn email(s: &str) -> Option<String> {
+            let e = s.trim().to_lowercase();
+            (e.len() >= 3 && e.contains('@')).then_some(e)
+        }
+        pub fn phone(s: &str) -> Option<String> {
+            let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+            let d = match digits.len() {
+                11 if digits.starts_with('1') => &digits[1..],
+                10 => &digits[..],
+                _ => return None,
+            };
+            Some(d.to_owned())
+        }
+        pub fn address(s: &str) -> Option<String> {
+            let mut out = String::new();
+            for word in s
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.extend(word.chars().flat_map(char::to_lowercase));
+            }
+            (!out.is_empty()).then_some(out)
+        }
+        pub fn maid(s: &str) -> Option<String> {
+            let m = s.trim().to_lowercase();
+            (!m.is_empty()).then_some(m)
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalisers_equal_their_reference(s in "[ -~]{0,24}|\\PC{0,16}|[+1 ().0-9-]{0,16}") {
+            proptest::prop_assert_eq!(normalize_email(&s), reference::email(&s));
+            proptest::prop_assert_eq!(normalize_phone(&s), reference::phone(&s));
+            proptest::prop_assert_eq!(normalize_address(&s), reference::address(&s));
+            proptest::prop_assert_eq!(normalize_maid(&s), reference::maid(&s));
+        }
+
+        #[test]
+        fn digest_decoding_equals_hex_decode(s in "[0-9a-fA-F]{30,34}|[0-9a-gA-G]{32}|\\PC{0,34}") {
+            for len in [16, 20, 32] {
+                let ours = decode_digest(&s, len).map(|d| d.as_bytes().to_vec());
+                let theirs = hex::decode(&s).ok().filter(|b| b.len() == len);
+                proptest::prop_assert_eq!(ours, theirs);
+            }
+        }
+    }
+
+    #[test]
+    fn normalisers_handle_unicode_like_their_reference() {
+        for s in [
+            " Ünïcode@Exämple.COM ",
+            "İstanbul Cd. 5, İzmir",
+            "ＡＢＣ １２３",
+            "\u{2003}x@y\u{2003}",
+            "ß@straße.de",
+        ] {
+            assert_eq!(normalize_email(s), reference::email(s));
+            assert_eq!(normalize_address(s), reference::address(s));
+            assert_eq!(normalize_maid(s), reference::maid(s));
+            assert_eq!(normalize_phone(s), reference::phone(s));
+        }
     }
 
     #[test]
