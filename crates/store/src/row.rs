@@ -78,7 +78,16 @@ impl TryFrom<JobRow> for JobRecord {
     }
 }
 
+/// A job row with its traces aggregated into one JSON array column, so a poll is one query.
 #[derive(sqlx::FromRow)]
+pub(crate) struct JobDetailRow {
+    #[sqlx(flatten)]
+    pub(crate) job: JobRow,
+    /// A JSON array of trace objects; NULL (Postgres) or `[]` (SQLite) when there are none.
+    pub(crate) traces: Option<Json<Vec<TraceRow>>>,
+}
+
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub(crate) struct TraceRow {
     stage: String,
     tool: String,

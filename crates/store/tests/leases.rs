@@ -255,6 +255,8 @@ async fn an_expired_lease_is_reclaimed_and_the_stale_worker_is_fenced_off() {
             vec![(0, "before".to_owned())]
         );
         assert!(store.traces(job.id).await.unwrap().is_empty());
+        let (_, no_traces) = store.get_job_detail(job.id, None).await.unwrap().unwrap();
+        assert!(no_traces.is_empty());
         store.set_workflow_id(&fresh, "wf-1").await.unwrap();
         store
             .set_stage(&fresh, Stage::Enrich, json!({"enrich": {"done": 0}}))
@@ -409,6 +411,21 @@ async fn checkpoints_exports_and_traces_round_trip() {
             ]
         );
         assert!(traces[0].at <= traces[1].at);
+        // A poll reads the job and its traces in one query; it must agree with both reads.
+        let (detail_job, detail_traces) =
+            store.get_job_detail(job.id, None).await.unwrap().unwrap();
+        assert_eq!(detail_traces, traces);
+        assert_eq!(
+            detail_job,
+            store.get_job(job.id, None).await.unwrap().unwrap()
+        );
+        assert!(
+            store
+                .get_job_detail(job.id, Some("someone-else"))
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // Completing purges input and checkpoints (person ids) but keeps the deliverables.
         store

@@ -266,12 +266,11 @@ async fn get_job(
     Path(id): Path<String>,
 ) -> Result<Json<Job>, ApiError> {
     let id = job_id(&id)?;
-    let record = state
+    let (record, traces) = state
         .store
-        .get_job(id, None)
+        .get_job_detail(id, None)
         .await?
         .ok_or_else(|| no_job(id))?;
-    let traces = state.store.traces(id).await?;
     Ok(Json(Job::from_record(record, Some(traces))))
 }
 
@@ -428,9 +427,9 @@ async fn job_feedback(
     if feedback.rating.is_some_and(|r| !(1..=5).contains(&r)) {
         return Err(ApiError::validation("/rating", "must be between 1 and 5"));
     }
-    let record = state
+    let (record, traces) = state
         .store
-        .get_job(id, None)
+        .get_job_detail(id, None)
         .await?
         .ok_or_else(|| no_job(id))?;
     let Some(workflow_id) = record.workflow_id else {
@@ -438,13 +437,7 @@ async fn job_feedback(
             "the job has not reached the provider yet".to_owned(),
         ));
     };
-    let tool_trace_ids: Vec<String> = state
-        .store
-        .traces(id)
-        .await?
-        .into_iter()
-        .map(|t| t.tool_trace_id)
-        .collect();
+    let tool_trace_ids: Vec<String> = traces.into_iter().map(|t| t.tool_trace_id).collect();
     let answer = state
         .provider
         .submit_feedback(FeedbackRequest {
