@@ -3,7 +3,7 @@
 //! ```text
 //! icp_bench generate <customers> <out.tsv> [seed] [zip_codes] [attributes]
 //! icp_bench run <in.tsv> [min_support] [max_size] [threads]
-//! icp_bench memory <customers> [min_support] [max_size] [attributes]
+//! icp_bench memory <customers> [min_support] [max_size] [attributes] [threads]
 //! ```
 //! The file has one customer per line, tab-separated `attribute=value` traits. `run` prints one
 //! JSON line: ingest and mining times (seconds), counts, and peak resident memory.
@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("memory") => {
             // Analyses an in-memory synthetic dataset: times exclude file parsing.
             let customers: usize = arg(1).ok_or("customers")?.parse()?;
-            let config = config_from(arg(2), arg(3), None)?;
+            let config = config_from(arg(2), arg(3), arg(5))?;
             let attributes = arg(4).map_or(Ok(50), str::parse)?;
             let data = generate(&SyntheticConfig {
                 customers,
@@ -103,9 +103,15 @@ fn report(analyzer: Analyzer, ingest: f64) -> Result<(), Box<dyn std::error::Err
     let mine = started.elapsed().as_secs_f64();
     let analysis = mined.analysis();
     let total_finish = started.elapsed().as_secs_f64();
+    // Order-independent digest of every itemset and its count, to compare engines' output.
+    let (itemsets, digest) = mined.itemsets().fold((0u64, 0u64), |(n, sum), set| {
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&set.items, &mut h);
+        std::hash::Hash::hash(&set.count, &mut h);
+        (n + 1, sum.wrapping_add(std::hash::Hasher::finish(&h)))
+    });
     println!(
-        "{{\"customers\":{customers},\"ingest_s\":{ingest:.4},\"mine_s\":{mine:.4},\"finish_s\":{total_finish:.4},\"itemsets\":{},\"frequent_traits\":{},\"pairs\":{},\"sets3plus\":{},\"clusters\":{},\"peak_rss_mb\":{}}}",
-        mined.itemsets().count(),
+        "{{\"customers\":{customers},\"ingest_s\":{ingest:.4},\"mine_s\":{mine:.4},\"finish_s\":{total_finish:.4},\"digest\":\"{digest:016x}\",\"itemsets\":{itemsets},\"frequent_traits\":{},\"pairs\":{},\"sets3plus\":{},\"clusters\":{},\"peak_rss_mb\":{}}}",
         analysis.notes.frequent_traits,
         analysis.notes.frequent_pairs,
         analysis.notes.frequent_itemsets,

@@ -3,8 +3,8 @@
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
-use crate::mine::{Mined, SetRec};
-use crate::{Item, bitset, rank};
+use crate::mine::Mined;
+use crate::{Baseline, Item, bitset, rank};
 
 /// One trait and how common it is among the customers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -132,7 +132,10 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    pub(crate) fn from_mined(m: &Mined) -> Self {
+    /// The report; with a baseline, pairs and clusters are ranked against the population over
+    /// the whole mined lattice before the top ones are taken (see [`Analysis::apply_baseline`]
+    /// for the rule).
+    pub(crate) fn from_mined(m: &Mined, baseline: Option<&Baseline>) -> Self {
         let n = m.customers;
         let support = |count: u64| count as f64 / n as f64;
 
@@ -150,54 +153,42 @@ impl Analysis {
             })
             .collect();
 
-        // Lexicographic rank of each frequent trait, for deterministic tie-breaks.
-        let mut by_name: Vec<u32> = (0..m.frequent.len() as u32).collect();
-        by_name.sort_by_cached_key(|&p| m.item(p));
-        let mut lex = vec![0u32; m.frequent.len()];
-        for (rank, &p) in by_name.iter().enumerate() {
-            lex[p as usize] = rank as u32;
-        }
-        let lex_key = |items: &[u32]| {
-            let mut key: Vec<u32> = items.iter().map(|&p| lex[p as usize]).collect();
-            key.sort_unstable();
-            key
-        };
-
-        let mut pairs: Vec<(f64, u64, Vec<u32>, usize)> = m
+        let scorer = Scorer::new(m, baseline);
+        let mut pairs: Vec<(Rank, usize)> = m
             .pairs
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                let count = u64::from(p.count);
-                let lift = rank::lift(count, [m.count_of(p.a), m.count_of(p.b)], n);
-                (
-                    rank::score(support(count), lift),
-                    count,
-                    lex_key(&[p.a, p.b]),
-                    i,
-                )
-            })
+            .map(|(i, p)| (scorer.rank(&[p.a, p.b], u64::from(p.count)), i))
             .collect();
-        pairs.sort_by(|x, y| rank::by_score((x.0, x.1, &x.2), (y.0, y.1, &y.2)));
+        let pair_order = |x: &(Rank, usize), y: &(Rank, usize)| {
+            let (a, b) = (&m.pairs[x.1], &m.pairs[y.1]);
+            scorer.order(&x.0, &[a.a, a.b], &y.0, &[b.a, b.b])
+        };
+        let top = m.config.top_intersections.min(pairs.len());
+        if top > 0 && top < pairs.len() {
+            pairs.select_nth_unstable_by(top - 1, pair_order);
+        }
+        pairs.truncate(top);
+        pairs.sort_by(pair_order);
         let top_intersections = pairs
             .iter()
-            .take(m.config.top_intersections)
-            .map(|&(score, count, _, i)| {
-                let p = m.pairs[i];
+            .map(|(rank, i)| {
+                let p = m.pairs[*i];
+                let count = u64::from(p.count);
                 let mut items = vec![m.item(p.a), m.item(p.b)];
                 items.sort();
                 Intersection {
                     items,
                     count,
                     support: support(count),
-                    lift: rank::lift(count, [m.count_of(p.a), m.count_of(p.b)], n),
-                    score,
-                    index: None,
+                    lift: rank.lift,
+                    score: rank.score,
+                    index: rank.index,
                 }
             })
             .collect();
 
-        let multi_attribute_clusters = closed_clusters(m, &lex_key);
+        let multi_attribute_clusters = closed_clusters(m, &scorer);
 
         let mut analysis = Analysis {
             customers: n,
@@ -224,7 +215,10 @@ impl Analysis {
                 messages: Vec::new(),
             },
         };
-        analysis.refresh_messages();
+        match baseline {
+            Some(baseline) => analysis.note_baseline(baseline),
+            None => analysis.refresh_messages(),
+        }
         analysis
     }
 
@@ -276,7 +270,7 @@ impl Analysis {
 }
 
 /// The `top_attributes` most frequent traits, ties by name then value.
-fn top_attributes(m: &Mined) -> Vec<u32> {
+pub(crate) fn top_attributes(m: &Mined) -> Vec<u32> {
     let key = |t: &u32| {
         let tc = &m.traits[*t as usize];
         (
@@ -305,31 +299,36 @@ fn top_attributes(m: &Mined) -> Vec<u32> {
 /// survives when its closure — every frequent trait held by all of `S`'s customers — adds
 /// nothing (then no superset has the same customers) or, for a set of the maximum size whose
 /// closure is larger, when no other set with the same closure was taken already.
-fn closed_clusters(m: &Mined, lex_key: &dyn Fn(&[u32]) -> Vec<u32>) -> Vec<Cluster> {
-    let n = m.customers;
+fn closed_clusters(m: &Mined, scorer: &Scorer<'_>) -> Vec<Cluster> {
     let wanted = m.config.top_clusters;
     if wanted == 0 || m.sets.is_empty() {
         return Vec::new();
     }
-    let measure = |s: &SetRec| {
-        let count = u64::from(s.count);
-        let lift = rank::lift(count, s.items().iter().map(|&p| m.count_of(p)), n);
-        (count as f64 / n as f64, lift)
-    };
-    let mut candidates: Vec<(f64, u32)> = m
+    // 16 bytes per set (the lattice can hold millions): the score, whether the baseline covers
+    // the set, and its number; the rest is recomputed for the sets reported.
+    let mut candidates: Vec<(f64, u32, bool)> = m
         .sets
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let (support, lift) = measure(s);
-            (rank::score(support, lift), i as u32)
+            let rank = scorer.rank(s.items(), u64::from(s.count));
+            (rank.score, i as u32, rank.covered)
         })
         .collect();
-    let order = |x: &(f64, u32), y: &(f64, u32)| {
+    let order = |x: &(f64, u32, bool), y: &(f64, u32, bool)| {
         let (a, b) = (&m.sets[x.1 as usize], &m.sets[y.1 as usize]);
-        rank::by_score(
-            (x.0, u64::from(a.count), lex_key(a.items())),
-            (y.0, u64::from(b.count), lex_key(b.items())),
+        let key = |score: f64, covered: bool, count: u32| Rank {
+            covered,
+            score,
+            count: u64::from(count),
+            lift: 0.0,
+            index: None,
+        };
+        scorer.order(
+            &key(x.0, x.2, a.count),
+            a.items(),
+            &key(y.0, y.2, b.count),
+            b.items(),
         )
     };
 
@@ -350,7 +349,7 @@ fn closed_clusters(m: &Mined, lex_key: &dyn Fn(&[u32]) -> Vec<u32>) -> Vec<Clust
             }
             rest[..k].sort_by(order);
         }
-        for &(score, i) in &candidates[scanned..ready] {
+        for &(_, i, _) in &candidates[scanned..ready] {
             let set = &m.sets[i as usize];
             let items = set.items();
             scratch.copy_from_slice(m.row(items[0]));
@@ -371,16 +370,16 @@ fn closed_clusters(m: &Mined, lex_key: &dyn Fn(&[u32]) -> Vec<u32>) -> Vec<Clust
             if !seen.insert(closure) {
                 continue;
             }
-            let (support, lift) = measure(set);
+            let rank = scorer.rank(items, count);
             let mut cluster_items: Vec<Item> = items.iter().map(|&p| m.item(p)).collect();
             cluster_items.sort();
             clusters.push(Cluster {
                 items: cluster_items,
                 count,
-                support,
-                lift,
-                score,
-                index: None,
+                support: count as f64 / m.customers as f64,
+                lift: rank.lift,
+                score: rank.score,
+                index: rank.index,
             });
             if clusters.len() == wanted {
                 return clusters;
@@ -391,5 +390,150 @@ fn closed_clusters(m: &Mined, lex_key: &dyn Fn(&[u32]) -> Vec<u32>) -> Vec<Clust
             return clusters;
         }
         take = take.saturating_mul(4);
+    }
+}
+
+/// How a pair or cluster ranks: see [`Scorer`].
+#[derive(Debug, Clone, Copy)]
+struct Rank {
+    /// Whether the baseline knows the prevalence of every item (always false without one).
+    covered: bool,
+    score: f64,
+    count: u64,
+    lift: f64,
+    index: Option<f64>,
+}
+
+/// Scores and orders pairs and clusters given as positions in [`Mined::frequent`].
+///
+/// Without a baseline: `score = support · ln(lift)` (the crate's ranking rule). With one, the
+/// rule of [`Analysis::apply_baseline`]: sets whose items all have a prevalence come first,
+/// scored `support · ln(index)`; the others keep the lift score. Ties: larger count, then the
+/// smaller list of items. Computed in the same order of operations as `apply_baseline`, so both
+/// give bit-identical scores.
+struct Scorer<'a> {
+    m: &'a Mined,
+    /// Lexicographic rank of each frequent trait, for deterministic tie-breaks.
+    lex: Vec<u32>,
+    /// Prevalence of each frequent trait in the population; empty without a baseline.
+    prevalence: Vec<Option<f64>>,
+}
+
+impl<'a> Scorer<'a> {
+    fn new(m: &'a Mined, baseline: Option<&Baseline>) -> Self {
+        let mut by_name: Vec<u32> = (0..m.frequent.len() as u32).collect();
+        by_name.sort_by_cached_key(|&p| m.item(p));
+        let mut lex = vec![0u32; m.frequent.len()];
+        for (rank, &p) in by_name.iter().enumerate() {
+            lex[p as usize] = rank as u32;
+        }
+        let prevalence = baseline.map_or_else(Vec::new, |b| {
+            (0..m.frequent.len() as u32)
+                .map(|p| b.prevalence(&m.item(p)))
+                .collect()
+        });
+        Self { m, lex, prevalence }
+    }
+
+    fn rank(&self, items: &[u32], count: u64) -> Rank {
+        let m = self.m;
+        let n = m.customers;
+        let support = count as f64 / n as f64;
+        let lift = rank::lift(count, items.iter().map(|&p| m.count_of(p)), n);
+        let mut rank = Rank {
+            covered: false,
+            score: rank::score(support, lift),
+            count,
+            lift,
+            index: None,
+        };
+        if self.prevalence.is_empty() {
+            return rank;
+        }
+        // The product over the items sorted by name and value, as `apply_baseline` takes it.
+        let mut sorted = [0u32; crate::config::MAX_CLUSTER_SIZE_LIMIT];
+        let sorted = &mut sorted[..items.len()];
+        sorted.copy_from_slice(items);
+        sorted.sort_unstable_by_key(|&p| self.lex[p as usize]);
+        let expected: Option<f64> = sorted
+            .iter()
+            .map(|&p| self.prevalence[p as usize])
+            .product();
+        rank.covered = expected.is_some();
+        if let Some(expected) = expected.filter(|e| *e > 0.0) {
+            let index = support / expected;
+            rank.index = Some(index);
+            rank.score = support * index.ln();
+        }
+        rank
+    }
+
+    /// Best first. The item lists are compared only on a tie of everything else.
+    fn order(&self, a: &Rank, a_items: &[u32], b: &Rank, b_items: &[u32]) -> std::cmp::Ordering {
+        b.covered
+            .cmp(&a.covered)
+            .then_with(|| b.score.total_cmp(&a.score))
+            .then_with(|| b.count.cmp(&a.count))
+            .then_with(|| self.lex_key(a_items).cmp(&self.lex_key(b_items)))
+    }
+
+    fn lex_key(&self, items: &[u32]) -> Vec<u32> {
+        let mut key: Vec<u32> = items.iter().map(|&p| self.lex[p as usize]).collect();
+        key.sort_unstable();
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AnalysisConfig, Analyzer};
+
+    #[test]
+    fn ties_break_on_count_then_items() {
+        use std::cmp::Ordering::*;
+        let mut analyzer = Analyzer::new(AnalysisConfig {
+            min_support: 0.1,
+            ..AnalysisConfig::default()
+        });
+        for fields in [[("b", "1"), ("c", "1")], [("a", "1"), ("b", "1")]] {
+            analyzer.add_profile(fields);
+        }
+        let m = analyzer.mine().expect("mines");
+        let scorer = Scorer::new(&m, None);
+        let position = |name: &str| {
+            (0..m.frequent.len() as u32)
+                .find(|&p| m.item(p).name == name)
+                .expect("frequent")
+        };
+        let (a, b, c) = (position("a"), position("b"), position("c"));
+        let rank = |covered, score, count| Rank {
+            covered,
+            score,
+            count,
+            lift: 1.0,
+            index: None,
+        };
+        let order = |x: Rank, xi: &[u32], y: Rank, yi: &[u32]| scorer.order(&x, xi, &y, yi);
+        assert_eq!(
+            order(rank(false, 1.0, 5), &[a, b], rank(false, 2.0, 5), &[a, b]),
+            Greater
+        );
+        assert_eq!(
+            order(rank(false, 1.0, 6), &[b, c], rank(false, 1.0, 5), &[a, b]),
+            Less
+        );
+        assert_eq!(
+            order(rank(false, 1.0, 5), &[b, a], rank(false, 1.0, 5), &[c, b]),
+            Less
+        );
+        assert_eq!(
+            order(rank(false, 1.0, 5), &[c, b], rank(false, 1.0, 5), &[a, b]),
+            Greater
+        );
+        assert_eq!(
+            order(rank(true, -1.0, 1), &[c, b], rank(false, 9.0, 9), &[a, b]),
+            Less
+        );
     }
 }

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::{Analysis, AnalysisConfig, AnalysisError, Mined, is_contact_attribute, mine};
+use crate::{Analysis, AnalysisConfig, AnalysisError, Baseline, Mined, is_contact_attribute, mine};
 
 /// How many excluded attribute names the result lists by name; past that it only counts them,
 /// so a feed with thousands of numbered contact fields cannot bloat the report.
@@ -151,6 +151,14 @@ impl Analyzer {
     /// Runs the analysis.
     pub fn finish(self) -> Result<Analysis, AnalysisError> {
         Ok(self.mine()?.analysis())
+    }
+
+    /// Runs the analysis with the population baseline known up front, so pairs and clusters
+    /// are ranked against the population over everything mined before the top ones are taken
+    /// (see [`Mined::analysis_with`]). Needs the baseline before the data is mined; to learn
+    /// which traits it must cover first, [`Analyzer::mine`] and [`Mined::baseline_items`].
+    pub fn finish_with_baseline(self, baseline: &Baseline) -> Result<Analysis, AnalysisError> {
+        Ok(self.mine()?.analysis_with(baseline))
     }
 
     fn register(&mut self, name: &str) -> Slot {

@@ -35,15 +35,13 @@ impl Analysis {
     /// (`frequency / prevalence`), clears the others, and notes which stayed unknown.
     ///
     /// A cluster of size 0 or a population of size 0 gives no index rather than an infinite one.
+    ///
+    /// This re-ranks only the pairs and clusters the analysis kept: a set outside them (say the
+    /// full trait set of a segment that is common among the customers, and so has a low lift,
+    /// but rare in the population) cannot come back. To rank the whole mined lattice against the
+    /// population, give the baseline before ranking: [`crate::Mined::analysis_with`] or
+    /// [`crate::Analyzer::finish_with_baseline`].
     pub fn apply_baseline(&mut self, baseline: &Baseline) {
-        let mut unknown = Vec::new();
-        for attribute in &mut self.top_attributes {
-            let item = attribute.item();
-            attribute.index = baseline.prevalence(&item).map(|p| attribute.frequency / p);
-            if attribute.index.is_none() {
-                unknown.push(item);
-            }
-        }
         rerank(
             &mut self.top_intersections,
             baseline,
@@ -62,6 +60,19 @@ impl Analysis {
                 c.score = s;
             },
         );
+        self.note_baseline(baseline);
+    }
+
+    /// Fills the index of the top attributes and the notes about the baseline.
+    pub(crate) fn note_baseline(&mut self, baseline: &Baseline) {
+        let mut unknown = Vec::new();
+        for attribute in &mut self.top_attributes {
+            let item = attribute.item();
+            attribute.index = baseline.prevalence(&item).map(|p| attribute.frequency / p);
+            if attribute.index.is_none() {
+                unknown.push(item);
+            }
+        }
         self.notes.population_size = Some(baseline.population_size);
         self.notes.index_unknown = unknown;
         self.refresh_messages();

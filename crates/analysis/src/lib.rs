@@ -12,7 +12,24 @@
 //!
 //! Counts are exact integers (never sampled) and the output is deterministic. Mining uses a
 //! vertical layout: one dense bitset per frequent trait, itemset counts are popcounts of ANDs
-//! (depth-first, Eclat style), so the cost is a handful of linear scans over memory.
+//! (depth-first, Eclat style). Going down the lattice, a prefix's extensions are *projected* onto
+//! the prefix's own customers (BMI2 `pext`), so the deep levels, where nearly all the ANDs are,
+//! run over a few percent of the rows instead of all of them.
+//!
+//! **Ranking.** Pairs and clusters are ranked by `support · ln(lift)` among the customers (see
+//! the rule in `rank.rs`, repeated on [`Intersection::score`]). Against the population, once a
+//! [`Baseline`] gives each trait's prevalence, the score becomes `support · ln(index)`,
+//! `index = support / Π prevalence(i)`: how much more common the whole set is among the customers
+//! than in a population where its traits were independent (`DESIGN.md` §3 defines the index of
+//! one trait; this is the same for a set). Sets with a trait the baseline lacks keep their lift
+//! score and rank after the covered ones; ties go to the larger count, then the smaller item
+//! list. Give the baseline **before** ranking — [`Mined::analysis_with`] or
+//! [`Analyzer::finish_with_baseline`] — and every frequent pair and closed cluster of the lattice
+//! competes before the top ones are taken. [`Analysis::apply_baseline`] applies the same rule
+//! afterwards, but only to the pairs and clusters the analysis kept: a segment whose traits are
+//! common among the customers (lift ≈ 1, so it ranks low among them) yet rare in the population
+//! can fall outside that pool and is then lost. [`Mined::baseline_items`] lists the traits whose
+//! population sizes the baseline should hold.
 //!
 //! The crate is pure: no I/O, no async. Definitions follow `DESIGN.md` §3.
 

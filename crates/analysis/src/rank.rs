@@ -11,8 +11,6 @@
 //! by that trait's frequency without changing its lift, so it lowers the score; adding a trait
 //! the cluster implies keeps its support and raises its lift, so it raises the score.
 
-use std::cmp::Ordering;
-
 /// `supp(S) / Π supp({i})`, from exact counts. Finite and positive whenever `count ≥ 1`
 /// (every item of a set then has a count ≥ `count`).
 pub(crate) fn lift(count: u64, item_counts: impl IntoIterator<Item = u64>, customers: u64) -> f64 {
@@ -27,13 +25,6 @@ pub(crate) fn lift(count: u64, item_counts: impl IntoIterator<Item = u64>, custo
 /// `support · ln(lift)`; see the module documentation.
 pub(crate) fn score(support: f64, lift: f64) -> f64 {
     support * lift.ln()
-}
-
-/// Highest score first, then largest count, then the smaller item list.
-pub(crate) fn by_score<K: Ord>(a: (f64, u64, K), b: (f64, u64, K)) -> Ordering {
-    b.0.total_cmp(&a.0)
-        .then_with(|| b.1.cmp(&a.1))
-        .then_with(|| a.2.cmp(&b.2))
 }
 
 #[cfg(test)]
@@ -55,13 +46,5 @@ mod tests {
         // Common: 300 of 1000, traits in 400 and 500 → lift 1.5.
         let common = score(0.3, lift(300, [400, 500], 1000));
         assert!(common > rare, "{common} vs {rare}");
-    }
-
-    #[test]
-    fn ties_break_on_count_then_items() {
-        use std::cmp::Ordering::*;
-        assert_eq!(by_score((1.0, 5, "a"), (2.0, 5, "a")), Greater);
-        assert_eq!(by_score((1.0, 6, "b"), (1.0, 5, "a")), Less);
-        assert_eq!(by_score((1.0, 5, "a"), (1.0, 5, "b")), Less);
     }
 }
