@@ -49,9 +49,24 @@ async fn run_segment_job(app: &TestApp) {
     let job = app.wait_for(&id, JOB_TIMEOUT).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert!(job["workflow_id"].as_str().is_some_and(|w| !w.is_empty()));
+    // Every stage ran, in order: each started after the previous one finished.
+    let mut previous_end = String::new();
     for stage in ["resolve", "enrich", "analyze", "map", "find"] {
         let p = &job["progress"][stage];
         assert_eq!(p["done"], p["total"], "stage {stage} unfinished: {job}");
+        let started = p["started_at"].as_str().expect("started_at");
+        let finished = p["finished_at"].as_str().expect("finished_at");
+        let at = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        assert!(at(started) <= at(finished), "stage {stage}: {p}");
+        if !previous_end.is_empty() {
+            assert!(
+                at(&previous_end) <= at(started),
+                "stage {stage} overlaps: {job}"
+            );
+        }
+        previous_end = finished.to_owned();
     }
     assert_eq!(
         job["progress"]["resolve"]["total"].as_u64(),

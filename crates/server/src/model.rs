@@ -11,11 +11,24 @@ use uuid::Uuid;
 use crate::options::JobOptions;
 use crate::problem::Problem;
 
-/// How far one stage has come.
+/// How far one stage has come, and when it ran (absent until it starts / finishes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StageProgress {
     pub done: u64,
     pub total: u64,
+    /// When a worker first entered the stage (a retried job keeps the first time).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finished_at: Option<OffsetDateTime>,
 }
 
 /// Every stage's progress, in pipeline order.

@@ -11,6 +11,7 @@ use icp_contract::{
 };
 use icp_store::{JobRecord, Lease, Stage, StoreError};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::WorkerContext;
 use crate::model::{
@@ -163,6 +164,8 @@ impl Run<'_> {
         let p = self.progress.stage_mut(stage);
         p.total = total;
         p.done = p.done.min(total);
+        p.started_at.get_or_insert_with(OffsetDateTime::now_utc);
+        p.finished_at = None;
         let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
         self.store().set_stage(self.lease, stage, progress).await?;
         Ok(())
@@ -170,6 +173,16 @@ impl Run<'_> {
 
     async fn advance(&mut self, stage: Stage, done: u64) -> Result<(), StageError> {
         self.progress.stage_mut(stage).done = done;
+        let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
+        self.store().set_progress(self.lease, progress).await?;
+        Ok(())
+    }
+
+    /// Marks the stage complete: all done, and when it finished.
+    async fn finish(&mut self, stage: Stage) -> Result<(), StageError> {
+        let p = self.progress.stage_mut(stage);
+        p.done = p.total;
+        p.finished_at = Some(OffsetDateTime::now_utc());
         let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
         self.store().set_progress(self.lease, progress).await?;
         Ok(())
@@ -325,6 +338,7 @@ impl Run<'_> {
             all,
         };
         self.save_final(Stage::Resolve, &done).await?;
+        self.finish(Stage::Resolve).await?;
         Ok(done)
     }
 
@@ -389,6 +403,7 @@ impl Run<'_> {
             done += n as u64;
             self.advance(Stage::Enrich, done).await?;
         }
+        self.finish(Stage::Enrich).await?;
         Ok(())
     }
 
@@ -424,8 +439,7 @@ impl Run<'_> {
         .await
         .map_err(|e| StageError::Analysis(format!("the analysis task stopped: {e}")))??;
         self.save_final(Stage::Analyze, &analysis).await?;
-        let total = self.progress.analyze.total;
-        self.advance(Stage::Analyze, total).await?;
+        self.finish(Stage::Analyze).await?;
         Ok(analysis)
     }
 
@@ -518,8 +532,7 @@ impl Run<'_> {
         clusters.dedup_by(|a, b| a.cluster_hash == b.cluster_hash);
         let done = Mapped { analysis, clusters };
         self.save_final(Stage::Map, &done).await?;
-        let total = self.progress.map.total;
-        self.advance(Stage::Map, total).await?;
+        self.finish(Stage::Map).await?;
         Ok(done)
     }
 
@@ -571,6 +584,7 @@ impl Run<'_> {
             done.insert(seq, audience);
             self.advance(Stage::Find, done.len() as u64).await?;
         }
+        self.finish(Stage::Find).await?;
         Ok(done.into_values().collect())
     }
 
