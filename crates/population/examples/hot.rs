@@ -169,6 +169,22 @@ fn suite(pop: &Population, out: &mut impl Write) {
     }
 }
 
+/// Process CPU seconds (user + system), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// One call, answer dropped as in the bench; a named frame for `--toggle-collect`.
 #[inline(never)]
 fn measured_resolve(pop: &Population, req: &ResolveRequest) {
@@ -238,13 +254,15 @@ fn main() {
                 }
                 other => panic!("unknown op {other}"),
             };
-            let t = std::time::Instant::now();
+            work();
+            let (t, c) = (std::time::Instant::now(), cpu_seconds());
             for _ in 0..iters {
                 work();
             }
             println!(
-                "{op}: {iters} iterations, {:.3} ms each",
-                t.elapsed().as_secs_f64() * 1e3 / iters as f64
+                "{op}: {iters} iterations, {:.3} ms wall, {:.3} ms CPU each",
+                t.elapsed().as_secs_f64() * 1e3 / iters as f64,
+                (cpu_seconds() - c) * 1e3 / iters as f64
             );
         }
         _ => eprintln!("usage: hot dump FILE | hot run OP PERSONS ITERS"),

@@ -90,6 +90,13 @@ pub(crate) enum ContactSource {
     Stored(Vec<Contact>),
 }
 
+/// What a generated person's contact data is computed from besides the seed and the row.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ContactInputs {
+    gender: u16,
+    metro: u8,
+}
+
 /// An in-memory population that answers the provider operations.
 pub struct Population {
     pub(crate) len: usize,
@@ -356,14 +363,44 @@ impl Population {
 
     /// A person's contact data, borrowing what it can (see [`contacts::ContactParts`]).
     pub(crate) fn contact_parts(&self, person: usize) -> contacts::ContactParts<'_> {
+        self.contact_parts_from(person, self.contact_inputs(person))
+    }
+
+    /// The stored values a generated person's contact data is computed from (two memory
+    /// reads, which callers handling many persons issue together, ahead of the computing).
+    #[inline]
+    pub(crate) fn contact_inputs(&self, person: usize) -> ContactInputs {
         match &self.contacts {
             ContactSource::Generated {
-                seed,
-                metro,
-                gender_attr,
-            } => {
-                let gender = gender_attr.map_or(0, |a| self.code(person, a));
-                contacts::generated_parts(*seed, person as u64, gender, metro[person])
+                metro, gender_attr, ..
+            } => ContactInputs {
+                gender: gender_attr.map_or(0, |a| self.code(person, a)),
+                metro: metro[person],
+            },
+            ContactSource::Stored(_) => ContactInputs::default(),
+        }
+    }
+
+    /// Reads both ends of a person's row of codes, so that the cache lines are on their way
+    /// before the row is used (for callers about to read many rows).
+    #[inline]
+    pub(crate) fn touch_row(&self, person: usize) {
+        let width = self.attrs.len();
+        if width > 0 {
+            std::hint::black_box(self.codes.get(person * width));
+            std::hint::black_box(self.codes.get(person * width + width - 1));
+        }
+    }
+
+    /// [`Population::contact_parts`] from already-read [`Population::contact_inputs`].
+    pub(crate) fn contact_parts_from(
+        &self,
+        person: usize,
+        inputs: ContactInputs,
+    ) -> contacts::ContactParts<'_> {
+        match &self.contacts {
+            ContactSource::Generated { seed, .. } => {
+                contacts::generated_parts(*seed, person as u64, inputs.gender, inputs.metro)
             }
             ContactSource::Stored(all) => contacts::ContactParts::borrowed(&all[person]),
         }

@@ -8,7 +8,7 @@ use icp_contract::{
 };
 
 use crate::contacts::{MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
-use crate::population::Population;
+use crate::population::{ContactInputs, Population};
 use crate::resolve::parallelism;
 
 /// Which domains a request wants, as flags over [`DOMAINS`].
@@ -146,9 +146,9 @@ fn numbered_extra(
 }
 
 impl Population {
-    fn profile(&self, id: PersonId, p: usize, plan: &Plan<'_>) -> Profile {
+    fn profile(&self, id: PersonId, p: usize, plan: &Plan<'_>, inputs: ContactInputs) -> Profile {
         let mut map: Vec<(String, String)> = Vec::with_capacity(plan.fields.len());
-        let contact = plan.contact.then(|| self.contact_parts(p));
+        let contact = plan.contact.then(|| self.contact_parts_from(p, inputs));
         let (mut first, mut last, mut address) = (None, None, None);
         let (mut emails, mut phones, mut maids) = (Vec::new(), Vec::new(), Vec::new());
         if let Some(c) = contact {
@@ -230,8 +230,25 @@ impl Population {
             .filter(|(_, p)| seen.insert(*p))
             .collect();
         let plan = &plan;
+        // Blocks of persons: first every row and contact input is read (independent reads
+        // whose cache misses overlap), then the profiles are built.
         let build = |items: &[(PersonId, usize)], out: &mut Vec<Profile>| {
-            out.extend(items.iter().map(|(id, p)| self.profile(*id, *p, plan)));
+            const BLOCK: usize = 64;
+            for block in items.chunks(BLOCK) {
+                let mut inputs = [ContactInputs::default(); BLOCK];
+                for ((_, p), slot) in block.iter().zip(&mut inputs) {
+                    self.touch_row(*p);
+                    if plan.contact {
+                        *slot = self.contact_inputs(*p);
+                    }
+                }
+                out.extend(
+                    block
+                        .iter()
+                        .zip(inputs)
+                        .map(|((id, p), inputs)| self.profile(*id, *p, plan, inputs)),
+                );
+            }
         };
         // Profiles are independent: build them on every core (this thread included) when
         // there are enough.

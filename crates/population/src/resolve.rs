@@ -21,6 +21,7 @@ use icp_contract::{
 };
 
 use crate::contacts::{ContactParts, round4};
+use crate::population::ContactInputs;
 use crate::population::Population;
 use crate::rng::{mix64, stable_hash};
 
@@ -29,24 +30,20 @@ pub const MAX_IDENTIFIER_GROUPS: usize = 50;
 pub const MAX_VALUES_PER_GROUP: usize = 3_000;
 
 pub fn normalize_email(s: &str) -> Option<String> {
-    let mut out = String::new();
-    normalize_email_into(s, &mut out).then_some(out)
+    normalize(IdType::Email, s)
 }
 
 /// Ten digits, or nothing. A leading country code 1 is dropped from 11 digits.
 pub fn normalize_phone(s: &str) -> Option<String> {
-    let mut out = String::new();
-    normalize_phone_into(s, &mut out).then_some(out)
+    normalize(IdType::Phone, s)
 }
 
 pub fn normalize_address(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    normalize_address_into(s, &mut out).then_some(out)
+    normalize(IdType::Address, s)
 }
 
 pub fn normalize_maid(s: &str) -> Option<String> {
-    let mut out = String::new();
-    normalize_maid_into(s, &mut out).then_some(out)
+    normalize(IdType::Maid, s)
 }
 
 pub fn normalize(id_type: IdType, s: &str) -> Option<String> {
@@ -57,33 +54,45 @@ pub fn normalize(id_type: IdType, s: &str) -> Option<String> {
 /// The normal form of `s` into `out` (replacing what it held); false when `s` is not an
 /// identifier of that type. Look-ups reuse one buffer instead of allocating per value.
 fn normalize_into(id_type: IdType, s: &str, out: &mut String) -> bool {
-    match id_type {
-        IdType::Email => normalize_email_into(s, out),
-        IdType::Phone => normalize_phone_into(s, out),
-        IdType::Address => normalize_address_into(s, out),
-        IdType::Maid => normalize_maid_into(s, out),
+    out.clear();
+    normalize_append(id_type, s, out)
+}
+
+/// The normal form of `s` appended to `out`; false (and `out` as it was) when `s` is not an
+/// identifier of that type.
+fn normalize_append(id_type: IdType, s: &str, out: &mut String) -> bool {
+    let start = out.len();
+    let ok = match id_type {
+        IdType::Email => {
+            trimmed_lower_append(s, out);
+            out.len() - start >= 3 && out[start..].contains('@')
+        }
+        IdType::Phone => phone_append(s, out),
+        IdType::Address => address_append(s, out),
+        IdType::Maid => {
+            trimmed_lower_append(s, out);
+            out.len() > start
+        }
+    };
+    if !ok {
+        out.truncate(start);
     }
+    ok
 }
 
 /// Trimmed and lower-cased (ASCII, the usual case, without Unicode case tables).
-fn trimmed_lower_into(s: &str, out: &mut String) {
-    out.clear();
+fn trimmed_lower_append(s: &str, out: &mut String) {
     let t = s.trim();
     if t.is_ascii() {
+        let start = out.len();
         out.push_str(t);
-        out.make_ascii_lowercase();
+        out[start..].make_ascii_lowercase();
     } else {
         out.extend(t.chars().flat_map(char::to_lowercase));
     }
 }
 
-fn normalize_email_into(s: &str, out: &mut String) -> bool {
-    trimmed_lower_into(s, out);
-    out.len() >= 3 && out.contains('@')
-}
-
-fn normalize_phone_into(s: &str, out: &mut String) -> bool {
-    out.clear();
+fn phone_append(s: &str, out: &mut String) -> bool {
     let mut digits = [0u8; 11];
     let mut n = 0;
     for b in s.bytes().filter(u8::is_ascii_digit) {
@@ -102,14 +111,14 @@ fn normalize_phone_into(s: &str, out: &mut String) -> bool {
     true
 }
 
-fn normalize_address_into(s: &str, out: &mut String) -> bool {
-    out.clear();
-    // Words (runs of alphanumerics) lower-cased, joined by single spaces.
+/// Words (runs of alphanumerics) lower-cased, joined by single spaces.
+fn address_append(s: &str, out: &mut String) -> bool {
+    let start = out.len();
     let mut gap = false;
     if s.is_ascii() {
         for b in s.bytes() {
             if b.is_ascii_alphanumeric() {
-                if gap && !out.is_empty() {
+                if gap && out.len() > start {
                     out.push(' ');
                 }
                 gap = false;
@@ -121,7 +130,7 @@ fn normalize_address_into(s: &str, out: &mut String) -> bool {
     } else {
         for c in s.chars() {
             if c.is_alphanumeric() {
-                if gap && !out.is_empty() {
+                if gap && out.len() > start {
                     out.push(' ');
                 }
                 gap = false;
@@ -131,12 +140,12 @@ fn normalize_address_into(s: &str, out: &mut String) -> bool {
             }
         }
     }
-    !out.is_empty()
+    out.len() > start
 }
 
-fn normalize_maid_into(s: &str, out: &mut String) -> bool {
-    trimmed_lower_into(s, out);
-    !out.is_empty()
+fn normalize_address_into(s: &str, out: &mut String) -> bool {
+    out.clear();
+    address_append(s, out)
 }
 
 /// The hex digest of an already-normalised identifier (`plaintext` returns it unchanged).
@@ -223,22 +232,32 @@ fn key_of(hash: HashType, normal: &str) -> u64 {
     }
 }
 
-/// What a submitted value is looked up by: its key, and what confirms a candidate (the normal
-/// form, for plaintext, is left in the caller's buffer).
+/// What a submitted value is looked up by: its key, and what confirms a candidate (for
+/// plaintext, where its normal form lies in the block's buffer of them).
+#[derive(Clone, Copy)]
 enum Probe {
-    Plain,
+    Plain(usize, usize),
     Digest(DigestBytes),
 }
 
+/// The probe of a value; a plaintext value's normal form is appended to `normals`.
 fn probe(
     id_type: IdType,
     hash: HashType,
     value: &str,
-    normal: &mut String,
+    normals: &mut String,
 ) -> Option<(u64, Probe)> {
     match hash {
-        HashType::Plaintext => normalize_into(id_type, value, normal)
-            .then(|| (stable_hash(normal.as_bytes()), Probe::Plain)),
+        HashType::Plaintext => {
+            let from = normals.len();
+            normalize_append(id_type, value, normals).then(|| {
+                let to = normals.len();
+                (
+                    stable_hash(&normals.as_bytes()[from..to]),
+                    Probe::Plain(from, to),
+                )
+            })
+        }
         _ => {
             let d = decode_digest(value.trim(), digest_len(hash))?;
             Some((key_of_digest(d.as_bytes()), Probe::Digest(d)))
@@ -398,6 +417,15 @@ impl std::hash::Hasher for RowHasher {
 
 type RowMap<V> = HashMap<usize, V, BuildHasherDefault<RowHasher>>;
 
+/// A person whose identifier has the key of a submitted value: to be confirmed.
+struct Candidate {
+    /// The value's position in its block.
+    item: usize,
+    person: usize,
+    slot: usize,
+    inputs: ContactInputs,
+}
+
 /// One confirmed holder of a submitted identifier.
 struct Hit<'p> {
     person: usize,
@@ -505,43 +533,13 @@ impl Population {
         self.id_index(id_type, hash);
     }
 
-    /// The confirmed holders of one submitted value, with their contact data, into `hits`.
-    #[allow(clippy::too_many_arguments)]
-    fn holders<'p>(
-        &'p self,
-        id_type: IdType,
-        hash: HashType,
-        index: &IdIndex,
-        value: &str,
-        normal: &mut String,
-        own_buf: &mut String,
-        hits: &mut Vec<Hit<'p>>,
-    ) {
-        hits.clear();
-        let Some((key, probe)) = probe(id_type, hash, value, normal) else {
-            return;
-        };
-        for at in index.range(key) {
-            let (person, slot) = index.entry(at);
-            let contact = self.contact_parts(person);
-            // Confirm against the person's own identifier, so a key collision never matches.
-            let confirmed =
-                own_identifier(&contact, id_type, slot, own_buf).is_some_and(|own| match &probe {
-                    Probe::Plain => own == normal.as_str(),
-                    Probe::Digest(d) => digest(hash, own) == *d,
-                });
-            if confirmed {
-                hits.push(Hit {
-                    person,
-                    slot,
-                    contact,
-                });
-            }
-        }
-    }
-
     /// Resolves one share of a request's identifiers: matches, identities and their known
     /// identifiers, all built here so that threads do the work.
+    ///
+    /// Values go in blocks, each in phases: normalise and hash every value, then look every key
+    /// up, then load every candidate's contact inputs, then confirm and build. Each phase's
+    /// memory reads are independent of one another, so the processor overlaps their cache
+    /// misses instead of waiting for each in turn.
     fn resolve_share(
         &self,
         req: &ResolveRequest,
@@ -549,51 +547,102 @@ impl Population {
         criteria: &[String],
         items: &[(usize, &str)],
     ) -> Resolved {
+        const BLOCK: usize = 64;
         let mut out = Resolved {
             identities: Vec::with_capacity(items.len()),
             persons: Vec::with_capacity(items.len()),
             at: RowMap::with_capacity_and_hasher(items.len(), Default::default()),
             resolved: 0,
         };
-        let (mut normal, mut own_buf, mut hits) = (String::new(), String::new(), Vec::new());
-        for (g, value) in items {
-            let group = &req.multi_identifiers[*g];
-            let id_type = group.id_type;
-            self.holders(
-                id_type,
-                group.hash_type,
-                indexes[*g],
-                value,
-                &mut normal,
-                &mut own_buf,
-                &mut hits,
-            );
-            if hits.is_empty() {
-                continue;
+        // The block's normal forms (plaintext values), one after another.
+        let mut normals = String::new();
+        let mut own_buf = String::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut hits: Vec<Hit<'_>> = Vec::new();
+        for block in items.chunks(BLOCK) {
+            normals.clear();
+            let mut probes = [None; BLOCK];
+            for ((g, value), slot) in block.iter().zip(&mut probes) {
+                let group = &req.multi_identifiers[*g];
+                *slot = probe(group.id_type, group.hash_type, value, &mut normals);
             }
-            out.resolved += 1;
-            // An identifier several people share (a household's address) says less about each.
-            let share = hits.len() as f64;
-            for hit in hits.drain(..) {
-                let q = round4(
-                    slot_quality(id_type, hit.slot) * (0.85 + 0.15 * self.quality_of(hit.person))
-                        / share,
-                );
-                match out.at.get(&hit.person) {
-                    Some(&pos) => out.add_match(pos, &criteria[*g], value, q),
-                    None => {
-                        out.at.insert(hit.person, out.identities.len());
-                        out.persons.push(hit.person);
-                        out.identities.push(Identity {
-                            person_id: self.person_id(hit.person),
-                            overall_quality_score: 0.0,
-                            matches: vec![IdentityMatch {
-                                criterion_type: criteria[*g].clone(),
-                                criterion_value: (*value).to_owned(),
-                                quality_score: q,
-                            }],
-                            identifiers: known_identifiers(hit.contact),
+            let mut ranges = [(0u32, 0u32); BLOCK];
+            for (i, (g, _)) in block.iter().enumerate() {
+                if let Some((key, _)) = probes[i] {
+                    let r = indexes[*g].range(key);
+                    ranges[i] = (r.start as u32, r.end as u32);
+                }
+            }
+            candidates.clear();
+            for (i, (g, _)) in block.iter().enumerate() {
+                for at in ranges[i].0..ranges[i].1 {
+                    let (person, slot) = indexes[*g].entry(at as usize);
+                    candidates.push(Candidate {
+                        item: i,
+                        person,
+                        slot,
+                        inputs: ContactInputs::default(),
+                    });
+                }
+            }
+            for c in &mut candidates {
+                c.inputs = self.contact_inputs(c.person);
+            }
+
+            let mut next = candidates.iter().peekable();
+            for (i, (g, value)) in block.iter().enumerate() {
+                let group = &req.multi_identifiers[*g];
+                let (id_type, hash) = (group.id_type, group.hash_type);
+                hits.clear();
+                while let Some(c) = next.next_if(|c| c.item == i) {
+                    let Some((_, probe)) = &probes[i] else {
+                        continue;
+                    };
+                    let contact = self.contact_parts_from(c.person, c.inputs);
+                    // Confirm against the person's own identifier, so a key collision never
+                    // matches.
+                    let confirmed = own_identifier(&contact, id_type, c.slot, &mut own_buf)
+                        .is_some_and(|own| match probe {
+                            Probe::Plain(from, to) => own == &normals[*from..*to],
+                            Probe::Digest(d) => digest(hash, own) == *d,
                         });
+                    if confirmed {
+                        hits.push(Hit {
+                            person: c.person,
+                            slot: c.slot,
+                            contact,
+                        });
+                    }
+                }
+                if hits.is_empty() {
+                    continue;
+                }
+                out.resolved += 1;
+                // An identifier several people share (a household's address) says less about
+                // each.
+                let share = hits.len() as f64;
+                for hit in hits.drain(..) {
+                    let q = round4(
+                        slot_quality(id_type, hit.slot)
+                            * (0.85 + 0.15 * self.quality_of(hit.person))
+                            / share,
+                    );
+                    match out.at.get(&hit.person) {
+                        Some(&pos) => out.add_match(pos, &criteria[*g], value, q),
+                        None => {
+                            out.at.insert(hit.person, out.identities.len());
+                            out.persons.push(hit.person);
+                            out.identities.push(Identity {
+                                person_id: self.person_id(hit.person),
+                                overall_quality_score: 0.0,
+                                matches: vec![IdentityMatch {
+                                    criterion_type: criteria[*g].clone(),
+                                    criterion_value: (*value).to_owned(),
+                                    quality_score: q,
+                                }],
+                                identifiers: known_identifiers(hit.contact),
+                            });
+                        }
                     }
                 }
             }
