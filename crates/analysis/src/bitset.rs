@@ -6,9 +6,9 @@
 //! (+ BMI2 for the projection), chosen once at run time; the bodies are the same plain loops
 //! either way, which the compiler vectorises.
 //!
-//! **Projection.** `project(mask, x)` is the bitset of `x` in the coordinates of `mask`: bit `k`
-//! of the result is `x`'s bit at the row of `mask`'s `k`-th set bit (BMI2 `pext`, word by word,
-//! packed end to end). It has `popcount(mask)` bits, and for any `y`,
+//! **Projection.** `project(mask, x)` ([`project_rows`]) is the bitset of `x` in the coordinates
+//! of `mask`: bit `k` of the result is `x`'s bit at the row of `mask`'s `k`-th set bit (BMI2
+//! `pext`, word by word, packed end to end). It has `popcount(mask)` bits, and for any `y`,
 //! `popcount(project(m, x) & project(m, y)) = popcount(m & x & y)`: once a prefix's rows are
 //! known, its extensions can be counted on `popcount(prefix)` bits instead of all rows.
 
@@ -58,33 +58,80 @@ fn pext_soft(x: u64, mut mask: u64) -> u64 {
     out
 }
 
+/// Projects `K` sources at once: they share the mask's bookkeeping, and their independent
+/// chains of work (one accumulator each) overlap in the CPU.
 #[inline(always)]
-fn project_body(mask: &[u64], x: &[u64], out: &mut [u64], pext: impl Fn(u64, u64) -> u64) -> u64 {
-    let mut count = 0u64;
-    let mut acc = 0u64;
-    // Bits already in `acc` (0..64) and the output word it will go to.
+fn project_k<const K: usize>(
+    mask: &[u64],
+    xs: [&[u64]; K],
+    outs: [&mut [u64]; K],
+    pext: impl Fn(u64, u64) -> u64,
+) {
+    let words = mask.len();
+    let xs = xs.map(|x| &x[..words]);
+    let mut acc = [0u64; K];
     let mut fill = 0u32;
     let mut q = 0usize;
-    for (&m, &v) in mask.iter().zip(x) {
+    for w in 0..words {
+        let m = mask[w];
         if m == 0 {
             continue;
         }
-        let p = pext(v, m);
-        count += u64::from(p.count_ones());
-        acc |= p << fill;
         let next = fill + m.count_ones();
         if next >= 64 {
-            out[q] = acc;
+            for k in 0..K {
+                let p = pext(xs[k][w], m);
+                outs[k][q] = acc[k] | p << fill;
+                acc[k] = (p >> 1) >> (63 - fill);
+            }
             q += 1;
-            // The bits of `p` that did not fit (none when `fill` is 0).
-            acc = (p >> 1) >> (63 - fill);
+        } else {
+            for k in 0..K {
+                acc[k] |= pext(xs[k][w], m) << fill;
+            }
         }
         fill = next & 63;
     }
     if fill > 0 {
-        out[q] = acc;
+        for k in 0..K {
+            outs[k][q] = acc[k];
+        }
     }
-    count
+}
+
+/// Projects rows `rows` of `src` (`mask.len()` words each) onto `mask`, into consecutive rows of
+/// `out` (`out_words` = `words_for(popcount(mask))` each), four at a time.
+#[inline(always)]
+fn project_rows_body(
+    mask: &[u64],
+    src: &[u64],
+    rows: &[u32],
+    out: &mut [u64],
+    out_words: usize,
+    pext: impl Fn(u64, u64) -> u64 + Copy,
+) {
+    let w = mask.len();
+    let row = |r: u32| &src[r as usize * w..(r as usize + 1) * w];
+    let mut groups = rows.chunks_exact(4);
+    let mut rest = out;
+    for g in groups.by_ref() {
+        let (now, later) = rest.split_at_mut(4 * out_words);
+        rest = later;
+        let (o0, now) = now.split_at_mut(out_words);
+        let (o1, now) = now.split_at_mut(out_words);
+        let (o2, o3) = now.split_at_mut(out_words);
+        project_k(
+            mask,
+            [row(g[0]), row(g[1]), row(g[2]), row(g[3])],
+            [o0, o1, o2, o3],
+            pext,
+        );
+    }
+    for &r in groups.remainder() {
+        let (now, later) = rest.split_at_mut(out_words);
+        rest = later;
+        project_k(mask, [row(r)], [now], pext);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -100,8 +147,10 @@ mod fast {
     }
 
     #[target_feature(enable = "avx2,popcnt,bmi2")]
-    pub fn project(mask: &[u64], x: &[u64], out: &mut [u64]) -> u64 {
-        super::project_body(mask, x, out, |v, m| std::arch::x86_64::_pext_u64(v, m))
+    pub fn project_rows(mask: &[u64], src: &[u64], rows: &[u32], out: &mut [u64], words: usize) {
+        super::project_rows_body(mask, src, rows, out, words, |v, m| {
+            std::arch::x86_64::_pext_u64(v, m)
+        })
     }
 }
 
@@ -144,7 +193,7 @@ fn slow_pext_family() -> bool {
     vendor == b"AuthenticAMD" && family < 0x19
 }
 
-/// Whether [`project`] runs at hardware speed (BMI2 `pext` on a CPU that does it in one step);
+/// Whether [`project_rows`] runs at hardware speed (BMI2 `pext` on a CPU that does it in one step);
 /// without it, mining does not project.
 pub fn fast_projection() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -157,16 +206,17 @@ pub fn fast_projection() -> bool {
     }
 }
 
-/// Writes the bits of `x` under `mask`, packed, into `out`, returning their number (that is
-/// `popcount(mask & x)`). `out` must hold exactly `words_for(popcount(mask))` words; it need not
-/// be zeroed. See the module documentation.
-pub fn project(mask: &[u64], x: &[u64], out: &mut [u64]) -> u64 {
+/// Projects rows `rows` of `src` (each `mask.len()` words) onto `mask`: row `rows[k]` goes,
+/// packed, to `out[k * out_words..(k + 1) * out_words]`, `out_words = words_for(popcount(mask))`
+/// (see the module documentation). `out` need not be zeroed.
+pub fn project_rows(mask: &[u64], src: &[u64], rows: &[u32], out: &mut [u64], out_words: usize) {
+    assert!(out.len() >= rows.len() * out_words);
     #[cfg(target_arch = "x86_64")]
     if has_fast_pext() {
         // SAFETY: the CPU supports AVX2, POPCNT and BMI2, checked at run time just above.
-        return unsafe { fast::project(mask, x, out) };
+        return unsafe { fast::project_rows(mask, src, rows, out, out_words) };
     }
-    project_body(mask, x, out, pext_soft)
+    project_rows_body(mask, src, rows, out, out_words, pext_soft)
 }
 
 /// The number of bits set in `a`.
@@ -281,11 +331,24 @@ mod tests {
                 let x: Vec<u64> = (0..words).map(|_| next() | next()).collect();
                 let expected = naive_project(&mask, &x);
                 let mut out = vec![u64::MAX; expected.len()];
-                assert_eq!(project(&mask, &x, &mut out), naive(&mask, &x));
+                project_rows(&mask, &x, &[0], &mut out, expected.len());
                 assert_eq!(out, expected, "{words} words, density {density}");
-                let mut soft = vec![u64::MAX; expected.len()];
-                project_body(&mask, &x, &mut soft, pext_soft);
-                assert_eq!(soft, expected);
+                assert_eq!(count(&out), naive(&mask, &x));
+                // Rows 0..7 of a source where row r is `x` rotated by r bits, in any order.
+                let src: Vec<u64> = (0..7u32)
+                    .flat_map(|r| x.iter().map(move |v| v.rotate_left(r)))
+                    .collect();
+                let rows = [3u32, 0, 6, 6, 1, 5, 2];
+                let n = expected.len();
+                let mut many = vec![u64::MAX; rows.len() * n];
+                project_rows(&mask, &src, &rows, &mut many, n);
+                let mut soft_many = vec![u64::MAX; rows.len() * n];
+                project_rows_body(&mask, &src, &rows, &mut soft_many, n, pext_soft);
+                assert_eq!(many, soft_many);
+                for (k, &r) in rows.iter().enumerate() {
+                    let row = &src[r as usize * words..(r as usize + 1) * words];
+                    assert_eq!(many[k * n..(k + 1) * n], naive_project(&mask, row)[..]);
+                }
                 assert_eq!(count(&mask), naive(&mask, &mask));
             }
         }

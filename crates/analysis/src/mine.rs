@@ -383,6 +383,8 @@ struct Ext {
 struct Level {
     exts: Vec<Ext>,
     bits: Vec<u64>,
+    /// Scratch: the rows the extensions' bitsets come from.
+    rows: Vec<u32>,
 }
 
 /// Most entries of the frequent-pair matrix (four bytes each) before the walk goes without it.
@@ -658,14 +660,17 @@ impl Lattice<'_> {
         let project = self.project && (m - 1) * (w - projected) >= PROJECT_GAIN * w;
         let cw = if project { projected } else { w };
         level.bits.resize(m * cw, 0);
-        for (k, e) in level.exts.iter_mut().enumerate() {
-            let src = &bits[e.at as usize * w..(e.at as usize + 1) * w];
-            let out = &mut level.bits[k * cw..(k + 1) * cw];
-            if project {
-                bitset::project(own_bits, src, out);
-            } else {
-                bitset::and_into(own_bits, src, out);
+        if project {
+            level.rows.clear();
+            level.rows.extend(level.exts.iter().map(|e| e.at));
+            bitset::project_rows(own_bits, bits, &level.rows, &mut level.bits, cw);
+        } else {
+            for (k, e) in level.exts.iter().enumerate() {
+                let src = &bits[e.at as usize * w..(e.at as usize + 1) * w];
+                bitset::and_into(own_bits, src, &mut level.bits[k * cw..(k + 1) * cw]);
             }
+        }
+        for (k, e) in level.exts.iter_mut().enumerate() {
             e.at = k as u32;
         }
         if size + 1 == self.max_size {
