@@ -9,7 +9,7 @@ use icp_contract::{
 
 use crate::contacts::{MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
 use crate::population::{ContactInputs, Population};
-use crate::resolve::parallelism;
+use crate::resolve::{RowMap, parallelism};
 
 /// Which domains a request wants, as flags over [`DOMAINS`].
 struct DomainSet([bool; DOMAINS.len()]);
@@ -222,12 +222,12 @@ impl Population {
         }
         let domains = DomainSet::parse(req.domains.as_deref())?;
         let plan = Plan::new(self, &domains);
-        let mut seen = std::collections::HashSet::with_capacity(req.person_ids.len());
+        let mut seen = RowMap::with_capacity_and_hasher(req.person_ids.len(), Default::default());
         let wanted: Vec<(PersonId, usize)> = req
             .person_ids
             .iter()
             .filter_map(|id| self.index_of(*id).map(|p| (*id, p)))
-            .filter(|(_, p)| seen.insert(*p))
+            .filter(|(_, p)| seen.insert(*p, ()).is_none())
             .collect();
         let plan = &plan;
         // Blocks of persons: first every row and contact input is read (independent reads

@@ -397,7 +397,7 @@ fn slot_quality(id_type: IdType, slot: usize) -> f64 {
 /// Hashes a row number with one multiplication-based mix (rows are not chosen by an adversary:
 /// the map only groups a request's matches by person).
 #[derive(Default)]
-struct RowHasher(u64);
+pub(crate) struct RowHasher(u64);
 
 impl std::hash::Hasher for RowHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -415,7 +415,7 @@ impl std::hash::Hasher for RowHasher {
     }
 }
 
-type RowMap<V> = HashMap<usize, V, BuildHasherDefault<RowHasher>>;
+pub(crate) type RowMap<V> = HashMap<usize, V, BuildHasherDefault<RowHasher>>;
 
 /// A person whose identifier has the key of a submitted value: to be confirmed.
 struct Candidate {
