@@ -306,15 +306,23 @@ fn closed_clusters(m: &Mined, scorer: &Scorer<'_>) -> Vec<Cluster> {
     }
     // 16 bytes per set (the lattice can hold millions): the score, whether the baseline covers
     // the set, and its number; the rest is recomputed for the sets reported.
-    let mut candidates: Vec<(f64, u32, bool)> = m
-        .sets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let rank = scorer.rank(s.items(), u64::from(s.count));
-            (rank.score, i as u32, rank.covered)
-        })
-        .collect();
+    // Scoring millions of sets (a few divisions and a logarithm each) is shared out among the
+    // threads; each scores its own slice, so the result does not depend on them.
+    let mut candidates: Vec<(f64, u32, bool)> = vec![(0.0, 0, false); m.sets.len()];
+    let threads = m.config.thread_count().clamp(1, 64);
+    let slice = m.sets.len().div_ceil(threads).max(1 << 14);
+    std::thread::scope(|scope| {
+        for (k, out) in candidates.chunks_mut(slice).enumerate() {
+            scope.spawn(move || {
+                for (j, c) in out.iter_mut().enumerate() {
+                    let i = k * slice + j;
+                    let s = &m.sets[i];
+                    let rank = scorer.rank(s.items(), u64::from(s.count));
+                    *c = (rank.score, i as u32, rank.covered);
+                }
+            });
+        }
+    });
     let order = |x: &(f64, u32, bool), y: &(f64, u32, bool)| {
         let (a, b) = (&m.sets[x.1 as usize], &m.sets[y.1 as usize]);
         let key = |score: f64, covered: bool, count: u32| Rank {
