@@ -258,7 +258,7 @@ pub(crate) fn mine(analyzer: Analyzer) -> Result<Mined, AnalysisError> {
             max_size: config.max_cluster_size,
             budget: config.max_itemsets,
             pair_matrix_limit: PAIR_MATRIX_LIMIT,
-            project: bitset::fast_projection(),
+            project_gain: bitset::fast_projection().then_some(PROJECT_GAIN),
         };
         match lattice.run(config.thread_count()) {
             Some(found) => break found,
@@ -346,9 +346,9 @@ struct Lattice<'a> {
     budget: usize,
     /// See [`PAIR_MATRIX_LIMIT`]; a field so tests can force the path without the matrix.
     pair_matrix_limit: usize,
-    /// Whether nodes may project their extensions onto their own rows (see [`Lattice::child`]);
-    /// a field so tests can compare both paths.
-    project: bool,
+    /// When nodes project their extensions onto their own rows (see [`Lattice::child`] and
+    /// [`PROJECT_GAIN`]); `None`: never. A field so tests can force every path.
+    project_gain: Option<usize>,
 }
 
 /// What one worker found, and its scratch space.
@@ -657,7 +657,9 @@ impl Lattice<'_> {
             return;
         }
         let projected = bitset::words_for(own.count as usize);
-        let project = self.project && (m - 1) * (w - projected) >= PROJECT_GAIN * w;
+        let project = self
+            .project_gain
+            .is_some_and(|gain| (m - 1) * (w - projected) >= gain * w);
         let cw = if project { projected } else { w };
         level.bits.resize(m * cw, 0);
         if project {
@@ -785,7 +787,7 @@ mod tests {
             .iter()
             .map(|&t| m.traits[t as usize].attr)
             .collect();
-        let lattice = |pair_matrix_limit, project| Lattice {
+        let lattice = |pair_matrix_limit, project_gain| Lattice {
             bits: &m.bits,
             words: m.words,
             attrs: &attrs,
@@ -793,20 +795,23 @@ mod tests {
             max_size: m.config.max_cluster_size,
             budget: usize::MAX,
             pair_matrix_limit,
-            project,
+            project_gain,
         };
-        let reference = lattice(PAIR_MATRIX_LIMIT, false)
+        let reference = lattice(PAIR_MATRIX_LIMIT, None)
             .run(1)
             .expect("within budget");
         assert!(!reference.1.is_empty());
+        // Gain 0 projects at every node, however small.
         for (limit, project, threads) in [
-            (PAIR_MATRIX_LIMIT, true, 2),
-            (PAIR_MATRIX_LIMIT, true, 1),
-            (0, true, 2),
-            (0, false, 2),
+            (PAIR_MATRIX_LIMIT, Some(PROJECT_GAIN), 2),
+            (PAIR_MATRIX_LIMIT, Some(PROJECT_GAIN), 1),
+            (PAIR_MATRIX_LIMIT, Some(0), 2),
+            (0, Some(PROJECT_GAIN), 2),
+            (0, Some(0), 1),
+            (0, None, 2),
         ] {
             let found = lattice(limit, project).run(threads).expect("within budget");
-            assert!(found == reference, "limit {limit}, project {project}");
+            assert!(found == reference, "limit {limit}, project {project:?}");
         }
         assert_eq!(reference, (m.pairs.clone(), m.sets.clone()));
         let mut scratch = vec![0u64; m.words];
@@ -837,5 +842,12 @@ mod tests {
     #[test]
     fn every_path_agrees_at_size_three() {
         all_paths_agree(&mined(3000, 60, 0.03, 3));
+    }
+
+    #[test]
+    fn every_path_agrees_on_row_counts_off_word_boundaries() {
+        for (customers, attributes) in [(61, 8), (130, 12), (777, 30), (1153, 45)] {
+            all_paths_agree(&mined(customers, attributes, 0.05, 5));
+        }
     }
 }

@@ -10,7 +10,8 @@ use proptest::prelude::*;
 fn dataset() -> impl Strategy<Value = (usize, Vec<Vec<Option<u8>>>)> {
     (2usize..6).prop_flat_map(|attributes| {
         let row = proptest::collection::vec(proptest::option::weighted(0.7, 0u8..3), attributes);
-        (Just(attributes), proptest::collection::vec(row, 1..50))
+        // Up to 200 rows: bitsets of several words, so projections cross word boundaries.
+        (Just(attributes), proptest::collection::vec(row, 1..200))
     })
 }
 
