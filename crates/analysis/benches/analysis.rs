@@ -1,5 +1,6 @@
 //! Full analysis (ingest, mining to size 5 at 2% support, ranking, closed clusters) on in-memory
-//! synthetic profiles. `cargo bench -p icp-analysis --bench analysis`.
+//! synthetic profiles, 50 attributes (18 traits per customer) and 150 (47.5, "heavy").
+//! `cargo bench -p icp-analysis --bench analysis`.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use icp_analysis::synthetic::{Dataset, SyntheticConfig, generate};
@@ -28,5 +29,21 @@ fn full_analysis(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, full_analysis);
+/// Dense profiles: 150 attributes, 47.5 traits per customer, ~2 million frequent itemsets.
+fn full_analysis_heavy(c: &mut Criterion) {
+    let mut group = c.benchmark_group("full_analysis_heavy");
+    group.sample_size(10);
+    let customers = 100_000;
+    let data = generate(&SyntheticConfig {
+        customers,
+        attributes: 150,
+        ..SyntheticConfig::default()
+    });
+    group.bench_with_input(BenchmarkId::from_parameter(customers), &data, |b, data| {
+        b.iter(|| analyse(data))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, full_analysis, full_analysis_heavy);
 criterion_main!(benches);
