@@ -172,8 +172,8 @@ fn has_fast_pext() -> bool {
     })
 }
 
-/// AMD before Zen 3 (family 0x17 and earlier) runs `pext` in microcode, tens of cycles a word:
-/// projecting there costs more than it saves.
+/// AMD before Zen 3 (family 0x17 and earlier) and Hygon (Zen 1) run `pext` in microcode, tens
+/// of cycles a word: projecting there costs more than it saves.
 #[cfg(target_arch = "x86_64")]
 fn slow_pext_family() -> bool {
     let v = std::arch::x86_64::__cpuid(0);
@@ -190,7 +190,7 @@ fn slow_pext_family() -> bool {
     } else {
         family
     };
-    vendor == b"AuthenticAMD" && family < 0x19
+    (vendor == b"AuthenticAMD" && family < 0x19) || vendor == b"HygonGenuine"
 }
 
 /// Whether [`project_rows`] runs at hardware speed (BMI2 `pext` on a CPU that does it in one step);
