@@ -5,6 +5,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{ExportFormat, ExportRef};
 
+/// The most identifier groups one `resolve_identities` call may carry.
+pub const MAX_RESOLVE_GROUPS_PER_CALL: usize = 50;
+/// The most values one identifier group may carry.
+pub const MAX_RESOLVE_VALUES_PER_GROUP: usize = 3_000;
+
 /// A person's id in the provider's population.
 ///
 /// The upstream writes it as a number in some answers and as a string in others

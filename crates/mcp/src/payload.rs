@@ -173,8 +173,18 @@ pub(crate) fn http_status(status: u16, retry_after: Option<&str>) -> ProviderErr
 }
 
 /// `Retry-After` as delay-seconds. The HTTP-date form is rare on APIs; it falls back to backoff.
+/// `Retry-After` as whole seconds or as an HTTP-date (RFC 9110 §10.2.3); a date in the past
+/// means "now".
 pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -184,6 +194,20 @@ mod tests {
 
     fn server_result(v: Value) -> ServerResult {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        let soon = std::time::SystemTime::now() + Duration::from_secs(30);
+        let wait = parse_retry_after(&httpdate::fmt_http_date(soon)).unwrap();
+        assert!(wait > Duration::from_secs(27) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-1"), None);
     }
 
     #[test]
@@ -238,6 +262,5 @@ mod tests {
         assert!(http_status(503, None).is_retryable());
         assert!(!http_status(401, None).is_retryable());
         assert!(!http_status(400, None).is_retryable());
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 }

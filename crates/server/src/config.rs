@@ -19,7 +19,8 @@ pub struct WorkerConfig {
     pub retry_base: Duration,
     /// `get_person` calls in flight at once for one job.
     pub enrich_concurrency: usize,
-    /// Identifiers per `resolve_identities` call (the upstream takes at most 3,000 a group).
+    /// Identifiers per `resolve_identities` call, in groups of at most 3,000 (the upstream's
+    /// limit, as is 50 groups a call). Each call is a checkpoint; several run at once.
     pub resolve_chunk: usize,
     /// Audience records per stored export chunk.
     pub export_chunk_rows: usize,
@@ -34,7 +35,7 @@ impl Default for WorkerConfig {
             max_attempts: 5,
             retry_base: Duration::from_secs(2),
             enrich_concurrency: 4,
-            resolve_chunk: 3_000,
+            resolve_chunk: 30_000,
             export_chunk_rows: 5_000,
         }
     }

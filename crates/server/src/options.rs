@@ -1,11 +1,20 @@
 //! A job's options: parsed once at the edge, with every default and bound in one place.
 
 use icp_analysis::Strategy;
-use icp_contract::{DOMAINS, DistanceUnit, IdType, Location};
+use icp_contract::{CONTACT_DOMAINS, DOMAINS, DistanceUnit, IdType, Location};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::problem::FieldError;
+
+/// The `get_person` domains that hold traits: every domain but contact and identity data.
+pub fn trait_domains() -> Vec<String> {
+    DOMAINS
+        .iter()
+        .filter(|d| !CONTACT_DOMAINS.contains(d))
+        .map(|d| (*d).to_owned())
+        .collect()
+}
 
 /// The most rows one audience export may hold.
 pub const MAX_AUDIENCE_LIMIT: u64 = 10_000_000;
@@ -17,7 +26,8 @@ pub struct JobOptions {
     /// Resolved identities below this `overall_quality_score` are left out (0–1).
     #[schema(example = 0.5, minimum = 0.0, maximum = 1.0)]
     pub min_quality_score: f64,
-    /// The `get_person` domains to enrich with; all trait domains when absent.
+    /// The `get_person` domains to enrich with; all trait domains when absent (contact domains
+    /// only when named: their fields are never traits, so by default they are not fetched).
     pub domains: Option<Vec<String>>,
     /// The least share of customers a pair or cluster must cover (0–1, exclusive of 0).
     #[schema(example = 0.02, minimum = 0.0, maximum = 1.0)]

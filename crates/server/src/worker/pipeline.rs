@@ -7,7 +7,8 @@ use futures::{StreamExt, TryStreamExt};
 use icp_analysis::{Analysis, AnalysisConfig, Analyzer, AudienceConfig, Baseline, Item};
 use icp_contract::{
     Cluster, FindPersonsRequest, GetPersonRequest, IdentifierGroup, ListClustersRequest,
-    MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError, ResolveRequest,
+    MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, MAX_RESOLVE_GROUPS_PER_CALL,
+    MAX_RESOLVE_VALUES_PER_GROUP, PersonId, ProviderError, ResolveRequest,
 };
 use icp_store::{JobRecord, Lease, Stage, StoreError};
 use serde::{Deserialize, Serialize};
@@ -249,22 +250,45 @@ impl Run<'_> {
                 done_chunks.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
             }
         }
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            let seq = i as i64 + 1;
-            if done_chunks.contains_key(&seq) {
-                continue;
-            }
-            let requested = count_values(&chunk) as u64;
-            let answer = self
-                .ctx
-                .provider
-                .resolve_identities(ResolveRequest {
-                    multi_identifiers: chunk,
-                    format: None,
-                    workflow_id: self.workflow_id.clone(),
-                })
-                .await
-                .map_err(provider("resolve"))?;
+        // Checkpoints from a run that chunked differently (another `resolve_chunk`) do not
+        // line up with these chunks: start the stage over rather than merge mismatched parts.
+        let lines_up = done_chunks.iter().all(|(&seq, part)| {
+            usize::try_from(seq - 1)
+                .ok()
+                .and_then(|i| chunks.get(i))
+                .is_some_and(|c| count_values(c) as u64 == part.requested)
+        });
+        if !lines_up {
+            done_chunks.clear();
+        }
+        // Calls run several at once; each answer is checkpointed as it arrives.
+        let pending: Vec<(i64, Vec<IdentifierGroup>)> = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, chunk)| (i as i64 + 1, chunk))
+            .filter(|(seq, _)| !done_chunks.contains_key(seq))
+            .collect();
+        let upstream = self.ctx.provider.clone();
+        let workflow_id = self.workflow_id.clone();
+        let mut answers = futures::stream::iter(pending)
+            .map(move |(seq, chunk)| {
+                let upstream = upstream.clone();
+                let workflow_id = workflow_id.clone();
+                async move {
+                    let requested = count_values(&chunk) as u64;
+                    upstream
+                        .resolve_identities(ResolveRequest {
+                            multi_identifiers: chunk,
+                            format: None,
+                            workflow_id,
+                        })
+                        .await
+                        .map(|answer| (seq, requested, answer))
+                }
+            })
+            .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
+        while let Some(answer) = answers.next().await {
+            let (seq, requested, answer) = answer.map_err(provider("resolve"))?;
             self.adopt_workflow(answer.workflow_id.as_ref()).await?;
             self.trace(
                 Stage::Resolve,
@@ -360,7 +384,13 @@ impl Run<'_> {
             .filter(|(i, _)| done_seqs.contains(&(*i as i64)))
             .map(|(_, b)| b.len() as u64)
             .sum();
-        let domains = self.options.domains.clone();
+        // Only trait domains: contact data of customers is never a trait, so it is not fetched.
+        let domains = Some(
+            self.options
+                .domains
+                .clone()
+                .unwrap_or_else(crate::options::trait_domains),
+        );
         let workflow_id = self.workflow_id.clone();
         let upstream = self.ctx.provider.clone();
         // Owned requests, built before the first await: the stream must not borrow the
@@ -709,10 +739,12 @@ fn count_values(groups: &[IdentifierGroup]) -> usize {
     groups.iter().map(|g| g.values.len()).sum()
 }
 
-/// Splits the identifier groups into calls of at most `max` values, addresses in calls of their
-/// own; deterministic, so a resumed job numbers its chunks the same way.
-fn chunk_groups(groups: Vec<IdentifierGroup>, max: usize) -> Vec<Vec<IdentifierGroup>> {
-    let max = max.max(1);
+/// Splits the identifiers into calls of at most `per_call` values, in groups of at most
+/// [`MAX_RESOLVE_VALUES_PER_GROUP`] and at most [`MAX_RESOLVE_GROUPS_PER_CALL`] groups a call;
+/// addresses go in calls of their own. Deterministic, so a resumed job numbers its chunks the
+/// same way.
+fn chunk_groups(groups: Vec<IdentifierGroup>, per_call: usize) -> Vec<Vec<IdentifierGroup>> {
+    let per_call = per_call.max(1);
     let (addresses, others): (Vec<_>, Vec<_>) = groups
         .into_iter()
         .partition(|g| g.id_type == icp_contract::IdType::Address);
@@ -721,11 +753,18 @@ fn chunk_groups(groups: Vec<IdentifierGroup>, max: usize) -> Vec<Vec<IdentifierG
         let mut current: Vec<IdentifierGroup> = Vec::new();
         let mut size = 0;
         for group in family {
-            for part in group.values.chunks(max) {
-                if size + part.len() > max && !current.is_empty() {
+            let mut rest: &[String] = &group.values;
+            while !rest.is_empty() {
+                if size == per_call || current.len() == MAX_RESOLVE_GROUPS_PER_CALL {
                     chunks.push(std::mem::take(&mut current));
                     size = 0;
                 }
+                let take = rest
+                    .len()
+                    .min(MAX_RESOLVE_VALUES_PER_GROUP)
+                    .min(per_call - size);
+                let (part, tail) = rest.split_at(take);
+                rest = tail;
                 size += part.len();
                 current.push(IdentifierGroup {
                     id_type: group.id_type,
@@ -770,5 +809,37 @@ mod tests {
             assert!(!has_address || c.iter().all(|g| g.id_type == IdType::Address));
         }
         assert_eq!(chunks.iter().map(|c| count_values(c)).sum::<usize>(), 33);
+    }
+
+    #[test]
+    fn big_calls_stay_within_the_upstream_limits() {
+        // 100,000 emails in calls of 30,000: four calls of groups of at most 3,000.
+        let chunks = chunk_groups(vec![group(IdType::Email, 100_000)], 30_000);
+        assert_eq!(
+            chunks.iter().map(|c| count_values(c)).collect::<Vec<_>>(),
+            vec![30_000, 30_000, 30_000, 10_000]
+        );
+        assert!(
+            chunks
+                .iter()
+                .flatten()
+                .all(|g| g.values.len() <= MAX_RESOLVE_VALUES_PER_GROUP)
+        );
+        // Many small groups: never more than 50 groups in one call.
+        let many: Vec<_> = (0..120).map(|_| group(IdType::Phone, 10)).collect();
+        let chunks = chunk_groups(many, 1_000_000);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.len() <= MAX_RESOLVE_GROUPS_PER_CALL)
+        );
+        assert_eq!(chunks.iter().map(|c| count_values(c)).sum::<usize>(), 1200);
+        // Every value once, in its order, across the split.
+        let flat: Vec<String> = chunk_groups(vec![group(IdType::Email, 7_000)], 5_000)
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g.values)
+            .collect();
+        assert_eq!(flat, group(IdType::Email, 7_000).values);
     }
 }

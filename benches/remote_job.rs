@@ -1,0 +1,218 @@
+//! A whole job (all five stages, over HTTP) of N customer emails (default 100,000) with the
+//! Watt Data MCP client as the provider, against a test upstream that answers every tool call
+//! and every export download after a fixed latency (default 100 ms). The upstream serves the
+//! embedded population (default 1,000,000 persons) over MCP from this same process.
+//!
+//! For each concurrency (tool calls in flight, also the job's `get_person` concurrency) it
+//! prints the wall time POST → `succeeded`, the calls the upstream counted, the ideal
+//! `calls ÷ concurrency × latency` and the ratio; then each stage's own time against its own
+//! ideal. The same job on the embedded provider (no MCP, no latency) runs first, in the same
+//! process: the CPU the job costs when the network costs nothing.
+//!
+//! `cargo bench --bench remote_job` (env: `BENCH_CUSTOMERS`, `BENCH_POPULATION`,
+//! `BENCH_LATENCY_MS`, `BENCH_CONCURRENCY` as a comma list, default `4,8,16`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use icp_contract::PopulationProvider;
+use icp_mcp::faults::{FaultConfig, FaultyUpstream};
+use icp_mcp::{Secret, WattConfig, WattProvider};
+use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
+use icp_server::config::{ServiceConfig, WorkerConfig};
+use icp_store::Store;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+const STAGES: [&str; 5] = ["resolve", "enrich", "analyze", "map", "find"];
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The stage a tool's calls belong to.
+fn stage_of(tool: &str) -> &'static str {
+    match tool {
+        "resolve_identities" => "resolve",
+        "get_person" => "enrich",
+        "list_clusters" | "get_cluster" => "map",
+        _ => "find",
+    }
+}
+
+struct JobRun {
+    wall: Duration,
+    /// Seconds each stage took, from the job's own progress timestamps.
+    stages: BTreeMap<&'static str, f64>,
+}
+
+async fn run_job(
+    provider: Arc<dyn PopulationProvider>,
+    enrich_concurrency: usize,
+    emails: &[String],
+) -> JobRun {
+    let dir = std::env::temp_dir().join(format!("icp-bench-{}", uuid::Uuid::new_v4()));
+    let store = Store::connect(&format!("sqlite://{}/icp.db", dir.display()))
+        .await
+        .expect("open the store");
+    store.migrate().await.expect("migrate");
+    let config = ServiceConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        worker: WorkerConfig {
+            workers: 1,
+            poll_interval: Duration::from_millis(10),
+            enrich_concurrency,
+            ..WorkerConfig::default()
+        },
+        ..ServiceConfig::default()
+    };
+    let service = icp_server::start(config, store, provider)
+        .await
+        .expect("start the service");
+    let base = format!("http://{}", service.addr);
+    let client = reqwest::Client::new();
+    let body = json!({"multi_identifiers": [
+        {"id_type": "email", "hash_type": "plaintext", "values": emails}
+    ]});
+
+    let started = Instant::now();
+    let job: Value = client
+        .post(format!("{base}/v1/jobs"))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST /v1/jobs")
+        .json()
+        .await
+        .expect("job");
+    let id = job["id"].as_str().expect("job id").to_owned();
+    let job = loop {
+        let job: Value = client
+            .get(format!("{base}/v1/jobs/{id}"))
+            .send()
+            .await
+            .expect("GET job")
+            .json()
+            .await
+            .expect("job");
+        match job["status"].as_str() {
+            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(20)).await,
+            _ => break job,
+        }
+    };
+    let wall = started.elapsed();
+    assert_eq!(job["status"], "succeeded", "{job}");
+    service.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let at = |v: &Value| OffsetDateTime::parse(v.as_str().expect("timestamp"), &Rfc3339).unwrap();
+    let stages = STAGES
+        .iter()
+        .map(|&s| {
+            let p = &job["progress"][s];
+            (
+                s,
+                (at(&p["finished_at"]) - at(&p["started_at"])).as_seconds_f64(),
+            )
+        })
+        .collect();
+    JobRun { wall, stages }
+}
+
+fn print_stages(run: &JobRun) -> String {
+    STAGES
+        .iter()
+        .map(|s| format!("{s} {:.2}", run.stages[s]))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn main() {
+    let customers: usize = env_or("BENCH_CUSTOMERS", 100_000);
+    let persons: usize = env_or("BENCH_POPULATION", 1_000_000);
+    let latency = Duration::from_millis(env_or("BENCH_LATENCY_MS", 100));
+    let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "4,8,16".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let population = Arc::new(Population::generate(&GeneratorConfig {
+            persons,
+            ..GeneratorConfig::default()
+        }));
+        let emails: Vec<String> = population
+            .sample_customers(customers, None, 1)
+            .expect("customers")
+            .into_iter()
+            .filter_map(|c| c.email)
+            .collect();
+        let embedded: Arc<dyn PopulationProvider> =
+            Arc::new(EmbeddedProvider::new(population.clone()));
+        println!(
+            "a job of {} customer emails on a population of {persons}",
+            emails.len()
+        );
+
+        let local = run_job(embedded.clone(), WorkerConfig::default().enrich_concurrency, &emails)
+            .await;
+        println!(
+            "embedded provider (no MCP, no latency): wall {:.2} s  [stages s: {}]",
+            local.wall.as_secs_f64(),
+            print_stages(&local)
+        );
+
+        println!("MCP client, {} ms per call and per export download:", latency.as_millis());
+        for concurrency in concurrencies {
+            let (addr, upstream) = FaultyUpstream::start(
+                embedded.clone(),
+                FaultConfig {
+                    latency,
+                    ..FaultConfig::default()
+                },
+            )
+            .await
+            .expect("upstream");
+            let mut config = WattConfig::new(format!("http://{addr}/mcp"), Secret::new("bench"));
+            config.concurrency = concurrency;
+            let client: Arc<dyn PopulationProvider> =
+                Arc::new(WattProvider::connect(config).await.expect("connect"));
+            let run = run_job(client, concurrency, &emails).await;
+
+            let calls = upstream.calls();
+            let downloads = upstream.export_downloads();
+            let total = calls.values().sum::<u64>() + downloads;
+            let ideal = latency.mul_f64(total as f64 / concurrency as f64);
+            println!(
+                "concurrency {concurrency:>2}: wall {:.2} s, {total} calls {calls:?} + {downloads} export downloads, \
+                 ideal {:.2} s, ratio {:.2}",
+                run.wall.as_secs_f64(),
+                ideal.as_secs_f64(),
+                run.wall.as_secs_f64() / ideal.as_secs_f64()
+            );
+            let mut per_stage: BTreeMap<&str, u64> = BTreeMap::new();
+            for (tool, n) in &calls {
+                *per_stage.entry(stage_of(tool)).or_default() += n;
+            }
+            // Export downloads follow the find stage's `find_persons` calls.
+            *per_stage.entry("find").or_default() += downloads;
+            for stage in STAGES {
+                let n = per_stage.get(stage).copied().unwrap_or(0);
+                let ideal = latency.as_secs_f64() * n as f64 / concurrency as f64;
+                println!(
+                    "    {stage:<8} {:>6.2} s  ({n} calls, ideal {ideal:.2} s)",
+                    run.stages[stage]
+                );
+            }
+        }
+    });
+}
