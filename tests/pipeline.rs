@@ -104,28 +104,34 @@ async fn run_segment_job(app: &TestApp) {
     let clusters = result["multi_attribute_clusters"]
         .as_array()
         .expect("clusters");
-    let best_overlap = clusters
-        .iter()
-        .map(|c| {
-            c["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|i| {
-                    defining.contains(&(
-                        i["name"].as_str().unwrap().to_owned(),
-                        i["value"].as_str().unwrap().to_owned(),
-                    ))
-                })
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
+    let overlap = |c: &Value| {
+        c["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| {
+                defining.contains(&(
+                    i["name"].as_str().unwrap().to_owned(),
+                    i["value"].as_str().unwrap().to_owned(),
+                ))
+            })
+            .count()
+    };
+    // Ranked against the population, the segment comes first.
     assert!(
-        best_overlap >= 3,
-        "no cluster names 3 of {segment_name}'s traits {defining:?}: clusters {clusters:?}, top attributes {}",
+        clusters.first().map(overlap).unwrap_or(0) >= 3,
+        "the best cluster does not name 3 of {segment_name}'s traits {defining:?}: clusters {clusters:?}, top attributes {}",
         result["top_attributes"]
     );
+    for ranked in clusters
+        .iter()
+        .chain(result["top_intersections"].as_array().unwrap())
+    {
+        assert!(
+            ranked["index"].as_f64().is_some_and(|i| i > 0.0),
+            "no population index: {ranked}"
+        );
+    }
     // Frequencies with the population index filled in by the map stage.
     let top = result["top_attributes"].as_array().unwrap();
     assert!(!top.is_empty());

@@ -84,6 +84,32 @@ fn corrupt(e: serde_json::Error) -> StageError {
     StageError::Corrupt(e.to_string())
 }
 
+fn stopped(e: tokio::task::JoinError) -> StageError {
+    StageError::Analysis(format!("the analysis task stopped: {e}"))
+}
+
+/// The analyze checkpoint as stored now, or as jobs written before the baseline moved into the
+/// analyze stage stored it (the bare report; the map stage then lists every cluster itself).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AnalyzedCheckpoint {
+    Current(Analyzed),
+    ReportOnly(Analysis),
+}
+
+impl From<AnalyzedCheckpoint> for Analyzed {
+    fn from(c: AnalyzedCheckpoint) -> Self {
+        match c {
+            AnalyzedCheckpoint::Current(done) => done,
+            AnalyzedCheckpoint::ReportOnly(analysis) => Analyzed {
+                analysis,
+                clusters: Vec::new(),
+                population_size: None,
+            },
+        }
+    }
+}
+
 /// The checkpoint of one resolve call: enough to merge calls and to resume.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct ResolvedChunk {
@@ -110,8 +136,42 @@ struct Mapped {
     clusters: Vec<Cluster>,
 }
 
-/// Pairs and clusters kept from the analysis for the map stage to re-rank against the population.
-const RANKING_POOL: usize = 1000;
+/// The finished analyze stage: the report, ranked against the population, and the clusters of
+/// every trait it can mention (the baseline it was ranked with, reused by the map stage).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Analyzed {
+    analysis: Analysis,
+    clusters: Vec<Cluster>,
+    population_size: Option<u64>,
+}
+
+/// What a stage learnt of the population's clusters.
+#[derive(Default)]
+struct Listed {
+    clusters: HashMap<(String, String), Cluster>,
+    population_size: Option<u64>,
+}
+
+impl Listed {
+    fn baseline(&self) -> Option<Baseline> {
+        Some(Baseline {
+            population_size: self.population_size?,
+            sizes: self
+                .clusters
+                .iter()
+                .map(|((name, value), c)| {
+                    (
+                        Item {
+                            name: name.clone(),
+                            value: value.clone(),
+                        },
+                        c.size,
+                    )
+                })
+                .collect(),
+        })
+    }
+}
 
 /// Sequence numbers of whole-stage checkpoints (chunked stages use 1.. for their parts).
 const FINAL: i64 = 0;
@@ -142,8 +202,8 @@ pub async fn run(
     };
     let resolved = run.resolve().await?;
     run.enrich(&resolved).await?;
-    let analysis = run.analyze().await?;
-    let mapped = run.map(analysis).await?;
+    let analyzed = run.analyze().await?;
+    let mapped = run.map(analyzed).await?;
     let audiences = run.find(&mapped, &resolved).await?;
     let result = JobResult {
         job_id: job.id,
@@ -437,71 +497,21 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Stage 3: what the customers have in common (CPU-bound: off the async threads).
-    async fn analyze(&mut self) -> Result<Analysis, StageError> {
-        if let Some(done) = self.final_checkpoint::<Analysis>(Stage::Analyze).await? {
-            return Ok(done);
+    /// Every cluster of the named attributes, all pages, traced under `stage`.
+    async fn list_clusters(
+        &mut self,
+        stage: Stage,
+        names: Vec<String>,
+    ) -> Result<Listed, StageError> {
+        let mut listed = Listed::default();
+        if names.is_empty() {
+            return Ok(listed);
         }
-        let parts = self.store().checkpoints(self.job.id, Stage::Enrich).await?;
-        self.enter(Stage::Analyze, parts.len() as u64).await?;
-        // A wide pool of pairs and clusters: the map stage re-ranks them against the population
-        // and keeps the report's share.
-        let config = AnalysisConfig {
-            min_support: self.options.min_support,
-            max_cluster_size: self.options.max_cluster_size,
-            top_intersections: RANKING_POOL,
-            top_clusters: RANKING_POOL,
-            ..AnalysisConfig::default()
+        let name = if stage == Stage::Analyze {
+            "analyze"
+        } else {
+            "map"
         };
-        let analysis = tokio::task::spawn_blocking(move || -> Result<Analysis, StageError> {
-            let mut analyzer = Analyzer::new(config);
-            for (_, body) in &parts {
-                let profiles: Vec<BTreeMap<String, String>> =
-                    serde_json::from_str(body).map_err(corrupt)?;
-                for profile in &profiles {
-                    analyzer.add_profile(profile.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                }
-            }
-            analyzer
-                .finish()
-                .map_err(|e| StageError::Analysis(e.to_string()))
-        })
-        .await
-        .map_err(|e| StageError::Analysis(format!("the analysis task stopped: {e}")))??;
-        self.save_final(Stage::Analyze, &analysis).await?;
-        self.finish(Stage::Analyze).await?;
-        Ok(analysis)
-    }
-
-    /// Stage 4: every `name=value` the report and the audiences use → its cluster.
-    async fn map(&mut self, mut analysis: Analysis) -> Result<Mapped, StageError> {
-        if let Some(done) = self.final_checkpoint::<Mapped>(Stage::Map).await? {
-            return Ok(done);
-        }
-        // Every attribute the report mentions: its clusters are the population baseline.
-        let names: Vec<String> = analysis
-            .top_attributes
-            .iter()
-            .map(|a| &a.name)
-            .chain(
-                analysis
-                    .top_intersections
-                    .iter()
-                    .flat_map(|p| p.items.iter().map(|i| &i.name)),
-            )
-            .chain(
-                analysis
-                    .multi_attribute_clusters
-                    .iter()
-                    .flat_map(|c| c.items.iter().map(|i| &i.name)),
-            )
-            .cloned()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        self.enter(Stage::Map, names.len() as u64).await?;
-        let mut found: HashMap<(String, String), Cluster> = HashMap::new();
-        let mut population_size = None;
         let mut offset = 0;
         loop {
             let page = self
@@ -515,48 +525,131 @@ impl Run<'_> {
                     ..ListClustersRequest::default()
                 })
                 .await
-                .map_err(provider("map"))?;
+                .map_err(provider(name))?;
             self.adopt_workflow(page.workflow_id.as_ref()).await?;
-            self.trace(Stage::Map, "list_clusters", page.tool_trace_id.as_ref())
+            self.trace(stage, "list_clusters", page.tool_trace_id.as_ref())
                 .await?;
-            population_size = population_size.or(page.population_size);
+            listed.population_size = listed.population_size.or(page.population_size);
             for c in page.clusters {
-                found.insert((c.name.clone(), c.value.clone()), c);
+                listed.clusters.insert((c.name.clone(), c.value.clone()), c);
             }
             match page.next_offset {
                 Some(next) if page.has_more && next > offset => offset = next,
                 _ => break,
             }
         }
-        if let Some(population_size) = population_size {
-            let baseline = Baseline {
-                population_size,
-                sizes: found
-                    .iter()
-                    .map(|((name, value), c)| {
-                        (
-                            Item {
-                                name: name.clone(),
-                                value: value.clone(),
-                            },
-                            c.size,
-                        )
-                    })
-                    .collect(),
-            };
+        Ok(listed)
+    }
+
+    /// Stage 3: what the customers have in common. Mining is CPU-bound (off the async
+    /// threads); between mining and ranking, the population sizes of every trait the report
+    /// can mention are listed, so pairs and clusters are ranked against the population over
+    /// everything mined — not re-ranked from a pool cut among customers alone, which can lose
+    /// the segment (its traits are common among customers, rare in the population).
+    async fn analyze(&mut self) -> Result<Analyzed, StageError> {
+        if let Some(done) = self
+            .final_checkpoint::<AnalyzedCheckpoint>(Stage::Analyze)
+            .await?
+        {
+            return Ok(done.into());
+        }
+        let parts = self.store().checkpoints(self.job.id, Stage::Enrich).await?;
+        self.enter(Stage::Analyze, parts.len() as u64).await?;
+        let config = AnalysisConfig {
+            min_support: self.options.min_support,
+            max_cluster_size: self.options.max_cluster_size,
+            ..AnalysisConfig::default()
+        };
+        let mined = tokio::task::spawn_blocking(move || {
+            let mut analyzer = Analyzer::new(config);
+            for (_, body) in &parts {
+                let profiles: Vec<BTreeMap<String, String>> =
+                    serde_json::from_str(body).map_err(corrupt)?;
+                for profile in &profiles {
+                    analyzer.add_profile(profile.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                }
+            }
+            analyzer
+                .mine()
+                .map_err(|e| StageError::Analysis(e.to_string()))
+        })
+        .await
+        .map_err(stopped)??;
+
+        let names: Vec<String> = mined
+            .baseline_items()
+            .into_iter()
+            .map(|i| i.name)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let listed = self.list_clusters(Stage::Analyze, names).await?;
+        let baseline = listed.baseline();
+        let analysis = tokio::task::spawn_blocking(move || match baseline {
+            Some(baseline) => mined.analysis_with(&baseline),
+            None => mined.analysis(),
+        })
+        .await
+        .map_err(stopped)?;
+        let done = Analyzed {
+            analysis,
+            clusters: listed.clusters.into_values().collect(),
+            population_size: listed.population_size,
+        };
+        self.save_final(Stage::Analyze, &done).await?;
+        self.finish(Stage::Analyze).await?;
+        Ok(done)
+    }
+
+    /// Stage 4: every `name=value` the report and the audiences use → its cluster. The analyze
+    /// stage listed the clusters of every trait it ranked; only what it lacks is listed here.
+    async fn map(&mut self, analyzed: Analyzed) -> Result<Mapped, StageError> {
+        if let Some(done) = self.final_checkpoint::<Mapped>(Stage::Map).await? {
+            return Ok(done);
+        }
+        let Analyzed {
+            mut analysis,
+            clusters,
+            population_size,
+        } = analyzed;
+        let mut known = Listed {
+            clusters: clusters
+                .into_iter()
+                .map(|c| ((c.name.clone(), c.value.clone()), c))
+                .collect(),
+            population_size,
+        };
+        let wanted = wanted_items(&analysis, &self.options);
+        self.enter(Stage::Map, wanted.len() as u64).await?;
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|i| {
+                !known
+                    .clusters
+                    .contains_key(&(i.name.clone(), i.value.clone()))
+            })
+            .map(|i| i.name.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() || known.population_size.is_none() {
+            let listed = self.list_clusters(Stage::Map, missing).await?;
+            known.population_size = known.population_size.or(listed.population_size);
+            known.clusters.extend(listed.clusters);
+        }
+        // Indexes for whatever the analyze stage could not cover; pairs and clusters were
+        // ranked with the same sizes, so their order does not move.
+        if let Some(baseline) = known.baseline() {
             analysis.apply_baseline(&baseline);
         }
-        let report = AnalysisConfig::default();
-        analysis
-            .top_intersections
-            .truncate(report.top_intersections);
-        analysis
-            .multi_attribute_clusters
-            .truncate(report.top_clusters);
-        let wanted = wanted_items(&analysis, &self.options);
         let mut clusters: Vec<Cluster> = wanted
             .iter()
-            .filter_map(|i| found.get(&(i.name.clone(), i.value.clone())).cloned())
+            .filter_map(|i| {
+                known
+                    .clusters
+                    .get(&(i.name.clone(), i.value.clone()))
+                    .cloned()
+            })
             .collect();
         clusters.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
         clusters.dedup_by(|a, b| a.cluster_hash == b.cluster_hash);
