@@ -35,20 +35,14 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// The stage a tool's calls belong to.
-fn stage_of(tool: &str) -> &'static str {
-    match tool {
-        "resolve_identities" => "resolve",
-        "get_person" => "enrich",
-        "list_clusters" | "get_cluster" => "map",
-        _ => "find",
-    }
-}
-
 struct JobRun {
     wall: Duration,
+    /// Records exported per audience.
+    exported: String,
     /// Seconds each stage took, from the job's own progress timestamps.
     stages: BTreeMap<&'static str, f64>,
+    /// Tool calls each stage made, from the job's traces.
+    calls: BTreeMap<String, u64>,
 }
 
 async fn run_job(
@@ -107,6 +101,23 @@ async fn run_job(
     };
     let wall = started.elapsed();
     assert_eq!(job["status"], "succeeded", "{job}");
+    let result: Value = client
+        .get(format!("{base}/v1/jobs/{id}/result"))
+        .send()
+        .await
+        .expect("GET result")
+        .json()
+        .await
+        .expect("result");
+    let exported = result["audiences"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|a| format!("{} {}", a["strategy"], a["exported"]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
     service.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -121,7 +132,17 @@ async fn run_job(
             )
         })
         .collect();
-    JobRun { wall, stages }
+    let mut calls = BTreeMap::new();
+    for trace in job["tool_traces"].as_array().into_iter().flatten() {
+        let stage = trace["stage"].as_str().unwrap_or_default().to_owned();
+        *calls.entry(stage).or_default() += 1;
+    }
+    JobRun {
+        wall,
+        exported,
+        stages,
+        calls,
+    }
 }
 
 fn print_stages(run: &JobRun) -> String {
@@ -166,9 +187,10 @@ fn main() {
         let local = run_job(embedded.clone(), WorkerConfig::default().enrich_concurrency, &emails)
             .await;
         println!(
-            "embedded provider (no MCP, no latency): wall {:.2} s  [stages s: {}]",
+            "embedded provider (no MCP, no latency): wall {:.2} s  [stages s: {}]  [exported: {}]",
             local.wall.as_secs_f64(),
-            print_stages(&local)
+            print_stages(&local),
+            local.exported
         );
 
         println!("MCP client, {} ms per call and per export download:", latency.as_millis());
@@ -199,12 +221,9 @@ fn main() {
                 ideal.as_secs_f64(),
                 run.wall.as_secs_f64() / ideal.as_secs_f64()
             );
-            let mut per_stage: BTreeMap<&str, u64> = BTreeMap::new();
-            for (tool, n) in &calls {
-                *per_stage.entry(stage_of(tool)).or_default() += n;
-            }
+            let mut per_stage = run.calls.clone();
             // Export downloads follow the find stage's `find_persons` calls.
-            *per_stage.entry("find").or_default() += downloads;
+            *per_stage.entry("find".to_owned()).or_default() += downloads;
             for stage in STAGES {
                 let n = per_stage.get(stage).copied().unwrap_or(0);
                 let ideal = latency.as_secs_f64() * n as f64 / concurrency as f64;
