@@ -283,3 +283,96 @@ impl Population {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use icp_contract::{DOMAINS, GetPersonRequest};
+
+    use crate::population::{GeneratorConfig, Population};
+
+    /// A profile map as the first version built it: every field pushed in domain order, then
+    /// one collect (sorting, later duplicates winning).
+    fn reference(pop: &Population, p: usize, domains: &[&str]) -> BTreeMap<String, String> {
+        let has = |d: &str| domains.contains(&d);
+        let mut pairs = Vec::new();
+        for (a, attr) in pop.attrs.iter().enumerate() {
+            let code = pop.code(p, a);
+            if has(&attr.domain) && code != 0 {
+                pairs.push((
+                    attr.name.clone(),
+                    attr.values[usize::from(code) - 1].clone(),
+                ));
+            }
+        }
+        let c = pop.contact(p);
+        let numbered = |pairs: &mut Vec<(String, String)>, prefix: &str, v: Vec<String>| {
+            for (i, v) in v.into_iter().enumerate() {
+                pairs.push((format!("{prefix}{}", i + 1), v));
+            }
+        };
+        if has("name") {
+            pairs.extend(c.first_name.map(|f| ("first_name".to_owned(), f)));
+            pairs.extend(c.last_name.map(|l| ("last_name".to_owned(), l)));
+        }
+        if has("email") {
+            numbered(&mut pairs, "email", c.emails);
+        }
+        if has("phone") {
+            numbered(&mut pairs, "phone", c.phones);
+        }
+        if has("address") {
+            pairs.extend(c.address.map(|a| ("address1".to_owned(), a)));
+        }
+        if has("maid") {
+            numbered(&mut pairs, "maid", c.maids);
+        }
+        pairs.into_iter().collect()
+    }
+
+    fn check(pop: &Population, domains: &[&str]) {
+        let ids: Vec<_> = (0..pop.len()).map(|p| pop.person_id(p)).collect();
+        for chunk in ids.chunks(1000) {
+            let profiles = pop
+                .get_person(&GetPersonRequest {
+                    person_ids: chunk.to_vec(),
+                    domains: Some(domains.iter().map(|d| (*d).to_owned()).collect()),
+                    format: None,
+                    workflow_id: None,
+                })
+                .unwrap()
+                .profiles;
+            assert_eq!(profiles.len(), chunk.len());
+            for profile in profiles {
+                let p = pop.index_of(profile.person_id).unwrap();
+                assert_eq!(profile.domains, reference(pop, p, domains), "person {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn profiles_equal_the_straightforward_build() {
+        let generated = Population::generate(&GeneratorConfig {
+            persons: 1_500,
+            seed: 21,
+        });
+        let csv = "\
+email,email2,email3,email4,email5,phone,phone2,phone3,maid,maid2,maid3,first_name,last_name,address,gender,email_opt_in,zz
+a@x.com,b@x.com,c@x.com,d@x.com,e@x.com,5125550101,5125550102,5125550103,m1,m2,m3,Ann,Lee,1 Main St,Female,Yes,z
+f@x.com,,,,,,,,,,,,Bo,,Male,,
+,,,,,,,,,,,,,,,No,y
+";
+        let imported = Population::from_csv_reader(csv.as_bytes()).unwrap();
+        let first = reference(&imported, 0, &DOMAINS);
+        for key in ["email5", "phone3", "maid3", "first_name", "address1", "zz"] {
+            assert!(first.contains_key(key), "{key} in {first:?}");
+        }
+        for pop in [&generated, &imported] {
+            check(pop, &DOMAINS);
+            check(pop, &["email", "maid", "demographic"]);
+            check(pop, &["name", "phone", "interest", "address"]);
+            check(pop, &["content", "political"]);
+        }
+    }
+}
