@@ -32,6 +32,19 @@ async fn remote(faults: FaultConfig) -> (Arc<dyn PopulationProvider>, FaultyUpst
     (Arc::new(provider), handle)
 }
 
+/// The provider traces of the newest job.
+async fn last_job_traces(app: &TestApp) -> Vec<Value> {
+    let page: Value = app.get("/v1/jobs?page_size=1").await.json().await.unwrap();
+    let id = page["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let job: Value = app
+        .get(&format!("/v1/jobs/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    job["tool_traces"].as_array().cloned().unwrap_or_default()
+}
+
 /// Runs one job and returns its result without what legitimately differs between runs
 /// (ids, workflow ids and the samples drawn for them).
 async fn run_job(app: &TestApp) -> Value {
@@ -79,10 +92,25 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
     )
     .await;
     let over_mcp = run_job(&app).await;
+    let traces = last_job_traces(&app).await;
     app.shutdown().await;
     assert_eq!(over_mcp, embedded, "the MCP round trip changed the result");
     let fault_free_calls = clean.total_calls();
     assert!(fault_free_calls > 0);
+    // Every tool call the upstream answered is in the job's detail, with its stage — the
+    // exports' own `find_persons` calls included.
+    let mut traced: std::collections::BTreeMap<String, u64> = Default::default();
+    for t in &traces {
+        *traced
+            .entry(t["tool"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(traced, clean.calls(), "traces {traces:?}");
+    assert!(
+        traces
+            .iter()
+            .any(|t| t["tool"] == "find_persons" && t["stage"] == "find")
+    );
 
     let faults = FaultConfig {
         seed: 20,

@@ -54,4 +54,12 @@ pub trait PopulationProvider: Send + Sync + 'static {
         &self,
         req: FeedbackRequest,
     ) -> Result<FeedbackResponse, ProviderError>;
+
+    /// `(tool, tool_trace_id)` of every call made for the workflow since the last drain, oldest
+    /// first, each handed out once — for providers that make calls whose answers do not reach
+    /// the caller (the `find_persons` behind `export_persons`). `None` when the provider keeps
+    /// no such log: the answers' own `tool_trace_id`s are then all there is.
+    fn drain_traces(&self, _workflow_id: &str) -> Option<Vec<(String, String)>> {
+        None
+    }
 }

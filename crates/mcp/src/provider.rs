@@ -306,6 +306,17 @@ impl PopulationProvider for WattProvider {
         "watt"
     }
 
+    fn drain_traces(&self, workflow_id: &str) -> Option<Vec<(String, String)>> {
+        Some(
+            self.inner
+                .traces
+                .take(workflow_id)
+                .into_iter()
+                .map(|e| (e.tool, e.tool_trace_id))
+                .collect(),
+        )
+    }
+
     /// Splits the request into calls within the upstream's limits (first call alone when no
     /// workflow is set, so the rest carry its `workflow_id`), downloads exports, and merges.
     async fn resolve_identities(

@@ -249,9 +249,27 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Keeps the trace ids of the stage's calls: every call the provider logged for the
+    /// workflow since the last time (it sees calls no answer reports, such as an export's own
+    /// `find_persons`), or else the answer's own id.
     async fn trace(&self, stage: Stage, tool: &str, id: Option<&String>) -> Result<(), StageError> {
-        if let Some(id) = id {
-            self.store().add_trace(self.lease, stage, tool, id).await?;
+        let logged = self
+            .workflow_id
+            .as_deref()
+            .and_then(|w| self.ctx.provider.drain_traces(w));
+        match logged {
+            Some(entries) => {
+                for (tool, id) in entries {
+                    self.store()
+                        .add_trace(self.lease, stage, &tool, &id)
+                        .await?;
+                }
+            }
+            None => {
+                if let Some(id) = id {
+                    self.store().add_trace(self.lease, stage, tool, id).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -784,6 +802,8 @@ impl Run<'_> {
                 .put_export_chunk(self.lease, strategy_name, chunk_no, &chunk)
                 .await?;
         }
+        // The export's own call reported no trace id to us; the provider's log has it.
+        self.trace(Stage::Find, "find_persons", None).await?;
         let sample = counted
             .sample
             .into_iter()
