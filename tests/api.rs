@@ -23,7 +23,7 @@ async fn health_and_readiness() {
             db,
             AppOptions {
                 workers: 0,
-                provider: None,
+                ..AppOptions::default()
             },
         )
         .await;
@@ -49,7 +49,7 @@ async fn docs_and_spec_are_served() {
         databases().await.remove(0),
         AppOptions {
             workers: 0,
-            provider: None,
+            ..AppOptions::default()
         },
     )
     .await;
@@ -85,7 +85,7 @@ async fn malformed_requests_get_problem_details() {
             db,
             AppOptions {
                 workers: 0,
-                provider: None,
+                ..AppOptions::default()
             },
         )
         .await;
@@ -179,7 +179,7 @@ async fn listing_pages_through_jobs_with_a_status_filter() {
             db,
             AppOptions {
                 workers: 0,
-                provider: None,
+                ..AppOptions::default()
             },
         )
         .await;
@@ -250,7 +250,7 @@ async fn idempotency_keys_return_the_same_job_or_refuse_a_different_body() {
             db,
             AppOptions {
                 workers: 0,
-                provider: None,
+                ..AppOptions::default()
             },
         )
         .await;
@@ -282,7 +282,7 @@ async fn cancel_result_and_delete() {
             db,
             AppOptions {
                 workers: 0,
-                provider: None,
+                ..AppOptions::default()
             },
         )
         .await;

@@ -88,6 +88,8 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
         AppOptions {
             workers: 2,
             provider: Some(provider),
+            // Several resolve calls (the embedded run makes one): same result, one workflow.
+            resolve_chunk: Some(500),
         },
     )
     .await;
@@ -125,6 +127,8 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
         AppOptions {
             workers: 2,
             provider: Some(provider),
+            // Several resolve calls (the embedded run makes one): same result, one workflow.
+            resolve_chunk: Some(500),
         },
     )
     .await;

@@ -50,6 +50,8 @@ pub struct AppOptions {
     pub workers: usize,
     /// The provider the service uses; the embedded test population when absent.
     pub provider: Option<Arc<dyn icp_contract::PopulationProvider>>,
+    /// Identifiers per `resolve_identities` call; the service's default when absent.
+    pub resolve_chunk: Option<usize>,
 }
 
 impl Default for AppOptions {
@@ -57,6 +59,7 @@ impl Default for AppOptions {
         Self {
             workers: 2,
             provider: None,
+            resolve_chunk: None,
         }
     }
 }
@@ -78,6 +81,9 @@ pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
         worker: WorkerConfig {
             workers: opts.workers,
             poll_interval: Duration::from_millis(50),
+            resolve_chunk: opts
+                .resolve_chunk
+                .unwrap_or(WorkerConfig::default().resolve_chunk),
             ..WorkerConfig::default()
         },
         ..ServiceConfig::default()

@@ -339,57 +339,66 @@ impl Run<'_> {
         if !lines_up {
             done_chunks.clear();
         }
-        // Calls run several at once; each answer is checkpointed as it arrives.
-        let pending: Vec<(i64, Vec<IdentifierGroup>)> = chunks
+        // Calls run several at once; each answer is checkpointed as it arrives. With no
+        // workflow yet, the first call goes alone: every later one must carry the workflow it
+        // opens (calls sent side by side would each open their own).
+        let mut pending: Vec<(i64, Vec<IdentifierGroup>)> = chunks
             .into_iter()
             .enumerate()
             .map(|(i, chunk)| (i as i64 + 1, chunk))
             .filter(|(seq, _)| !done_chunks.contains_key(seq))
             .collect();
-        let upstream = self.ctx.provider.clone();
-        let workflow_id = self.workflow_id.clone();
-        let mut answers = futures::stream::iter(pending)
-            .map(move |(seq, chunk)| {
-                let upstream = upstream.clone();
-                let workflow_id = workflow_id.clone();
-                async move {
-                    let requested = count_values(&chunk) as u64;
-                    upstream
-                        .resolve_identities(ResolveRequest {
-                            multi_identifiers: chunk,
-                            format: None,
-                            workflow_id,
-                        })
-                        .await
-                        .map(|answer| (seq, requested, answer))
-                }
-            })
-            .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
-        while let Some(answer) = answers.next().await {
-            let (seq, requested, answer) = answer.map_err(provider("resolve"))?;
-            self.adopt_workflow(answer.workflow_id.as_ref()).await?;
-            self.trace(
-                Stage::Resolve,
-                "resolve_identities",
-                answer.tool_trace_id.as_ref(),
-            )
-            .await?;
-            let part = ResolvedChunk {
-                requested,
-                resolved: answer.stats.resolved,
-                persons: answer
-                    .identities
-                    .iter()
-                    .map(|i| (i.person_id.0, i.overall_quality_score))
-                    .collect(),
-            };
-            let body = serde_json::to_string(&part).map_err(corrupt)?;
-            self.store()
-                .put_checkpoint(self.lease, Stage::Resolve, seq, &body)
+        let first_alone = if self.workflow_id.is_none() && !pending.is_empty() {
+            vec![pending.remove(0)]
+        } else {
+            Vec::new()
+        };
+        for round in [first_alone, pending] {
+            let upstream = self.ctx.provider.clone();
+            let workflow_id = self.workflow_id.clone();
+            let mut answers = futures::stream::iter(round)
+                .map(move |(seq, chunk)| {
+                    let upstream = upstream.clone();
+                    let workflow_id = workflow_id.clone();
+                    async move {
+                        let requested = count_values(&chunk) as u64;
+                        upstream
+                            .resolve_identities(ResolveRequest {
+                                multi_identifiers: chunk,
+                                format: None,
+                                workflow_id,
+                            })
+                            .await
+                            .map(|answer| (seq, requested, answer))
+                    }
+                })
+                .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
+            while let Some(answer) = answers.next().await {
+                let (seq, requested, answer) = answer.map_err(provider("resolve"))?;
+                self.adopt_workflow(answer.workflow_id.as_ref()).await?;
+                self.trace(
+                    Stage::Resolve,
+                    "resolve_identities",
+                    answer.tool_trace_id.as_ref(),
+                )
                 .await?;
-            done_chunks.insert(seq, part);
-            let done = done_chunks.values().map(|c| c.requested).sum();
-            self.advance(Stage::Resolve, done).await?;
+                let part = ResolvedChunk {
+                    requested,
+                    resolved: answer.stats.resolved,
+                    persons: answer
+                        .identities
+                        .iter()
+                        .map(|i| (i.person_id.0, i.overall_quality_score))
+                        .collect(),
+                };
+                let body = serde_json::to_string(&part).map_err(corrupt)?;
+                self.store()
+                    .put_checkpoint(self.lease, Stage::Resolve, seq, &body)
+                    .await?;
+                done_chunks.insert(seq, part);
+                let done = done_chunks.values().map(|c| c.requested).sum();
+                self.advance(Stage::Resolve, done).await?;
+            }
         }
 
         let mut best: HashMap<u64, f64> = HashMap::new();
