@@ -13,7 +13,7 @@ use crate::resolve::{normalize_email, normalize_maid, normalize_phone};
 use crate::traits;
 
 /// Most persons an imported population may hold (index entries pack the row into 30 bits).
-pub const MAX_IMPORT_ROWS: usize = 1 << 30;
+pub const MAX_IMPORT_ROWS: usize = 1 << 28;
 /// Most distinct values one trait column may hold.
 pub const MAX_VALUES_PER_ATTRIBUTE: usize = u16::MAX as usize;
 const MAX_VALUE_LEN: usize = 256;
@@ -151,6 +151,20 @@ impl Population {
                 ));
             }
             if let Some(c) = identifier_column(h) {
+                let of_kind = columns.iter().filter(|k| **k == c).count();
+                if matches!(c, Column::Email | Column::Phone | Column::Maid)
+                    && of_kind >= crate::resolve::MAX_IDENTIFIERS_PER_KIND
+                {
+                    return Err(invalid(
+                        1,
+                        Some(h),
+                        format!(
+                            "at most {} columns of each of email, phone and maid: a person is \
+                             found by at most that many of each",
+                            crate::resolve::MAX_IDENTIFIERS_PER_KIND
+                        ),
+                    ));
+                }
                 columns.push(c);
                 continue;
             }

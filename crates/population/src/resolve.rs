@@ -298,11 +298,18 @@ fn identifier_count(c: &ContactParts<'_>, id_type: IdType, buf: &mut String) -> 
     }
 }
 
+/// Bits of an index entry that hold which of a person's identifiers of a kind it is.
+const SLOT_BITS: u32 = 4;
+/// Identifiers of one kind (emails, phones, maids) a person can be found by; an imported person
+/// with more has the rest refused at import. Entries are `person << SLOT_BITS | slot` in a
+/// `u32`, which is why populations stop at [`crate::import::MAX_IMPORT_ROWS`] = 2^28.
+pub const MAX_IDENTIFIERS_PER_KIND: usize = 1 << SLOT_BITS;
+
 /// Sorted keys with a directory over their top bits.
 #[derive(Debug)]
 pub(crate) struct IdIndex {
     keys: Vec<u64>,
-    /// `person << 2 | slot`.
+    /// `person << SLOT_BITS | slot`.
     entries: Vec<u32>,
     shift: u32,
     dir: Vec<u32>,
@@ -345,7 +352,10 @@ impl IdIndex {
     #[inline]
     fn entry(&self, at: usize) -> (usize, usize) {
         let e = self.entries[at];
-        ((e >> 2) as usize, (e & 3) as usize)
+        (
+            (e >> SLOT_BITS) as usize,
+            (e & ((1 << SLOT_BITS) - 1)) as usize,
+        )
     }
 
     #[cfg(test)]
@@ -510,7 +520,7 @@ impl Population {
                                     if let Some(v) = own_identifier(&c, id_type, slot, &mut buf) {
                                         out.push((
                                             key_of(hash, v),
-                                            ((p as u32) << 2) | slot as u32,
+                                            ((p as u32) << SLOT_BITS) | slot as u32,
                                         ));
                                     }
                                 }
@@ -871,8 +881,8 @@ mod tests {
     #[test]
     fn index_finds_every_key_and_only_those() {
         let pairs: Vec<(u64, u32)> = (0..10_000u64)
-            .map(|i| (crate::rng::mix64(i), (i as u32) << 2))
-            .chain([(crate::rng::mix64(5), 7u32 << 2 | 1)])
+            .map(|i| (crate::rng::mix64(i), (i as u32) << SLOT_BITS))
+            .chain([(crate::rng::mix64(5), 7u32 << SLOT_BITS | 1)])
             .collect();
         let idx = IdIndex::build(pairs);
         for i in 0..10_000u64 {

@@ -197,3 +197,45 @@ fn a_generated_population_written_as_csv_imports_to_the_same_clusters() {
     };
     assert_eq!(all(&back), all(&generated));
 }
+
+/// A person found by many emails: every one of them resolves to that person — also when the
+/// person is the file's last row — and more columns of a kind than can be indexed are refused.
+#[test]
+fn every_email_of_a_person_with_many_resolves() {
+    let header: Vec<String> = (1..=16).map(|i| format!("email{i}")).collect();
+    let row =
+        |who: &str| -> Vec<String> { (1..=16).map(|i| format!("{who}.{i}@example.com")).collect() };
+    let csv = format!(
+        "{},gender\n{},Female\n{},Male\n",
+        header.join(","),
+        row("first").join(","),
+        row("last").join(",")
+    );
+    let p = Population::from_csv_reader(csv.as_bytes()).unwrap();
+    for (who, person) in [("first", 0), ("last", 1)] {
+        let answer = p
+            .resolve_identities(&ResolveRequest {
+                multi_identifiers: vec![IdentifierGroup {
+                    id_type: IdType::Email,
+                    hash_type: HashType::Plaintext,
+                    values: row(who),
+                }],
+                format: None,
+                workflow_id: None,
+            })
+            .unwrap();
+        assert_eq!(answer.stats.resolved, 16, "{who}: {:?}", answer.stats);
+        assert!(
+            answer
+                .identities
+                .iter()
+                .all(|i| i.person_id == p.person_id(person)),
+            "{who}"
+        );
+    }
+
+    let seventeen: Vec<String> = (1..=17).map(|i| format!("email{i}")).collect();
+    let (line, reason) = refused(&format!("{}\n", seventeen.join(",")));
+    assert_eq!(line, 1);
+    assert!(reason.contains("at most 16"), "{reason}");
+}
