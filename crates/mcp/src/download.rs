@@ -93,10 +93,14 @@ pub(crate) fn rows<T: ExportRow>(
             match st.body.next().await {
                 Some(Ok(chunk)) => {
                     st.buf.extend_from_slice(&chunk);
-                    while let Some(pos) = st.buf.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = st.buf.drain(..=pos).collect();
-                        push_line(&mut st.ready, line);
+                    // Every whole line of the buffer, then one shift of the unfinished rest:
+                    // draining line by line moved the rest once a line (quadratic in a chunk).
+                    let mut start = 0;
+                    while let Some(len) = st.buf[start..].iter().position(|b| *b == b'\n') {
+                        push_line(&mut st.ready, st.buf[start..start + len + 1].to_vec());
+                        start += len + 1;
                     }
+                    st.buf.drain(..start);
                 }
                 Some(Err(e)) => {
                     st.done = true;
