@@ -8,6 +8,7 @@ pub mod input;
 pub mod model;
 pub mod options;
 pub mod problem;
+pub mod rfc3339;
 pub mod state;
 pub mod worker;
 

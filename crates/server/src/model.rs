@@ -19,13 +19,13 @@ pub struct StageProgress {
     /// When a worker first entered the stage (a retried job keeps the first time).
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub started_at: Option<OffsetDateTime>,
     #[serde(
         default,
-        with = "time::serde::rfc3339::option",
+        with = "crate::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub finished_at: Option<OffsetDateTime>,
@@ -74,7 +74,7 @@ pub struct ToolTrace {
     pub stage: Stage,
     pub tool: String,
     pub tool_trace_id: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub at: OffsetDateTime,
 }
 
@@ -106,16 +106,16 @@ pub struct Job {
     pub cancel_requested: bool,
     /// Why the job failed, or why its last attempt failed when it is queued for a retry.
     pub error: Option<Problem>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::rfc3339::option")]
     pub started_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
     /// When the job and all its data are purged.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// Provider trace ids, in the detail view only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
