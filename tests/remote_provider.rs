@@ -32,22 +32,9 @@ async fn remote(faults: FaultConfig) -> (Arc<dyn PopulationProvider>, FaultyUpst
     (Arc::new(provider), handle)
 }
 
-/// The provider traces of the newest job.
-async fn last_job_traces(app: &TestApp) -> Vec<Value> {
-    let page: Value = app.get("/v1/jobs?page_size=1").await.json().await.unwrap();
-    let id = page["jobs"][0]["id"].as_str().unwrap().to_owned();
-    let job: Value = app
-        .get(&format!("/v1/jobs/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    job["tool_traces"].as_array().cloned().unwrap_or_default()
-}
-
 /// Runs one job and returns its result without what legitimately differs between runs
-/// (ids, workflow ids and the samples drawn for them).
-async fn run_job(app: &TestApp) -> Value {
+/// (ids, workflow ids and the samples drawn for them), and the job's provider traces.
+async fn run_job(app: &TestApp) -> (Value, Vec<Value>) {
     let (_, emails) = segment_emails(3, 1200);
     let body = job_body(
         &emails,
@@ -71,7 +58,8 @@ async fn run_job(app: &TestApp) -> Value {
         a.remove("sample");
         a.remove("exports");
     }
-    result
+    let traces = job["tool_traces"].as_array().cloned().unwrap_or_default();
+    (result, traces)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +67,7 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
     let db = || async { databases().await.remove(0) };
 
     let app = spawn_app(db().await).await;
-    let embedded = run_job(&app).await;
+    let (embedded, _) = run_job(&app).await;
     app.shutdown().await;
 
     let (provider, clean) = remote(FaultConfig::default()).await;
@@ -93,8 +81,7 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
         },
     )
     .await;
-    let over_mcp = run_job(&app).await;
-    let traces = last_job_traces(&app).await;
+    let (over_mcp, traces) = run_job(&app).await;
     app.shutdown().await;
     assert_eq!(over_mcp, embedded, "the MCP round trip changed the result");
     let fault_free_calls = clean.total_calls();
@@ -132,7 +119,7 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
         },
     )
     .await;
-    let under_faults = run_job(&app).await;
+    let (under_faults, _) = run_job(&app).await;
     app.shutdown().await;
     assert_eq!(under_faults, embedded, "faults changed the result");
     assert!(!faulty.faults().is_empty(), "no fault was injected");

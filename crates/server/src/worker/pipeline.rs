@@ -524,21 +524,23 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Every cluster of the named attributes, all pages, traced under `stage`.
-    async fn list_clusters(
+    /// Every cluster of the items' attributes (each attribute listed once), all pages, traced
+    /// under `stage`.
+    async fn list_clusters<'i>(
         &mut self,
         stage: Stage,
-        names: Vec<String>,
+        items: impl IntoIterator<Item = &'i Item>,
     ) -> Result<Listed, StageError> {
+        let names: Vec<String> = items
+            .into_iter()
+            .map(|i| i.name.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let mut listed = Listed::default();
         if names.is_empty() {
             return Ok(listed);
         }
-        let name = if stage == Stage::Analyze {
-            "analyze"
-        } else {
-            "map"
-        };
         let mut offset = 0;
         loop {
             let page = self
@@ -552,7 +554,7 @@ impl Run<'_> {
                     ..ListClustersRequest::default()
                 })
                 .await
-                .map_err(provider(name))?;
+                .map_err(provider(stage.as_str()))?;
             self.adopt_workflow(page.workflow_id.as_ref()).await?;
             self.trace(stage, "list_clusters", page.tool_trace_id.as_ref())
                 .await?;
@@ -603,14 +605,9 @@ impl Run<'_> {
         .await
         .map_err(stopped)??;
 
-        let names: Vec<String> = mined
-            .baseline_items()
-            .into_iter()
-            .map(|i| i.name)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let listed = self.list_clusters(Stage::Analyze, names).await?;
+        let listed = self
+            .list_clusters(Stage::Analyze, &mined.baseline_items())
+            .await?;
         let baseline = listed.baseline();
         let analysis = tokio::task::spawn_blocking(move || match baseline {
             Some(baseline) => mined.analysis_with(&baseline),
@@ -648,18 +645,15 @@ impl Run<'_> {
         };
         let wanted = wanted_items(&analysis, &self.options);
         self.enter(Stage::Map, wanted.len() as u64).await?;
-        let missing: Vec<String> = wanted
+        let missing: Vec<&Item> = wanted
             .iter()
             .filter(|i| {
                 !known
                     .clusters
                     .contains_key(&(i.name.clone(), i.value.clone()))
             })
-            .map(|i| i.name.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
             .collect();
-        if !missing.is_empty() || known.population_size.is_none() {
+        if !missing.is_empty() {
             let listed = self.list_clusters(Stage::Map, missing).await?;
             known.population_size = known.population_size.or(listed.population_size);
             known.clusters.extend(listed.clusters);
