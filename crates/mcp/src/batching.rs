@@ -4,10 +4,11 @@ use std::collections::HashMap;
 
 use icp_contract::{IdType, IdentifierGroup, Identity, PersonId, ResolveResponse, ResolveStats};
 
-/// The most identifier groups one `resolve_identities` call may carry.
-pub const MAX_GROUPS_PER_CALL: usize = 50;
-/// The most values one identifier group may carry.
-pub const MAX_VALUES_PER_GROUP: usize = 3_000;
+/// The upstream's limits for one `resolve_identities` call, from the contract.
+pub use icp_contract::{
+    MAX_RESOLVE_GROUPS_PER_CALL as MAX_GROUPS_PER_CALL,
+    MAX_RESOLVE_VALUES_PER_GROUP as MAX_VALUES_PER_GROUP,
+};
 
 /// The groups of each `resolve_identities` call: values cut into groups of at most
 /// [`MAX_VALUES_PER_GROUP`], at most [`MAX_GROUPS_PER_CALL`] groups a call, addresses in calls of

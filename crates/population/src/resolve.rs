@@ -25,9 +25,11 @@ use crate::population::ContactInputs;
 use crate::population::Population;
 use crate::rng::{mix64, stable_hash};
 
-/// Upstream limits for one call.
-pub const MAX_IDENTIFIER_GROUPS: usize = 50;
-pub const MAX_VALUES_PER_GROUP: usize = 3_000;
+/// Upstream limits for one call (the contract's, under this crate's names).
+pub use icp_contract::{
+    MAX_RESOLVE_GROUPS_PER_CALL as MAX_IDENTIFIER_GROUPS,
+    MAX_RESOLVE_VALUES_PER_GROUP as MAX_VALUES_PER_GROUP,
+};
 
 pub fn normalize_email(s: &str) -> Option<String> {
     normalize(IdType::Email, s)
