@@ -11,6 +11,7 @@ mod expression_terms;
 mod identity;
 mod person;
 mod provider;
+mod resolve_calls;
 
 pub use audience::*;
 pub use cluster::*;
@@ -19,3 +20,4 @@ pub use expression_terms::*;
 pub use identity::*;
 pub use person::*;
 pub use provider::*;
+pub use resolve_calls::*;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use icp_contract::{IdType, IdentifierGroup, Identity, PersonId, ResolveResponse, ResolveStats};
+use icp_contract::{IdentifierGroup, Identity, PersonId, ResolveResponse, ResolveStats};
 
 /// The upstream's limits for one `resolve_identities` call, from the contract.
 pub use icp_contract::{
@@ -10,30 +10,9 @@ pub use icp_contract::{
     MAX_RESOLVE_VALUES_PER_GROUP as MAX_VALUES_PER_GROUP,
 };
 
-/// The groups of each `resolve_identities` call: values cut into groups of at most
-/// [`MAX_VALUES_PER_GROUP`], at most [`MAX_GROUPS_PER_CALL`] groups a call, addresses in calls of
-/// their own (the upstream matches them on a separate, slower path).
+/// The groups of each `resolve_identities` call, within the upstream's limits only.
 pub fn plan_resolve_calls(groups: &[IdentifierGroup]) -> Vec<Vec<IdentifierGroup>> {
-    let (mut regular, mut address) = (Vec::new(), Vec::new());
-    for g in groups {
-        for chunk in g.values.chunks(MAX_VALUES_PER_GROUP) {
-            let sub = IdentifierGroup {
-                id_type: g.id_type,
-                hash_type: g.hash_type,
-                values: chunk.to_vec(),
-            };
-            if g.id_type == IdType::Address {
-                address.push(sub);
-            } else {
-                regular.push(sub);
-            }
-        }
-    }
-    regular
-        .chunks(MAX_GROUPS_PER_CALL)
-        .chain(address.chunks(MAX_GROUPS_PER_CALL))
-        .map(<[IdentifierGroup]>::to_vec)
-        .collect()
+    icp_contract::plan_resolve_calls(groups, usize::MAX)
 }
 
 /// One answer from the answers of several calls, in call order. A person found by several calls
@@ -109,7 +88,7 @@ fn merge_identity(into: &mut Identity, from: Identity) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use icp_contract::{HashType, IdentityMatch};
+    use icp_contract::{HashType, IdType, IdentityMatch};
 
     fn group(id_type: IdType, n: usize) -> IdentifierGroup {
         IdentifierGroup {

@@ -7,8 +7,8 @@ use futures::{StreamExt, TryStreamExt};
 use icp_analysis::{Analysis, AnalysisConfig, Analyzer, AudienceConfig, Baseline, Item};
 use icp_contract::{
     Cluster, FindPersonsRequest, GetPersonRequest, IdentifierGroup, ListClustersRequest,
-    MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, MAX_RESOLVE_GROUPS_PER_CALL,
-    MAX_RESOLVE_VALUES_PER_GROUP, PersonId, ProviderError, ResolveRequest,
+    MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError, ResolveRequest,
+    count_values, plan_resolve_calls,
 };
 use icp_store::{JobRecord, Lease, Stage, StoreError};
 use serde::{Deserialize, Serialize};
@@ -314,7 +314,7 @@ impl Run<'_> {
             .await?
             .ok_or_else(|| StageError::Corrupt("the job's identifiers are gone".to_owned()))?;
         let groups: Vec<IdentifierGroup> = serde_json::from_value(input).map_err(corrupt)?;
-        let chunks = chunk_groups(groups, self.ctx.config.resolve_chunk);
+        let chunks = plan_resolve_calls(&groups, self.ctx.config.resolve_chunk);
         let total: u64 = chunks.iter().map(|c| count_values(c) as u64).sum();
         self.enter(Stage::Resolve, total).await?;
 
@@ -848,114 +848,5 @@ fn audience_config(options: &JobOptions) -> AudienceConfig {
     AudienceConfig {
         strategies: options.strategies.clone(),
         ..AudienceConfig::default()
-    }
-}
-
-fn count_values(groups: &[IdentifierGroup]) -> usize {
-    groups.iter().map(|g| g.values.len()).sum()
-}
-
-/// Splits the identifiers into calls of at most `per_call` values, in groups of at most
-/// [`MAX_RESOLVE_VALUES_PER_GROUP`] and at most [`MAX_RESOLVE_GROUPS_PER_CALL`] groups a call;
-/// addresses go in calls of their own. Deterministic, so a resumed job numbers its chunks the
-/// same way.
-fn chunk_groups(groups: Vec<IdentifierGroup>, per_call: usize) -> Vec<Vec<IdentifierGroup>> {
-    let per_call = per_call.max(1);
-    let (addresses, others): (Vec<_>, Vec<_>) = groups
-        .into_iter()
-        .partition(|g| g.id_type == icp_contract::IdType::Address);
-    let mut chunks = Vec::new();
-    for family in [others, addresses] {
-        let mut current: Vec<IdentifierGroup> = Vec::new();
-        let mut size = 0;
-        for group in family {
-            let mut rest: &[String] = &group.values;
-            while !rest.is_empty() {
-                if size == per_call || current.len() == MAX_RESOLVE_GROUPS_PER_CALL {
-                    chunks.push(std::mem::take(&mut current));
-                    size = 0;
-                }
-                let take = rest
-                    .len()
-                    .min(MAX_RESOLVE_VALUES_PER_GROUP)
-                    .min(per_call - size);
-                let (part, tail) = rest.split_at(take);
-                rest = tail;
-                size += part.len();
-                current.push(IdentifierGroup {
-                    id_type: group.id_type,
-                    hash_type: group.hash_type,
-                    values: part.to_vec(),
-                });
-            }
-        }
-        if !current.is_empty() {
-            chunks.push(current);
-        }
-    }
-    chunks
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use icp_contract::{HashType, IdType};
-
-    fn group(id_type: IdType, n: usize) -> IdentifierGroup {
-        IdentifierGroup {
-            id_type,
-            hash_type: HashType::Plaintext,
-            values: (0..n).map(|i| format!("v{i}")).collect(),
-        }
-    }
-
-    #[test]
-    fn chunks_respect_the_size_and_keep_addresses_apart() {
-        let chunks = chunk_groups(
-            vec![
-                group(IdType::Email, 25),
-                group(IdType::Address, 5),
-                group(IdType::Phone, 3),
-            ],
-            10,
-        );
-        for c in &chunks {
-            assert!(count_values(c) <= 10);
-            let has_address = c.iter().any(|g| g.id_type == IdType::Address);
-            assert!(!has_address || c.iter().all(|g| g.id_type == IdType::Address));
-        }
-        assert_eq!(chunks.iter().map(|c| count_values(c)).sum::<usize>(), 33);
-    }
-
-    #[test]
-    fn big_calls_stay_within_the_upstream_limits() {
-        // 100,000 emails in calls of 30,000: four calls of groups of at most 3,000.
-        let chunks = chunk_groups(vec![group(IdType::Email, 100_000)], 30_000);
-        assert_eq!(
-            chunks.iter().map(|c| count_values(c)).collect::<Vec<_>>(),
-            vec![30_000, 30_000, 30_000, 10_000]
-        );
-        assert!(
-            chunks
-                .iter()
-                .flatten()
-                .all(|g| g.values.len() <= MAX_RESOLVE_VALUES_PER_GROUP)
-        );
-        // Many small groups: never more than 50 groups in one call.
-        let many: Vec<_> = (0..120).map(|_| group(IdType::Phone, 10)).collect();
-        let chunks = chunk_groups(many, 1_000_000);
-        assert!(
-            chunks
-                .iter()
-                .all(|c| c.len() <= MAX_RESOLVE_GROUPS_PER_CALL)
-        );
-        assert_eq!(chunks.iter().map(|c| count_values(c)).sum::<usize>(), 1200);
-        // Every value once, in its order, across the split.
-        let flat: Vec<String> = chunk_groups(vec![group(IdType::Email, 7_000)], 5_000)
-            .into_iter()
-            .flatten()
-            .flat_map(|g| g.values)
-            .collect();
-        assert_eq!(flat, group(IdType::Email, 7_000).values);
     }
 }
