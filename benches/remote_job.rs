@@ -26,6 +26,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// The service binary's allocator, so the bench measures what `icp serve` runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const STAGES: [&str; 5] = ["resolve", "enrich", "analyze", "map", "find"];
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

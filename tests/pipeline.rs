@@ -255,5 +255,11 @@ async fn a_csv_upload_runs_with_query_options() {
     assert_eq!(audiences.len(), 1);
     assert_eq!(audiences[0]["exported"], 50);
     assert_eq!(audiences[0]["truncated"], true);
+    // The limit cuts the export, not the audience: its size is the whole reach.
+    let total = audiences[0]["total"].as_u64().unwrap();
+    assert!(
+        total > 50 + audiences[0]["excluded_customers"].as_u64().unwrap(),
+        "{total}"
+    );
     app.shutdown().await;
 }

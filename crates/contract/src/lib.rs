@@ -12,6 +12,7 @@ mod identity;
 mod person;
 mod provider;
 mod resolve_calls;
+mod traced;
 
 pub use audience::*;
 pub use cluster::*;
@@ -21,3 +22,4 @@ pub use identity::*;
 pub use person::*;
 pub use provider::*;
 pub use resolve_calls::*;
+pub use traced::Traced;

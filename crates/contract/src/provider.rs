@@ -9,6 +9,21 @@ use crate::{
 /// The full audience of a `find_persons` call, one record at a time, in the provider's order.
 pub type AudienceStream = BoxStream<'static, Result<AudienceRecord, ProviderError>>;
 
+/// A whole audience from one `find_persons` call: its answer (`total`, `sample`, `workflow_id`,
+/// `tool_trace_id`; `export` already consumed) and every record, streamed.
+pub struct AudienceExport {
+    pub answer: FindPersonsResponse,
+    pub records: AudienceStream,
+}
+
+impl std::fmt::Debug for AudienceExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudienceExport")
+            .field("answer", &self.answer)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A population: the five upstream operations (and feedback), whoever answers them.
 ///
 /// Requests and answers are the upstream's shapes. Implementations handle their own transport
@@ -16,8 +31,9 @@ pub type AudienceStream = BoxStream<'static, Result<AudienceRecord, ProviderErro
 /// - `resolve_identities` answers with every identity inline; a provider whose upstream hands out
 ///   an export URL downloads it before answering.
 /// - `get_person` takes at most [`crate::MAX_PERSON_IDS_PER_CALL`] ids.
-/// - `export_persons` streams the whole audience `find_persons` would count, honouring
-///   `audience_limit`, `location` and `identifier_type`; `format` is ignored.
+/// - `export_persons` is `find_persons` with the whole audience streamed: one call (one upstream
+///   round trip) gives the count, the sample and every record, honouring `audience_limit`,
+///   `location` and `identifier_type`; `format` is ignored.
 #[async_trait::async_trait]
 pub trait PopulationProvider: Send + Sync + 'static {
     /// A short name for logs and job details (`embedded`, `watt`).
@@ -48,7 +64,7 @@ pub trait PopulationProvider: Send + Sync + 'static {
     async fn export_persons(
         &self,
         req: FindPersonsRequest,
-    ) -> Result<AudienceStream, ProviderError>;
+    ) -> Result<AudienceExport, ProviderError>;
 
     async fn submit_feedback(
         &self,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// A row type that can travel in every export format.
-pub trait ExportRow: Serialize + DeserializeOwned + Send + 'static {
+pub trait ExportRow: Serialize + DeserializeOwned + Clone + Send + 'static {
     fn to_csv(rows: &[Self]) -> Result<Vec<u8>, ProviderError>;
     fn from_csv(body: &[u8]) -> Result<Vec<Self>, ProviderError>;
 }
@@ -139,32 +139,84 @@ pub fn encode<T: ExportRow>(
     rows: &[T],
     format: ExportFormat,
 ) -> Result<(Vec<u8>, &'static str), ProviderError> {
-    let ser = |e: serde_json::Error| ProviderError::protocol(format!("export JSON: {e}"));
-    match format {
-        ExportFormat::Json | ExportFormat::None => {
-            Ok((serde_json::to_vec(rows).map_err(ser)?, "application/json"))
+    let mut w = RowWriter::new(format);
+    for r in rows {
+        w.push(r)?;
+    }
+    w.finish()
+}
+
+/// Writes an export a row at a time, so a large one is held once, as bytes: JSON and JSON Lines
+/// are written as the rows come; CSV, whose columns are those of all its rows, keeps the rows
+/// until `finish`.
+pub struct RowWriter<T> {
+    format: ExportFormat,
+    out: Vec<u8>,
+    csv_rows: Vec<T>,
+    rows: u64,
+}
+
+fn json_err(e: serde_json::Error) -> ProviderError {
+    ProviderError::protocol(format!("export JSON: {e}"))
+}
+
+impl<T: ExportRow> RowWriter<T> {
+    pub fn new(format: ExportFormat) -> Self {
+        let out = match format {
+            ExportFormat::Json | ExportFormat::None => b"[".to_vec(),
+            ExportFormat::Jsonl | ExportFormat::Csv => Vec::new(),
+        };
+        Self {
+            format,
+            out,
+            csv_rows: Vec::new(),
+            rows: 0,
         }
-        ExportFormat::Jsonl => {
-            let mut out = Vec::new();
-            for r in rows {
-                serde_json::to_writer(&mut out, r).map_err(ser)?;
-                out.push(b'\n');
+    }
+
+    pub fn push(&mut self, row: &T) -> Result<(), ProviderError> {
+        match self.format {
+            ExportFormat::Json | ExportFormat::None => {
+                if self.rows > 0 {
+                    self.out.push(b',');
+                }
+                serde_json::to_writer(&mut self.out, row).map_err(json_err)?;
             }
-            Ok((out, "application/x-ndjson"))
+            ExportFormat::Jsonl => {
+                serde_json::to_writer(&mut self.out, row).map_err(json_err)?;
+                self.out.push(b'\n');
+            }
+            ExportFormat::Csv => self.csv_rows.push(row.clone()),
         }
-        ExportFormat::Csv => Ok((T::to_csv(rows)?, "text/csv")),
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn finish(mut self) -> Result<(Vec<u8>, &'static str), ProviderError> {
+        match self.format {
+            ExportFormat::Json | ExportFormat::None => {
+                self.out.push(b']');
+                Ok((self.out, "application/json"))
+            }
+            ExportFormat::Jsonl => Ok((self.out, "application/x-ndjson")),
+            ExportFormat::Csv => Ok((T::to_csv(&self.csv_rows)?, "text/csv")),
+        }
     }
 }
 
 /// Reads a whole export body.
 pub fn decode<T: ExportRow>(body: &[u8], format: ExportFormat) -> Result<Vec<T>, ProviderError> {
-    let de = |e: serde_json::Error| ProviderError::protocol(format!("export JSON: {e}"));
     match format {
-        ExportFormat::Json | ExportFormat::None => serde_json::from_slice(body).map_err(de),
+        ExportFormat::Json | ExportFormat::None => serde_json::from_slice(body).map_err(json_err),
         ExportFormat::Jsonl => body
             .split(|b| *b == b'\n')
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .map(|l| serde_json::from_slice(l).map_err(de))
+            .map(|l| serde_json::from_slice(l).map_err(json_err))
             .collect(),
         ExportFormat::Csv => T::from_csv(body),
     }

@@ -256,7 +256,7 @@ async fn inject(State(state): State<Arc<FaultState>>, req: Request, next: Next) 
     let has_session = parts.headers.contains_key("mcp-session-id");
     let req = Request::from_parts(parts, Body::from(bytes));
     // Only tool calls are faulted: they are what the client must survive, and the handshake has
-    // its own recovery path in rmcp that a lost session already exercises.
+    // its own recovery path (a fresh session) that a lost session already exercises.
     let Some(tool) = tool else {
         return next.run(req).await;
     };

@@ -1,6 +1,6 @@
 //! The Watt Data population provider over MCP, and the MCP server that serves any provider.
 //!
-//! - [`WattProvider`]: an MCP Streamable HTTP client (the official `rmcp` SDK) implementing
+//! - [`WattProvider`]: an MCP Streamable HTTP client (its own transport on reqwest) implementing
 //!   [`icp_contract::PopulationProvider`], with request splitting, bounded concurrency, retries
 //!   with backoff and jitter, export downloads, counters and the workflow's trace ids.
 //! - [`mcp_router`]: any provider (the embedded population) served as an MCP server with the same

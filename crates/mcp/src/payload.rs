@@ -4,55 +4,72 @@
 use std::time::Duration;
 
 use icp_contract::ProviderError;
-use rmcp::model::{CallToolResult, ErrorCode, ErrorData, ServerResult};
-use rmcp::service::ServiceError;
-use rmcp::transport::streamable_http_client::{
-    AuthRequiredError, HttpStatusError, InsufficientScopeError, StreamableHttpError,
-};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-/// The payload of a `tools/call` answer, read from `structuredContent`, then from JSON text in
-/// the first text content, then from a bare result (older servers put the payload there).
-pub(crate) fn unwrap_result(result: ServerResult) -> Result<Value, ProviderError> {
-    match result {
-        ServerResult::CallToolResult(r) => unwrap_call_tool_result(r),
-        ServerResult::CustomResult(custom) => Ok(custom.0),
-        other => Err(ProviderError::protocol(format!(
-            "tools/call answered with an unexpected result kind: {}",
-            result_kind(&other)
-        ))),
+const INVALID_PARAMS: i64 = -32602;
+const INTERNAL_ERROR: i64 = -32603;
+
+/// A `tools/call` result, read only as far as finding the payload: the parts stay unparsed
+/// slices of the answer until one of them is chosen.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolResult<'a> {
+    #[serde(default, borrow)]
+    structured_content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    content: Option<Vec<ContentBlock<'a>>>,
+    #[serde(default)]
+    is_error: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct ContentBlock<'a> {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default, borrow)]
+    text: Option<&'a RawValue>,
+}
+
+impl ToolResult<'_> {
+    /// The first text content, unescaped.
+    fn text(&self) -> Option<String> {
+        self.content
+            .iter()
+            .flatten()
+            .filter(|c| c.kind.as_deref() == Some("text"))
+            .find_map(|c| serde_json::from_str::<String>(c.text?.get()).ok())
     }
 }
 
-fn result_kind(r: &ServerResult) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| {
-            v.as_object()
-                .map(|o| o.keys().cloned().collect::<Vec<_>>().join(","))
-        })
-        .unwrap_or_default()
+fn shape_error(e: serde_json::Error) -> ProviderError {
+    ProviderError::protocol(format!("answered an unexpected shape: {e}"))
 }
 
-pub(crate) fn unwrap_call_tool_result(r: CallToolResult) -> Result<Value, ProviderError> {
-    let text = r
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
-        .next();
+/// The payload of a `tools/call` answer, parsed into `T` from `structuredContent`, else from
+/// JSON text in the first text content, else from the bare result (older servers put the
+/// payload there). `isError: true` is a typed tool failure.
+pub(crate) fn tool_payload<T: DeserializeOwned>(result: &RawValue) -> Result<T, ProviderError> {
+    let r: ToolResult<'_> = serde_json::from_str(result.get()).map_err(shape_error)?;
     if r.is_error == Some(true) {
+        let structured = r
+            .structured_content
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
         return Err(tool_error(
-            r.structured_content.as_ref(),
-            text.unwrap_or(""),
+            structured.as_ref(),
+            r.text().as_deref().unwrap_or(""),
         ));
     }
-    if let Some(v) = r.structured_content
-        && !v.is_null()
-    {
-        return Ok(v);
+    if let Some(raw) = r.structured_content {
+        return serde_json::from_str(raw.get()).map_err(shape_error);
     }
-    match text {
-        Some(t) => serde_json::from_str(t).map_err(|e| {
+    if r.content.is_none() {
+        return serde_json::from_str(result.get()).map_err(shape_error);
+    }
+    match r.text() {
+        Some(t) => serde_json::from_str(&t).map_err(|e| {
             ProviderError::protocol(format!("tool answered text that is not JSON: {e}"))
         }),
         None => Err(ProviderError::protocol(
@@ -103,58 +120,13 @@ fn tool_error(structured: Option<&Value>, text: &str) -> ProviderError {
 }
 
 /// A JSON-RPC `error` answer. Invalid params is the request's fault; an internal error may pass.
-pub(crate) fn rpc_error(e: &ErrorData) -> ProviderError {
-    let message = format!("JSON-RPC error {}: {}", e.code.0, e.message);
-    if e.code == ErrorCode::INVALID_PARAMS {
-        ProviderError::Validation { message }
-    } else if e.code == ErrorCode::INTERNAL_ERROR {
-        ProviderError::Unavailable { message }
-    } else {
-        ProviderError::Protocol { message }
+pub(crate) fn rpc_error(code: i64, message: &str) -> ProviderError {
+    let message = format!("JSON-RPC error {code}: {message}");
+    match code {
+        INVALID_PARAMS => ProviderError::Validation { message },
+        INTERNAL_ERROR => ProviderError::Unavailable { message },
+        _ => ProviderError::Protocol { message },
     }
-}
-
-/// Classifies an rmcp failure by walking its source chain for the HTTP status it carries.
-pub(crate) fn service_error(e: &ServiceError) -> ProviderError {
-    match e {
-        ServiceError::McpError(data) => rpc_error(data),
-        ServiceError::Timeout { timeout } => {
-            ProviderError::unavailable(format!("no answer within {timeout:?}"))
-        }
-        ServiceError::TransportClosed => ProviderError::unavailable("MCP session closed"),
-        ServiceError::TransportSend(err) => transport_error(err.error.as_ref()),
-        ServiceError::UnexpectedResponse => {
-            ProviderError::protocol("the server answered with an unexpected response type")
-        }
-        other => ProviderError::protocol(other.to_string()),
-    }
-}
-
-/// An error raised below JSON-RPC: an HTTP status, an auth refusal, or a broken connection.
-pub(crate) fn transport_error(err: &(dyn std::error::Error + 'static)) -> ProviderError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(current) = source {
-        if let Some(status) = current.downcast_ref::<HttpStatusError>() {
-            return http_status(status.status, status.retry_after.as_deref());
-        }
-        // `HttpStatus` is a transparent variant: its status never shows up as a `source()`.
-        if let Some(StreamableHttpError::HttpStatus(status)) =
-            current.downcast_ref::<StreamableHttpError<reqwest::Error>>()
-        {
-            return http_status(status.status, status.retry_after.as_deref());
-        }
-        if current.downcast_ref::<AuthRequiredError>().is_some()
-            || current.downcast_ref::<InsufficientScopeError>().is_some()
-        {
-            return ProviderError::Unauthorized {
-                message: "the upstream refused the API key".into(),
-            };
-        }
-        source = current.source();
-    }
-    // Dropped connections, truncated bodies, lost sessions that could not be recovered: all
-    // transient from where we stand.
-    ProviderError::unavailable(format!("transport failure: {err}"))
 }
 
 /// Maps an HTTP status to the error it means for a retry decision.
@@ -172,7 +144,6 @@ pub(crate) fn http_status(status: u16, retry_after: Option<&str>) -> ProviderErr
     }
 }
 
-/// `Retry-After` as delay-seconds. The HTTP-date form is rare on APIs; it falls back to backoff.
 /// `Retry-After` as whole seconds or as an HTTP-date (RFC 9110 §10.2.3); a date in the past
 /// means "now".
 pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
@@ -192,8 +163,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn server_result(v: Value) -> ServerResult {
-        serde_json::from_value(v).unwrap()
+    fn payload(v: Value) -> Result<Value, ProviderError> {
+        let raw = RawValue::from_string(v.to_string()).unwrap();
+        tool_payload(&raw)
     }
 
     #[test]
@@ -215,43 +187,43 @@ mod tests {
 
     #[test]
     fn payload_is_read_from_structured_content_text_or_bare_result() {
-        let payload = json!({"total": 3, "sample": []});
-        let structured = server_result(json!({
+        let want = json!({"total": 3, "sample": []});
+        let structured = json!({
             "content": [{"type": "text", "text": "ignored"}],
-            "structuredContent": payload,
-        }));
-        assert_eq!(unwrap_result(structured).unwrap(), payload);
-        let text = server_result(json!({
-            "content": [{"type": "text", "text": payload.to_string()}],
-        }));
-        assert_eq!(unwrap_result(text).unwrap(), payload);
-        let bare = server_result(json!({"total": 3, "sample": [], "workflow_id": "w"}));
-        assert_eq!(unwrap_result(bare).unwrap()["workflow_id"], "w");
+            "structuredContent": want,
+        });
+        assert_eq!(payload(structured).unwrap(), want);
+        let text = json!({
+            "content": [{"type": "text", "text": want.to_string()}],
+        });
+        assert_eq!(payload(text).unwrap(), want);
+        let bare = json!({"total": 3, "sample": [], "workflow_id": "w"});
+        assert_eq!(payload(bare).unwrap()["workflow_id"], "w");
     }
 
     #[test]
     fn tool_errors_are_typed_and_validation_is_not_retryable() {
-        let declared = server_result(json!({
+        let declared = json!({
             "isError": true,
             "content": [{"type": "text", "text": "x"}],
             "structuredContent": {"error": {"kind": "not_found", "message": "no cluster 7"}},
-        }));
+        });
         assert_eq!(
-            unwrap_result(declared).unwrap_err(),
+            payload(declared).unwrap_err(),
             ProviderError::not_found("no cluster 7")
         );
-        let plain = server_result(json!({
+        let plain = json!({
             "isError": true,
             "content": [{"type": "text", "text": "expression has no positive term"}],
-        }));
-        let err = unwrap_result(plain).unwrap_err();
+        });
+        let err = payload(plain).unwrap_err();
         assert!(matches!(err, ProviderError::Validation { .. }));
         assert!(!err.is_retryable());
-        let transient = server_result(json!({
+        let transient = json!({
             "isError": true,
             "content": [{"type": "text", "text": "backend temporarily unavailable"}],
-        }));
-        assert!(unwrap_result(transient).unwrap_err().is_retryable());
+        });
+        assert!(payload(transient).unwrap_err().is_retryable());
     }
 
     #[test]

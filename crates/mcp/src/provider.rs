@@ -8,11 +8,11 @@ use futures::StreamExt;
 use futures::future::try_join_all;
 use futures::stream;
 use icp_contract::{
-    AudienceRecord, AudienceStream, ExportFormat, ExportRef, FeedbackRequest, FeedbackResponse,
+    AudienceExport, AudienceRecord, ExportFormat, ExportRef, FeedbackRequest, FeedbackResponse,
     FindPersonsRequest, FindPersonsResponse, GetClusterRequest, GetClusterResponse,
     GetPersonRequest, GetPersonResponse, Identity, ListClustersRequest, ListClustersResponse,
     MAX_PERSON_IDS_PER_CALL, PersonId, PopulationProvider, ProviderError, ResolveRequest,
-    ResolveResponse, ResolveStats,
+    ResolveResponse, ResolveStats, Traced,
 };
 use rand::Rng;
 use serde::Serialize;
@@ -183,13 +183,13 @@ impl WattProvider {
     }
 
     /// One tool call with retries; the answer parsed into `Resp`, its trace id recorded.
-    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    async fn call<Req: Serialize, Resp: DeserializeOwned + Traced>(
         &self,
         tool: &'static str,
         req: &Req,
     ) -> Result<Resp, ProviderError> {
         let arguments = match serde_json::to_value(req) {
-            Ok(Value::Object(map)) => map,
+            Ok(v @ Value::Object(_)) => v,
             Ok(_) | Err(_) => {
                 return Err(ProviderError::validation(format!(
                     "{tool} arguments are not a JSON object"
@@ -201,7 +201,7 @@ impl WattProvider {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let inner = &self.inner;
-        let value = self
+        let answer: Resp = self
             .with_retries(|| async {
                 // The permit is held for one attempt only, so a call waiting out a backoff does
                 // not keep others from the upstream.
@@ -213,21 +213,21 @@ impl WattProvider {
                 inner.counters.call(tool);
                 inner
                     .session
-                    .call_tool(&inner.counters, tool, arguments.clone())
+                    .call_tool(&inner.counters, tool, &arguments)
                     .await
             })
-            .await?;
-        let workflow = value
-            .get("workflow_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or(requested_workflow);
-        if let (Some(w), Some(t)) = (workflow, value.get("tool_trace_id").and_then(Value::as_str)) {
-            inner.traces.record(&w, tool, t);
+            .await
+            .map_err(|e| match e {
+                ProviderError::Protocol { message } => ProviderError::Protocol {
+                    message: format!("{tool}: {message}"),
+                },
+                e => e,
+            })?;
+        let (trace, workflow) = answer.trace_fields();
+        if let (Some(w), Some(t)) = (workflow.or(requested_workflow.as_deref()), trace) {
+            inner.traces.record(w, tool, t);
         }
-        serde_json::from_value(value).map_err(|e| {
-            ProviderError::protocol(format!("{tool} answered an unexpected shape: {e}"))
-        })
+        Ok(answer)
     }
 
     /// Opens an export download, retrying transient faults; an expired URL is the caller's to
@@ -387,21 +387,24 @@ impl PopulationProvider for WattProvider {
         self.call("find_persons", &req).await
     }
 
-    /// `find_persons` with a JSON Lines export, streamed as it downloads. An expired or refused
-    /// URL re-runs `find_persons` (at most `export_reruns` times) for a fresh one.
+    /// One `find_persons` with a JSON Lines export: its answer, and the records streamed as
+    /// they download. An expired or refused URL re-runs `find_persons` (at most
+    /// `export_reruns` times) for a fresh one.
     async fn export_persons(
         &self,
         mut req: FindPersonsRequest,
-    ) -> Result<AudienceStream, ProviderError> {
+    ) -> Result<AudienceExport, ProviderError> {
         req.format = Some(ExportFormat::Jsonl);
         let mut reruns = 0;
         loop {
-            let answer: FindPersonsResponse = self.call("find_persons", &req).await?;
+            let mut answer: FindPersonsResponse = self.call("find_persons", &req).await?;
             req.workflow_id = req.workflow_id.or_else(|| answer.workflow_id.clone());
-            let Some(export) = answer.export else {
+            answer.workflow_id = answer.workflow_id.or_else(|| req.workflow_id.clone());
+            let Some(export) = answer.export.take() else {
                 // No file: the inline sample is the whole audience only if it says so.
                 if answer.sample.len() as u64 >= answer.total {
-                    return Ok(stream::iter(answer.sample.into_iter().map(Ok)).boxed());
+                    let records = stream::iter(answer.sample.clone().into_iter().map(Ok)).boxed();
+                    return Ok(AudienceExport { answer, records });
                 }
                 return Err(ProviderError::protocol(format!(
                     "find_persons asked for an export gave none ({} of {} records inline)",
@@ -410,7 +413,10 @@ impl PopulationProvider for WattProvider {
                 )));
             };
             match self.open_export(&export).await {
-                Ok(resp) => return Ok(download::rows::<AudienceRecord>(resp, export.format)),
+                Ok(resp) => {
+                    let records = download::rows::<AudienceRecord>(resp, export.format);
+                    return Ok(AudienceExport { answer, records });
+                }
                 Err(ProviderError::ExportExpired { .. })
                     if reruns < self.inner.cfg.export_reruns =>
                 {

@@ -1,32 +1,42 @@
-//! One MCP Streamable HTTP session to the upstream, through the official SDK (`rmcp`): the
-//! initialize handshake, `Mcp-Session-Id`, `MCP-Protocol-Version`, JSON or SSE answers and the
-//! transparent re-initialize on a 404 all live in rmcp; this module adds the per-call timeout and
-//! opens a fresh session when the old one is gone for good.
+//! One MCP Streamable HTTP session (revision 2025-06-18) to the upstream, on reqwest: the
+//! initialize handshake and `notifications/initialized`, `Mcp-Session-Id` echoed on every
+//! request, `MCP-Protocol-Version` after the handshake, answers as JSON or as an SSE stream, a
+//! fresh session when the server forgets ours (404), and the per-call timeout.
+//!
+//! Written here rather than through rmcp's client: rmcp reads every answer into its untagged
+//! message enums and a `serde_json::Value` tree before the payload can be typed, which measured
+//! ≈ 3.5× a typed parse of the same bytes, and a job's answers run to hundreds of megabytes
+//! (BENCHMARKS.md, "A whole job over MCP"). Here the payload is parsed once, straight into the
+//! contract's types, from the bytes it arrived in.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures::StreamExt;
 use icp_contract::ProviderError;
-use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
-    Implementation, JsonObject, ProtocolVersion,
-};
-use rmcp::service::{PeerRequestOptions, RoleClient, RunningService, ServiceError};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ServiceExt, service::ClientInitializeError};
+use reqwest::header::{self, HeaderValue};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::Mutex;
 
 use crate::config::WattConfig;
 use crate::payload;
 use crate::stats::Counters;
 
-type Client = RunningService<RoleClient, ClientConfig>;
+/// The revision this client speaks (initialize handshake, sessions).
+pub(crate) const PROTOCOL_VERSION: &str = "2025-06-18";
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const ACCEPT: &str = "application/json, text/event-stream";
 
 pub(crate) struct McpSession {
     cfg: WattConfig,
     http: reqwest::Client,
-    /// The live session and its generation; a failed session is replaced only once even when
+    next_id: AtomicU64,
+    /// The live session and its generation; a lost session is replaced only once even when
     /// many calls notice it together.
     current: Mutex<Slot>,
 }
@@ -34,7 +44,68 @@ pub(crate) struct McpSession {
 #[derive(Default)]
 struct Slot {
     generation: u64,
-    client: Option<Arc<Client>>,
+    session: Option<Arc<Session>>,
+}
+
+/// What the handshake settled: the server's session id (if it keeps sessions) and the
+/// protocol revision it chose.
+struct Session {
+    id: Option<HeaderValue>,
+    version: HeaderValue,
+}
+
+/// Why one HTTP exchange failed.
+enum Failure {
+    /// The server answered 404 to a request that carried our session id: it forgot the session.
+    SessionLost,
+    Other(ProviderError),
+}
+
+impl From<ProviderError> for Failure {
+    fn from(e: ProviderError) -> Self {
+        Failure::Other(e)
+    }
+}
+
+#[derive(Serialize)]
+struct Request<'a, P: Serialize> {
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    method: &'a str,
+    params: P,
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    name: &'a str,
+    arguments: &'a Value,
+}
+
+/// A JSON-RPC message from the server, read only as far as deciding whether it answers us.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default, borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<RpcError>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RpcError {
+    pub(crate) code: i64,
+    #[serde(default)]
+    pub(crate) message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InitializeResult {
+    protocol_version: String,
 }
 
 impl McpSession {
@@ -42,44 +113,70 @@ impl McpSession {
         Self {
             cfg,
             http,
+            next_id: AtomicU64::new(1),
             current: Mutex::new(Slot::default()),
         }
     }
 
-    async fn client(&self, counters: &Counters) -> Result<(u64, Arc<Client>), ProviderError> {
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn session(&self, counters: &Counters) -> Result<(u64, Arc<Session>), ProviderError> {
         let mut slot = self.current.lock().await;
-        if let Some(client) = slot.client.as_ref()
-            && !client.is_closed()
-        {
-            return Ok((slot.generation, client.clone()));
+        if let Some(session) = slot.session.as_ref() {
+            return Ok((slot.generation, session.clone()));
         }
         slot.generation += 1;
         counters.session();
-        let client = Arc::new(self.open().await?);
-        slot.client = Some(client.clone());
-        Ok((slot.generation, client))
+        let session = Arc::new(self.open().await?);
+        slot.session = Some(session.clone());
+        Ok((slot.generation, session))
     }
 
-    async fn open(&self) -> Result<Client, ProviderError> {
-        let transport_cfg = StreamableHttpClientTransportConfig::with_uri(self.cfg.url.as_str())
-            .auth_header(self.cfg.api_key.expose())
-            // Our own semaphore bounds calls; rmcp must not queue them a second time.
-            .max_concurrent_requests(self.cfg.concurrency.saturating_mul(2).max(1))
-            .max_json_response_size(self.cfg.max_response_bytes)
-            .max_sse_event_size(self.cfg.max_response_bytes)
-            .reinit_on_expired_session(true);
-        let transport =
-            StreamableHttpClientTransport::with_client(self.http.clone(), transport_cfg);
-        let mut info = ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("icp-mcp", env!("CARGO_PKG_VERSION")),
-        );
-        // The upstream speaks the 2025-06-18 revision (initialize handshake, sessions); rmcp's
-        // default is a later, initialize-less revision.
-        info.protocol_version = ProtocolVersion::V_2025_06_18;
-        match tokio::time::timeout(self.cfg.timeout, info.serve(transport)).await {
-            Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(init_error(e)),
+    /// The handshake: `initialize`, then `notifications/initialized` on the new session.
+    async fn open(&self) -> Result<Session, ProviderError> {
+        let id = self.next_id();
+        let init = Request {
+            jsonrpc: "2.0",
+            id: Some(id),
+            method: "initialize",
+            params: serde_json::json!({
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "icp-mcp", "version": env!("CARGO_PKG_VERSION")},
+            }),
+        };
+        let exchange = async {
+            let resp = self.post(&init, None).await?;
+            let session_id = resp.headers().get(SESSION_HEADER).cloned();
+            let answer: InitializeResult = self.read_answer(resp, id, false).await?;
+            let version = HeaderValue::from_str(&answer.protocol_version).map_err(|_| {
+                ProviderError::protocol("initialize answered an unusable protocol version")
+            })?;
+            let session = Session {
+                id: session_id,
+                version,
+            };
+            let initialized = Request {
+                jsonrpc: "2.0",
+                id: None,
+                method: "notifications/initialized",
+                params: serde_json::json!({}),
+            };
+            let resp = self.post(&initialized, Some(&session)).await?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                return Err(http_failure(&resp));
+            }
+            Ok(session)
+        };
+        match tokio::time::timeout(self.cfg.timeout, exchange).await {
+            Ok(Ok(session)) => Ok(session),
+            Ok(Err(Failure::Other(e))) => Err(e),
+            Ok(Err(Failure::SessionLost)) => Err(ProviderError::unavailable(
+                "the upstream forgot the session during the handshake",
+            )),
             Err(_) => Err(ProviderError::unavailable(format!(
                 "MCP initialize did not finish within {:?}",
                 self.cfg.timeout
@@ -89,62 +186,250 @@ impl McpSession {
 
     /// Opens the session now, so a wrong URL or key shows at start-up rather than mid-job.
     pub(crate) async fn ensure_open(&self, counters: &Counters) -> Result<(), ProviderError> {
-        self.client(counters).await.map(|_| ())
+        self.session(counters).await.map(|_| ())
     }
 
-    /// One attempt at one tool call; retries are the caller's.
-    pub(crate) async fn call_tool(
+    /// One attempt at one tool call (retries are the caller's), its payload parsed into `T`. A
+    /// lost session is replaced and the call sent again once, within the same attempt: the
+    /// server never ran it.
+    pub(crate) async fn call_tool<T: DeserializeOwned>(
         &self,
         counters: &Counters,
-        tool: &'static str,
-        arguments: JsonObject,
-    ) -> Result<Value, ProviderError> {
-        let (generation, client) = self.client(counters).await?;
-        let mut params = CallToolRequestParams::new(tool);
-        params.arguments = Some(arguments);
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        let mut options = PeerRequestOptions::no_options();
-        options.timeout = Some(self.cfg.timeout);
-        let answer = match client
-            .peer()
-            .send_request_with_option(request, options)
-            .await
-        {
-            Ok(handle) => handle.await_response().await,
-            Err(e) => Err(e),
-        };
-        match answer {
-            Ok(result) => payload::unwrap_result(result),
-            Err(e) => {
-                if matches!(e, ServiceError::TransportClosed) {
+        tool: &str,
+        arguments: &Value,
+    ) -> Result<T, ProviderError> {
+        let mut lost_before = false;
+        loop {
+            let (generation, session) = self.session(counters).await?;
+            let id = self.next_id();
+            let request = Request {
+                jsonrpc: "2.0",
+                id: Some(id),
+                method: "tools/call",
+                params: ToolCall {
+                    name: tool,
+                    arguments,
+                },
+            };
+            let exchange = async {
+                let resp = self.post(&request, Some(&session)).await?;
+                self.read_answer::<T>(resp, id, true).await
+            };
+            let outcome = tokio::time::timeout(self.cfg.timeout, exchange)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure::Other(ProviderError::unavailable(format!(
+                        "no answer within {:?}",
+                        self.cfg.timeout
+                    ))))
+                });
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err(Failure::Other(e)) => return Err(e),
+                Err(Failure::SessionLost) => {
                     self.discard(generation).await;
+                    if lost_before {
+                        return Err(ProviderError::unavailable(
+                            "the upstream lost the MCP session twice in one call",
+                        ));
+                    }
+                    lost_before = true;
                 }
-                Err(payload::service_error(&e))
             }
         }
     }
 
     async fn discard(&self, generation: u64) {
         let mut slot = self.current.lock().await;
-        if slot.generation == generation
-            && let Some(client) = slot.client.take()
-        {
-            client.cancellation_token().cancel();
+        if slot.generation == generation {
+            slot.session = None;
         }
+    }
+
+    async fn post<P: Serialize>(
+        &self,
+        message: &Request<'_, P>,
+        session: Option<&Session>,
+    ) -> Result<reqwest::Response, Failure> {
+        let body = serde_json::to_vec(message)
+            .map_err(|e| ProviderError::validation(format!("request not serialisable: {e}")))?;
+        let mut req = self
+            .http
+            .post(self.cfg.url.as_str())
+            .bearer_auth(self.cfg.api_key.expose())
+            .header(header::ACCEPT, ACCEPT)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(s) = session {
+            req = req.header(VERSION_HEADER, s.version.clone());
+            if let Some(id) = &s.id {
+                req = req.header(SESSION_HEADER, id.clone());
+            }
+        }
+        let resp = req.send().await.map_err(|e| {
+            ProviderError::unavailable(format!("MCP request failed: {}", e.without_url()))
+        })?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND
+            && session.is_some_and(|s| s.id.is_some())
+        {
+            return Err(Failure::SessionLost);
+        }
+        Ok(resp)
+    }
+
+    /// The answer to request `id`, from a JSON body or from the SSE stream the server opened
+    /// for it (which may carry the server's own notifications first).
+    async fn read_answer<T: DeserializeOwned>(
+        &self,
+        resp: reqwest::Response,
+        id: u64,
+        tool_result: bool,
+    ) -> Result<T, Failure> {
+        if !resp.status().is_success() {
+            return Err(http_failure(&resp));
+        }
+        let sse = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        let body = read_body(resp, self.cfg.max_response_bytes).await?;
+        let events = if sse { sse_messages(&body) } else { Vec::new() };
+        let found = if sse {
+            events.iter().find_map(|data| answers(data, id).transpose())
+        } else {
+            answers(&body, id).transpose()
+        };
+        let answer = found.unwrap_or_else(|| {
+            Err(ProviderError::protocol(if sse {
+                "the SSE stream ended without an answer to the request"
+            } else {
+                "the server answered another request's id"
+            }))
+        })?;
+        let parsed = match answer {
+            Answer::Result(raw) if tool_result => payload::tool_payload(raw),
+            Answer::Result(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| ProviderError::protocol(format!("unexpected result shape: {e}"))),
+            Answer::Error(e) => Err(payload::rpc_error(e.code, &e.message)),
+        };
+        Ok(parsed?)
     }
 }
 
-fn init_error(e: ClientInitializeError) -> ProviderError {
-    if e.auth_challenge().is_some() {
-        return ProviderError::Unauthorized {
-            message: "the upstream refused the API key".into(),
+enum Answer<'a> {
+    Result(&'a RawValue),
+    Error(RpcError),
+}
+
+/// `Some` when the message is the answer to request `id`; `None` for anything else (the
+/// server's notifications and requests, which this client does not act on).
+fn answers(data: &[u8], id: u64) -> Result<Option<Answer<'_>>, ProviderError> {
+    let msg: Envelope<'_> = serde_json::from_slice(data)
+        .map_err(|e| ProviderError::protocol(format!("the answer is not JSON-RPC: {e}")))?;
+    let ours = msg.method.is_none()
+        && match &msg.id {
+            Some(Value::Number(n)) => n.as_u64() == Some(id),
+            Some(Value::String(s)) => s.parse() == Ok(id),
+            _ => msg.error.is_some(),
         };
+    if !ours {
+        return Ok(None);
     }
-    match &e {
-        ClientInitializeError::TransportError { error, .. } => {
-            payload::transport_error(error.error.as_ref())
+    match (msg.result, msg.error) {
+        (_, Some(e)) => Ok(Some(Answer::Error(e))),
+        (Some(r), None) => Ok(Some(Answer::Result(r))),
+        (None, None) => Err(ProviderError::protocol(
+            "a JSON-RPC answer with neither result nor error",
+        )),
+    }
+}
+
+/// The `data` of each SSE event of type `message` (the default type); an event's several
+/// `data:` lines are joined with `\n`, as the SSE rules say.
+fn sse_messages(body: &[u8]) -> Vec<Cow<'_, [u8]>> {
+    fn end_event<'a>(out: &mut Vec<Cow<'a, [u8]>>, data: &mut Vec<&'a [u8]>, is_message: bool) {
+        if is_message && !data.is_empty() {
+            out.push(match data.as_slice() {
+                [one] => Cow::Borrowed(*one),
+                many => Cow::Owned(many.join(&b'\n')),
+            });
         }
-        ClientInitializeError::JsonRpcError(data) => payload::rpc_error(data),
-        other => ProviderError::unavailable(format!("MCP initialize failed: {other}")),
+        data.clear();
+    }
+    let mut out = Vec::new();
+    let mut data: Vec<&[u8]> = Vec::new();
+    let mut is_message = true;
+    for line in body.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            end_event(&mut out, &mut data, is_message);
+            is_message = true;
+        } else if let Some(v) = line.strip_prefix(b"data:") {
+            data.push(v.strip_prefix(b" ").unwrap_or(v));
+        } else if let Some(v) = line.strip_prefix(b"event:") {
+            is_message = v.trim_ascii() == b"message";
+        }
+    }
+    end_event(&mut out, &mut data, is_message);
+    out
+}
+
+fn http_failure(resp: &reqwest::Response) -> Failure {
+    let retry_after = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok());
+    Failure::Other(payload::http_status(resp.status().as_u16(), retry_after))
+}
+
+/// The whole body, refused past `max` bytes (a runaway answer must not exhaust memory).
+async fn read_body(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ProviderError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(ProviderError::protocol(format!(
+            "answer larger than the {max}-byte limit"
+        )));
+    }
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
+    let mut chunks = resp.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            ProviderError::unavailable(format!("MCP answer cut off: {}", e.without_url()))
+        })?;
+        if body.len() + chunk.len() > max {
+            return Err(ProviderError::protocol(format!(
+                "answer larger than the {max}-byte limit"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_are_split_and_joined_as_the_rules_say() {
+        let body = b"event: message\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n: a comment\nevent: ping\ndata: x\n\ndata: {\"b\":2}\n";
+        let events = sse_messages(body);
+        let events: Vec<&[u8]> = events.iter().map(|e| &**e).collect();
+        assert_eq!(events, vec![&b"{\"a\":\n1}"[..], &b"{\"b\":2}"[..]]);
+    }
+
+    #[test]
+    fn only_the_answer_to_our_request_is_taken() {
+        let note = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#;
+        assert!(answers(note, 3).unwrap().is_none());
+        let other = br#"{"jsonrpc":"2.0","id":2,"result":{}}"#;
+        assert!(answers(other, 3).unwrap().is_none());
+        let ours = br#"{"jsonrpc":"2.0","id":"3","result":{"x":1}}"#;
+        assert!(
+            matches!(answers(ours, 3).unwrap(), Some(Answer::Result(r)) if r.get() == r#"{"x":1}"#)
+        );
+        let failed = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32602,"message":"bad"}}"#;
+        assert!(matches!(answers(failed, 3).unwrap(), Some(Answer::Error(e)) if e.code == -32602));
+        assert!(answers(b"not json", 3).is_err());
     }
 }

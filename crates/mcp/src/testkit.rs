@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures::StreamExt;
 use futures::stream;
 use icp_contract::{
-    AudienceRecord, AudienceStream, Cluster, FeedbackRequest, FeedbackResponse, FindPersonsRequest,
+    AudienceExport, AudienceRecord, Cluster, FeedbackRequest, FeedbackResponse, FindPersonsRequest,
     FindPersonsResponse, GetClusterRequest, GetClusterResponse, GetPersonRequest,
     GetPersonResponse, HashType, IdType, Identity, IdentityMatch, ListClustersRequest,
     ListClustersResponse, MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, MAX_SAMPLE, PersonId,
@@ -456,9 +456,18 @@ impl PopulationProvider for SyntheticPopulation {
     async fn export_persons(
         &self,
         req: FindPersonsRequest,
-    ) -> Result<AudienceStream, ProviderError> {
+    ) -> Result<AudienceExport, ProviderError> {
         let audience = self.audience(&req)?;
-        Ok(stream::iter(audience.into_iter().map(Ok)).boxed())
+        let (tool_trace_id, workflow_id) = self.trace(req.workflow_id);
+        let answer = FindPersonsResponse {
+            total: audience.len() as u64,
+            sample: audience.iter().take(MAX_SAMPLE).cloned().collect(),
+            export: None,
+            tool_trace_id,
+            workflow_id,
+        };
+        let records = stream::iter(audience.into_iter().map(Ok)).boxed();
+        Ok(AudienceExport { answer, records })
     }
 
     async fn submit_feedback(

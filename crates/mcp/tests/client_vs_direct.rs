@@ -133,17 +133,15 @@ async fn all_six_tools_answer_as_the_provider_does() {
     );
     assert!(via.total > 10 && via.sample.len() == 10);
 
-    let streamed: Vec<AudienceRecord> = c
-        .export_persons(find.clone())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let export = c.export_persons(find.clone()).await.unwrap();
+    // One call gives the count and sample too, the same as find_persons'.
+    assert_eq!(normalized(&export.answer), normalized(&via));
+    let streamed: Vec<AudienceRecord> = export.records.try_collect().await.unwrap();
     let direct: Vec<AudienceRecord> = d
         .export_persons(find)
         .await
         .unwrap()
+        .records
         .try_collect()
         .await
         .unwrap();

@@ -84,6 +84,7 @@ async fn the_embedded_population_over_mcp_equals_the_embedded_provider() {
                 .export_persons(req)
                 .await
                 .unwrap()
+                .records
                 .try_collect()
                 .await
                 .unwrap();
@@ -154,6 +155,7 @@ async fn the_embedded_population_over_mcp_equals_the_embedded_provider() {
         .export_persons(find.clone())
         .await
         .unwrap()
+        .records
         .try_collect()
         .await
         .unwrap();
@@ -161,6 +163,7 @@ async fn the_embedded_population_over_mcp_equals_the_embedded_provider() {
         .export_persons(find)
         .await
         .unwrap()
+        .records
         .try_collect()
         .await
         .unwrap();

@@ -77,6 +77,7 @@ async fn workload(c: &WattProvider) -> Vec<Value> {
         .export_persons(find)
         .await
         .unwrap()
+        .records
         .try_collect()
         .await
         .unwrap();
@@ -258,6 +259,7 @@ async fn an_expired_export_reruns_the_request() {
         .export_persons(find.clone())
         .await
         .unwrap()
+        .records
         .try_collect()
         .await
         .unwrap();
@@ -266,6 +268,7 @@ async fn an_expired_export_reruns_the_request() {
         .export_persons(find)
         .await
         .unwrap()
+        .records
         .try_collect()
         .await
         .unwrap();

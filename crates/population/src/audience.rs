@@ -98,16 +98,20 @@ impl Population {
         req: &FindPersonsRequest,
     ) -> Result<FindPersonsResponse, ProviderError> {
         let audience = self.audience(req)?;
+        Ok(self.answer(&audience, req))
+    }
+
+    /// The `find_persons` answer for an audience already selected by `req`.
+    pub fn answer(&self, audience: &Audience, req: &FindPersonsRequest) -> FindPersonsResponse {
         let seed = stable_hash(req.workflow_id.as_deref().unwrap_or("").as_bytes())
             ^ stable_hash(req.expression.as_bytes()).rotate_left(17);
-        let sample = self.sample(&audience, seed);
-        Ok(FindPersonsResponse {
+        FindPersonsResponse {
             total: audience.len(),
-            sample,
+            sample: self.sample(audience, seed),
             export: None,
             tool_trace_id: None,
             workflow_id: req.workflow_id.clone(),
-        })
+        }
     }
 
     fn sample(&self, audience: &Audience, seed: u64) -> Vec<AudienceRecord> {

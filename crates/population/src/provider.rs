@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use icp_contract::{
-    AudienceStream, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
+    AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
     ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError, ResolveRequest,
     ResolveResponse,
@@ -119,15 +119,24 @@ impl PopulationProvider for EmbeddedProvider {
         Ok(out)
     }
 
-    /// Streams the whole audience in person id order. The audience is selected first (so a bad
-    /// expression fails the call itself); records are then built on a blocking thread and sent
-    /// in chunks, so memory stays flat however large the audience. Dropping the stream stops
-    /// the producer.
+    /// Selects the audience once, answers its count and sample, and streams its records in
+    /// person id order: a bad expression fails the call itself; records are built on a blocking
+    /// thread and sent in chunks, so memory stays flat however large the audience. Dropping the
+    /// stream stops the producer.
     async fn export_persons(
         &self,
-        req: FindPersonsRequest,
-    ) -> Result<AudienceStream, ProviderError> {
-        let audience = Arc::new(self.run(move |p| p.audience(&req)).await?);
+        mut req: FindPersonsRequest,
+    ) -> Result<AudienceExport, ProviderError> {
+        let wf = workflow(&mut req.workflow_id);
+        let (audience, mut answer) = self
+            .run(move |p| {
+                let audience = p.audience(&req)?;
+                let answer = p.answer(&audience, &req);
+                Ok((audience, answer))
+            })
+            .await?;
+        answer.workflow_id = Some(wf);
+        answer.tool_trace_id = Some(trace_id());
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<icp_contract::AudienceRecord>>(4);
         let pop = Arc::clone(&self.population);
         tokio::task::spawn_blocking(move || {
@@ -137,11 +146,12 @@ impl PopulationProvider for EmbeddedProvider {
                 }
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let records = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
         })
-        .flat_map(|chunk| futures::stream::iter(chunk.into_iter().map(Ok)));
-        Ok(stream.boxed())
+        .flat_map(|chunk| futures::stream::iter(chunk.into_iter().map(Ok)))
+        .boxed();
+        Ok(AudienceExport { answer, records })
     }
 
     async fn submit_feedback(

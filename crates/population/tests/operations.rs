@@ -557,12 +557,13 @@ async fn provider_traces_and_streams_the_whole_audience() {
     let c = provider.find_persons(req.clone()).await.unwrap();
     assert_eq!(c.workflow_id.as_deref(), Some("mine"));
 
-    let records: Vec<_> = provider
-        .export_persons(req.clone())
-        .await
-        .unwrap()
-        .collect()
-        .await;
+    let export = provider.export_persons(req.clone()).await.unwrap();
+    // The export's own answer is the find_persons answer: same count, same sample.
+    assert_eq!(export.answer.total, c.total);
+    assert_eq!(export.answer.sample, c.sample);
+    assert_eq!(export.answer.workflow_id.as_deref(), Some("mine"));
+    assert!(export.answer.tool_trace_id.is_some());
+    let records: Vec<_> = export.records.collect().await;
     assert_eq!(records.len() as u64, c.total);
     let ids: Vec<u64> = records
         .iter()
@@ -574,7 +575,7 @@ async fn provider_traces_and_streams_the_whole_audience() {
     );
 
     // Dropping a stream half-way must not hang the producer or the runtime.
-    let mut stream = provider.export_persons(req.clone()).await.unwrap();
+    let mut stream = provider.export_persons(req.clone()).await.unwrap().records;
     for _ in 0..3 {
         stream.next().await.unwrap().unwrap();
     }

@@ -4,10 +4,9 @@
 use axum::http::HeaderMap;
 use futures::TryStreamExt;
 use icp_contract::{
-    AudienceRecord, ExportFormat, ExportRef, FeedbackRequest, FeedbackResponse, FindPersonsRequest,
-    FindPersonsResponse, GetClusterRequest, GetClusterResponse, GetPersonRequest,
-    GetPersonResponse, Identity, ListClustersRequest, ListClustersResponse, ProviderError,
-    ResolveRequest, ResolveResponse,
+    AudienceExport, AudienceRecord, ExportFormat, ExportRef, FeedbackRequest, FindPersonsRequest,
+    GetClusterRequest, GetPersonRequest, Identity, ListClustersRequest, ProviderError,
+    ResolveRequest, Traced,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::ServerState;
 use super::rpc::INVALID_PARAMS;
-use crate::export_rows::{ExportRow, encode};
+use crate::export_rows::{ExportRow, RowWriter, encode};
 
 /// Runs one tool and answers the JSON of its `result`. `Err` is a protocol failure (JSON-RPC
 /// error); a tool failure is `Ok` with `isError: true`.
@@ -65,7 +64,7 @@ async fn run<Req, Resp, Fut>(
 ) -> Result<String, ProviderError>
 where
     Req: DeserializeOwned + HasWorkflow,
-    Resp: Traced,
+    Resp: Traced + Serialize,
     Fut: Future<Output = Result<Resp, ProviderError>>,
 {
     let req: Req = parse(args)?;
@@ -77,8 +76,11 @@ where
 /// Every answer carries a `workflow_id` (the caller's, or a new one that starts the workflow)
 /// and a `tool_trace_id`, as the upstream's do. Serialised straight from the typed answer: a
 /// `Value` tree in between costs more than the tool itself on large answers.
-fn to_payload(resp: &mut impl Traced, workflow: Option<String>) -> Result<String, ProviderError> {
-    let (trace, flow) = resp.trace_fields();
+fn to_payload(
+    resp: &mut (impl Traced + Serialize),
+    workflow: Option<String>,
+) -> Result<String, ProviderError> {
+    let (trace, flow) = resp.trace_fields_mut();
     if flow.is_none() {
         *flow = Some(workflow.unwrap_or_else(super::random_token));
     }
@@ -87,30 +89,6 @@ fn to_payload(resp: &mut impl Traced, workflow: Option<String>) -> Result<String
     }
     serde_json::to_string(resp).map_err(|e| ProviderError::protocol(format!("answer: {e}")))
 }
-
-/// Answers with the upstream's tracing fields.
-trait Traced: Serialize {
-    /// `(tool_trace_id, workflow_id)`.
-    fn trace_fields(&mut self) -> (&mut Option<String>, &mut Option<String>);
-}
-
-macro_rules! traced {
-    ($($t:ty),*) => {$(
-        impl Traced for $t {
-            fn trace_fields(&mut self) -> (&mut Option<String>, &mut Option<String>) {
-                (&mut self.tool_trace_id, &mut self.workflow_id)
-            }
-        }
-    )*};
-}
-traced!(
-    ResolveResponse,
-    GetPersonResponse,
-    ListClustersResponse,
-    GetClusterResponse,
-    FindPersonsResponse,
-    FeedbackResponse
-);
 
 fn wants_file(format: Option<ExportFormat>) -> Option<ExportFormat> {
     format.filter(|f| *f != ExportFormat::None)
@@ -123,15 +101,34 @@ fn store_export<T: ExportRow>(
     format: ExportFormat,
 ) -> Result<ExportRef, ProviderError> {
     let (body, content_type) = encode(rows, format)?;
+    Ok(publish(
+        state,
+        headers,
+        body,
+        content_type,
+        format,
+        rows.len() as u64,
+    ))
+}
+
+/// Hands an export body out under a URL, as the upstream's presigned ones.
+fn publish(
+    state: &ServerState,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+    content_type: &'static str,
+    format: ExportFormat,
+    rows: u64,
+) -> ExportRef {
     let size = body.len() as u64;
     let token = state.exports.put(body, content_type);
-    Ok(ExportRef {
+    ExportRef {
         url: format!("{}/exports/{token}", state.export_base(headers)),
         format,
-        rows: Some(rows.len() as u64),
+        rows: Some(rows),
         size_bytes: Some(size),
         expires_at: None,
-    })
+    }
 }
 
 /// With a file `format`, the identities go to an export and the answer keeps only the stats.
@@ -151,7 +148,8 @@ async fn resolve(
     to_payload(&mut resp, workflow)
 }
 
-/// With a file `format`, the whole audience is written to an export the answer points to.
+/// With a file `format`, the whole audience is written to an export the answer points to, as
+/// the provider streams it (the audience is selected once for the count, sample and file).
 async fn find_persons(
     state: &ServerState,
     headers: &HeaderMap,
@@ -160,17 +158,22 @@ async fn find_persons(
     let mut req: FindPersonsRequest = parse(args)?;
     let file = wants_file(req.format.take());
     let workflow = req.workflow_id.clone();
-    let mut resp = state.provider.find_persons(req.clone()).await?;
-    if let Some(format) = file {
-        let rows: Vec<AudienceRecord> = state
-            .provider
-            .export_persons(req)
-            .await?
-            .try_collect()
-            .await?;
-        resp.export = Some(store_export(state, headers, &rows, format)?);
+    let Some(format) = file else {
+        let mut resp = state.provider.find_persons(req).await?;
+        return to_payload(&mut resp, workflow);
+    };
+    let AudienceExport {
+        mut answer,
+        mut records,
+    } = state.provider.export_persons(req).await?;
+    let mut writer = RowWriter::<AudienceRecord>::new(format);
+    while let Some(record) = records.try_next().await? {
+        writer.push(&record)?;
     }
-    to_payload(&mut resp, workflow)
+    let rows = writer.rows();
+    let (body, content_type) = writer.finish()?;
+    answer.export = Some(publish(state, headers, body, content_type, format, rows));
+    to_payload(&mut answer, workflow)
 }
 
 /// The `result` of a successful call: the payload as `structuredContent` and, for clients that

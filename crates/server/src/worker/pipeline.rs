@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use futures::{StreamExt, TryStreamExt};
 use icp_analysis::{Analysis, AnalysisConfig, Analyzer, AudienceConfig, Baseline, Item};
 use icp_contract::{
-    Cluster, FindPersonsRequest, GetPersonRequest, IdentifierGroup, ListClustersRequest,
-    MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError, ResolveRequest,
-    count_values, plan_resolve_calls,
+    AudienceExport, Cluster, FindPersonsRequest, GetPersonRequest, IdentifierGroup,
+    ListClustersRequest, MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError,
+    ResolveRequest, count_values, plan_resolve_calls,
 };
 use icp_store::{JobRecord, Lease, Stage, StoreError};
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,11 @@ fn provider(stage: &'static str) -> impl Fn(ProviderError) -> StageError {
 
 fn corrupt(e: serde_json::Error) -> StageError {
     StageError::Corrupt(e.to_string())
+}
+
+/// JSON that serde_json wrote, as the text it is.
+fn utf8(bytes: &[u8]) -> Result<&str, StageError> {
+    std::str::from_utf8(bytes).map_err(|e| StageError::Corrupt(format!("export chunk: {e}")))
 }
 
 fn stopped(e: tokio::task::JoinError) -> StageError {
@@ -183,6 +188,52 @@ struct Run<'a> {
     options: JobOptions,
     progress: Progress,
     workflow_id: Option<String>,
+    /// The analyzer the enrich stage fed as profiles arrived, when it ran whole in this run.
+    fed: Option<tokio::task::JoinHandle<Analyzer>>,
+}
+
+/// Feeds an [`Analyzer`] on a blocking thread while enrichment waits on the upstream, in batch
+/// order whatever order the answers come in, so the analysis is the one a reload of the
+/// checkpoints gives.
+struct Feeder {
+    tx: tokio::sync::mpsc::Sender<Vec<BTreeMap<String, String>>>,
+    handle: tokio::task::JoinHandle<Analyzer>,
+    next: usize,
+    waiting: BTreeMap<usize, Vec<BTreeMap<String, String>>>,
+}
+
+impl Feeder {
+    fn start(config: AnalysisConfig) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<BTreeMap<String, String>>>(8);
+        let handle = tokio::task::spawn_blocking(move || {
+            let mut analyzer = Analyzer::new(config);
+            while let Some(batch) = rx.blocking_recv() {
+                for profile in &batch {
+                    analyzer.add_profile(profile.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                }
+            }
+            analyzer
+        });
+        Self {
+            tx,
+            handle,
+            next: 0,
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    async fn add(&mut self, seq: usize, batch: Vec<BTreeMap<String, String>>) {
+        self.waiting.insert(seq, batch);
+        while let Some(batch) = self.waiting.remove(&self.next) {
+            // A send fails only when the feeding thread died; `finish` reports that.
+            let _ = self.tx.send(batch).await;
+            self.next += 1;
+        }
+    }
+
+    fn finish(self) -> tokio::task::JoinHandle<Analyzer> {
+        self.handle
+    }
 }
 
 pub async fn run(
@@ -199,6 +250,7 @@ pub async fn run(
         options,
         progress: serde_json::from_value(job.progress.clone()).unwrap_or_default(),
         workflow_id: job.workflow_id.clone(),
+        fed: None,
     };
     let resolved = run.resolve().await?;
     run.enrich(&resolved).await?;
@@ -497,6 +549,11 @@ impl Run<'_> {
                 },
             ));
         }
+        // A stage that starts from nothing feeds the analyzer as it goes; one resumed after a
+        // crash leaves the analysis to read every checkpoint back.
+        let mut feeder = done_seqs
+            .is_empty()
+            .then(|| Feeder::start(analysis_config(&self.options)));
         let mut answers = futures::stream::iter(requests)
             .map(move |(i, req)| {
                 let upstream = upstream.clone();
@@ -517,9 +574,15 @@ impl Run<'_> {
             self.store()
                 .put_checkpoint(self.lease, Stage::Enrich, i as i64, &body)
                 .await?;
+            if let Some(feeder) = feeder.as_mut() {
+                let batch = answer.profiles.into_iter().map(|p| p.domains).collect();
+                feeder.add(i, batch).await;
+            }
             done += n as u64;
             self.advance(Stage::Enrich, done).await?;
         }
+        drop(answers);
+        self.fed = feeder.map(Feeder::finish);
         self.finish(Stage::Enrich).await?;
         Ok(())
     }
@@ -582,28 +645,32 @@ impl Run<'_> {
         {
             return Ok(done.into());
         }
-        let parts = self.store().checkpoints(self.job.id, Stage::Enrich).await?;
-        self.enter(Stage::Analyze, parts.len() as u64).await?;
-        let config = AnalysisConfig {
-            min_support: self.options.min_support,
-            max_cluster_size: self.options.max_cluster_size,
-            ..AnalysisConfig::default()
-        };
-        let mined = tokio::task::spawn_blocking(move || {
-            let mut analyzer = Analyzer::new(config);
-            for (_, body) in &parts {
-                let profiles: Vec<BTreeMap<String, String>> =
-                    serde_json::from_str(body).map_err(corrupt)?;
-                for profile in &profiles {
-                    analyzer.add_profile(profile.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                }
+        self.enter(Stage::Analyze, 1).await?;
+        let analyzer = match self.fed.take() {
+            Some(fed) => fed.await.map_err(stopped)?,
+            None => {
+                let parts = self.store().checkpoints(self.job.id, Stage::Enrich).await?;
+                let config = analysis_config(&self.options);
+                tokio::task::spawn_blocking(move || {
+                    let mut analyzer = Analyzer::new(config);
+                    for (_, body) in &parts {
+                        let profiles: Vec<BTreeMap<String, String>> =
+                            serde_json::from_str(body).map_err(corrupt)?;
+                        for profile in &profiles {
+                            analyzer
+                                .add_profile(profile.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                        }
+                    }
+                    Ok::<_, StageError>(analyzer)
+                })
+                .await
+                .map_err(stopped)??
             }
-            analyzer
-                .mine()
-                .map_err(|e| StageError::Analysis(e.to_string()))
-        })
-        .await
-        .map_err(stopped)??;
+        };
+        let mined = tokio::task::spawn_blocking(move || analyzer.mine())
+            .await
+            .map_err(stopped)?
+            .map_err(|e| StageError::Analysis(e.to_string()))?;
 
         let listed = self
             .list_clusters(Stage::Analyze, &mined.baseline_items())
@@ -681,6 +748,9 @@ impl Run<'_> {
     }
 
     /// Stage 5: each strategy's expression → its audience, exported in full into the store.
+    /// The audiences are found together (up to the enrichment concurrency): each is one
+    /// `find_persons` call and one download, so their round trips overlap, and one audience's
+    /// records are stored while the next downloads.
     async fn find(
         &mut self,
         mapped: &Mapped,
@@ -702,6 +772,7 @@ impl Run<'_> {
         for (seq, body) in self.store().checkpoints(self.job.id, Stage::Find).await? {
             done.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
         }
+        let mut todo = Vec::new();
         for (i, plan) in plans.iter().enumerate() {
             let seq = i as i64;
             if done.contains_key(&seq) {
@@ -718,65 +789,91 @@ impl Run<'_> {
             let description = plan
                 .render(|item| Some(format!("{}={}", item.name, item.value)))
                 .unwrap_or_default();
-            let audience = self
-                .find_one(plan.strategy, expression, description, &customers)
-                .await?;
-            let body = serde_json::to_string(&audience).map_err(corrupt)?;
-            self.store()
-                .put_checkpoint(self.lease, Stage::Find, seq, &body)
-                .await?;
-            done.insert(seq, audience);
-            self.advance(Stage::Find, done.len() as u64).await?;
+            todo.push((seq, plan.strategy, expression, description));
         }
+
+        // Every store write happens inside the audiences' futures: a write awaited beside them
+        // could wait on the job row that a paused one's transaction holds (Postgres locks it
+        // until commit), and that one would never be polled to commit.
+        let progress = tokio::sync::Mutex::new((self.progress.clone(), done.len() as u64));
+        let this = &*self;
+        let customers = &customers;
+        let progress_ref = &progress;
+        let finished: Vec<(i64, AudienceResult, Option<String>)> = futures::stream::iter(
+            todo.into_iter()
+                .map(|(seq, strategy, expression, description)| async move {
+                    let (audience, workflow) = this
+                        .find_one(strategy, expression, description, customers)
+                        .await?;
+                    let body = serde_json::to_string(&audience).map_err(corrupt)?;
+                    this.store()
+                        .put_checkpoint(this.lease, Stage::Find, seq, &body)
+                        .await?;
+                    // Written under the lock, so the count a poller sees never goes back.
+                    let mut p = progress_ref.lock().await;
+                    p.1 += 1;
+                    let n = p.1;
+                    p.0.stage_mut(Stage::Find).done = n;
+                    let value = serde_json::to_value(&p.0).map_err(corrupt)?;
+                    this.store().set_progress(this.lease, value).await?;
+                    drop(p);
+                    Ok::<_, StageError>((seq, audience, workflow))
+                }),
+        )
+        .buffer_unordered(self.ctx.config.enrich_concurrency.max(1))
+        .try_collect()
+        .await?;
+        self.progress = progress.into_inner().0;
+        let mut workflow = None;
+        for (seq, audience, answered_workflow) in finished {
+            done.insert(seq, audience);
+            workflow = workflow.or(answered_workflow);
+        }
+        self.adopt_workflow(workflow.as_ref()).await?;
         self.finish(Stage::Find).await?;
         Ok(done.into_values().collect())
     }
 
+    /// One audience: count, sample and every record from one `find_persons` export, customers
+    /// dropped, the rest stored in chunks. Also answers the workflow id the call reported.
     async fn find_one(
-        &mut self,
+        &self,
         strategy: icp_analysis::Strategy,
         expression: String,
         description: String,
         customers: &HashSet<u64>,
-    ) -> Result<AudienceResult, StageError> {
+    ) -> Result<(AudienceResult, Option<String>), StageError> {
+        // Ask for enough rows that the limit still holds once customers are dropped.
+        let limit = self.options.audience_limit;
         let request = FindPersonsRequest {
             expression: expression.clone(),
             identifier_type: Some(self.options.identifier_type),
             location: self.options.location,
-            audience_limit: None,
+            audience_limit: limit.map(|l| l.saturating_add(customers.len() as u64)),
             format: None,
             workflow_id: self.workflow_id.clone(),
         };
-        let counted = self
-            .ctx
-            .provider
-            .find_persons(request.clone())
-            .await
-            .map_err(provider("find"))?;
-        self.adopt_workflow(counted.workflow_id.as_ref()).await?;
-        self.trace(Stage::Find, "find_persons", counted.tool_trace_id.as_ref())
-            .await?;
-
-        // Ask for enough rows that the limit still holds once customers are dropped.
-        let limit = self.options.audience_limit;
-        let export_request = FindPersonsRequest {
-            audience_limit: limit.map(|l| l.saturating_add(customers.len() as u64)),
-            workflow_id: self.workflow_id.clone(),
-            ..request
-        };
+        let count_request = request.clone();
         let strategy_name = strategy_name(strategy);
         self.store()
             .clear_exports(self.lease, strategy_name)
             .await?;
-        let mut stream = self
+        let AudienceExport {
+            answer,
+            records: mut stream,
+        } = self
             .ctx
             .provider
-            .export_persons(export_request)
+            .export_persons(request)
             .await
             .map_err(provider("find"))?;
+        self.trace(Stage::Find, "find_persons", answer.tool_trace_id.as_ref())
+            .await?;
+        let workflow = answer.workflow_id.clone();
         let (mut exported, mut excluded, mut chunk_no) = (0u64, 0u64, 0i64);
         let mut truncated = false;
-        let mut chunk = String::new();
+        // JSON Lines written straight into the chunk: no string per record.
+        let mut chunk: Vec<u8> = Vec::new();
         let mut rows_in_chunk = 0usize;
         while let Some(record) = stream.try_next().await.map_err(provider("find"))? {
             if customers.contains(&record.person_id.0) {
@@ -787,13 +884,13 @@ impl Run<'_> {
                 truncated = true;
                 break;
             }
-            chunk.push_str(&serde_json::to_string(&record).map_err(corrupt)?);
-            chunk.push('\n');
+            serde_json::to_writer(&mut chunk, &record).map_err(corrupt)?;
+            chunk.push(b'\n');
             exported += 1;
             rows_in_chunk += 1;
             if rows_in_chunk == self.ctx.config.export_chunk_rows {
                 self.store()
-                    .put_export_chunk(self.lease, strategy_name, chunk_no, &chunk)
+                    .put_export_chunk(self.lease, strategy_name, chunk_no, utf8(&chunk)?)
                     .await?;
                 chunk.clear();
                 rows_in_chunk = 0;
@@ -802,27 +899,46 @@ impl Run<'_> {
         }
         if rows_in_chunk > 0 {
             self.store()
-                .put_export_chunk(self.lease, strategy_name, chunk_no, &chunk)
+                .put_export_chunk(self.lease, strategy_name, chunk_no, utf8(&chunk)?)
                 .await?;
         }
-        // The export's own call reported no trace id to us; the provider's log has it.
-        self.trace(Stage::Find, "find_persons", None).await?;
+        // A limited export counts only what it returns; the audience's own size (and a sample
+        // of all of it) takes a count without the limit.
+        let counted = match limit {
+            None => answer,
+            Some(_) => {
+                let counted = self
+                    .ctx
+                    .provider
+                    .find_persons(FindPersonsRequest {
+                        audience_limit: None,
+                        ..count_request
+                    })
+                    .await
+                    .map_err(provider("find"))?;
+                self.trace(Stage::Find, "find_persons", counted.tool_trace_id.as_ref())
+                    .await?;
+                counted
+            }
+        };
         let sample = counted
             .sample
             .into_iter()
             .filter(|r| !customers.contains(&r.person_id.0))
             .collect();
-        Ok(AudienceResult {
+        let total = counted.total;
+        let result = AudienceResult {
             strategy,
             expression,
             description,
-            total: counted.total,
+            total,
             excluded_customers: excluded,
             exported,
             truncated,
             sample,
             exports: AudienceExports::for_job(self.job.id, strategy),
-        })
+        };
+        Ok((result, workflow))
     }
 }
 
@@ -842,6 +958,14 @@ fn wanted_items(analysis: &Analysis, options: &JobOptions) -> Vec<Item> {
     items.sort();
     items.dedup();
     items
+}
+
+fn analysis_config(options: &JobOptions) -> AnalysisConfig {
+    AnalysisConfig {
+        min_support: options.min_support,
+        max_cluster_size: options.max_cluster_size,
+        ..AnalysisConfig::default()
+    }
 }
 
 fn audience_config(options: &JobOptions) -> AudienceConfig {
