@@ -293,28 +293,87 @@ impl McpSession {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-        let body = read_body(resp, self.cfg.max_response_bytes).await?;
-        let events = if sse { sse_messages(&body) } else { Vec::new() };
-        let found = if sse {
-            events.iter().find_map(|data| answers(data, id).transpose())
-        } else {
-            answers(&body, id).transpose()
-        };
-        let answer = found.unwrap_or_else(|| {
-            Err(ProviderError::protocol(if sse {
-                "the SSE stream ended without an answer to the request"
+        let max = self.cfg.max_response_bytes;
+        if !sse {
+            let body = read_body(resp, max).await?;
+            let answer = answers(&body, id)?.ok_or_else(|| {
+                ProviderError::protocol("the server answered another request's id")
+            })?;
+            return Ok(decode(answer, tool_result)?);
+        }
+        // SSE: events are read as they arrive and the answer taken as soon as it is complete;
+        // a server may keep the stream open after it (closing it is only a SHOULD).
+        let mut stream = resp.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        // What is left in `buf` holds no event boundary, so only bytes from here on (with the
+        // two before them, which can start one) need searching.
+        let mut fresh = 0usize;
+        let mut ended = false;
+        loop {
+            let complete = if ended {
+                buf.len()
             } else {
-                "the server answered another request's id"
-            }))
-        })?;
-        let parsed = match answer {
-            Answer::Result(raw) if tool_result => payload::tool_payload(raw),
-            Answer::Result(raw) => serde_json::from_str(raw.get())
-                .map_err(|e| ProviderError::protocol(format!("unexpected result shape: {e}"))),
-            Answer::Error(e) => Err(payload::rpc_error(e.code, &e.message)),
-        };
-        Ok(parsed?)
+                let from = fresh.saturating_sub(2);
+                match complete_events_end(&buf[from..]) {
+                    0 => 0,
+                    end => from + end,
+                }
+            };
+            for data in sse_messages(&buf[..complete]) {
+                if let Some(answer) = answers(&data, id)? {
+                    return Ok(decode(answer, tool_result)?);
+                }
+            }
+            if ended {
+                return Err(ProviderError::protocol(
+                    "the SSE stream ended without an answer to the request",
+                )
+                .into());
+            }
+            buf.drain(..complete);
+            fresh = buf.len();
+            match stream.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(|e| {
+                        ProviderError::unavailable(format!(
+                            "MCP answer cut off: {}",
+                            e.without_url()
+                        ))
+                    })?;
+                    if buf.len() + chunk.len() > max {
+                        return Err(too_large(max).into());
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                None => ended = true,
+            }
+        }
     }
+}
+
+/// The payload of an answer: a tool result unwrapped, or any other result as it is.
+fn decode<T: DeserializeOwned>(answer: Answer<'_>, tool_result: bool) -> Result<T, ProviderError> {
+    match answer {
+        Answer::Result(raw) if tool_result => payload::tool_payload(raw),
+        Answer::Result(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| ProviderError::protocol(format!("unexpected result shape: {e}"))),
+        Answer::Error(e) => Err(payload::rpc_error(e.code, &e.message)),
+    }
+}
+
+/// Where the last complete SSE event of `buf` ends (just past its blank line), or 0.
+fn complete_events_end(buf: &[u8]) -> usize {
+    (1..buf.len())
+        .rev()
+        .find(|&i| {
+            buf[i] == b'\n'
+                && (buf[i - 1] == b'\n' || (i >= 2 && buf[i - 1] == b'\r' && buf[i - 2] == b'\n'))
+        })
+        .map_or(0, |i| i + 1)
+}
+
+fn too_large(max: usize) -> ProviderError {
+    ProviderError::protocol(format!("answer larger than the {max}-byte limit"))
 }
 
 enum Answer<'a> {
@@ -386,9 +445,7 @@ fn http_failure(resp: &reqwest::Response) -> Failure {
 /// The whole body, refused past `max` bytes (a runaway answer must not exhaust memory).
 async fn read_body(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ProviderError> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
-        return Err(ProviderError::protocol(format!(
-            "answer larger than the {max}-byte limit"
-        )));
+        return Err(too_large(max));
     }
     let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
     let mut chunks = resp.bytes_stream();
@@ -397,9 +454,7 @@ async fn read_body(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, Provi
             ProviderError::unavailable(format!("MCP answer cut off: {}", e.without_url()))
         })?;
         if body.len() + chunk.len() > max {
-            return Err(ProviderError::protocol(format!(
-                "answer larger than the {max}-byte limit"
-            )));
+            return Err(too_large(max));
         }
         body.extend_from_slice(&chunk);
     }
@@ -416,6 +471,15 @@ mod tests {
         let events = sse_messages(body);
         let events: Vec<&[u8]> = events.iter().map(|e| &**e).collect();
         assert_eq!(events, vec![&b"{\"a\":\n1}"[..], &b"{\"b\":2}"[..]]);
+    }
+
+    #[test]
+    fn complete_events_end_after_their_blank_line() {
+        assert_eq!(complete_events_end(b""), 0);
+        assert_eq!(complete_events_end(b"data: {\"a\""), 0);
+        assert_eq!(complete_events_end(b"data: 1\n\ndata: 2"), 9);
+        assert_eq!(complete_events_end(b"data: 1\r\n\r\n"), 11);
+        assert_eq!(complete_events_end(b"data: 1\n"), 0);
     }
 
     #[test]
