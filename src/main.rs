@@ -105,7 +105,7 @@ struct ServeArgs {
     /// Workers running jobs in this process (0: API only).
     #[arg(long, env = "ICP_WORKERS", default_value_t = WorkerConfig::default().workers)]
     workers: usize,
-    /// `get_person` calls in flight per job.
+    /// Provider calls in flight per job (resolve and `get_person` calls, audiences at once).
     #[arg(long, env = "ICP_ENRICH_CONCURRENCY", default_value_t = WorkerConfig::default().enrich_concurrency)]
     enrich_concurrency: usize,
     /// Hours a job and its data are kept.

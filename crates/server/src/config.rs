@@ -17,7 +17,8 @@ pub struct WorkerConfig {
     pub max_attempts: i32,
     /// First retry delay; doubles each attempt, with jitter.
     pub retry_base: Duration,
-    /// `get_person` calls in flight at once for one job.
+    /// Provider calls in flight at once for one job: resolve and `get_person` calls, and
+    /// audiences found together.
     pub enrich_concurrency: usize,
     /// Identifiers per `resolve_identities` call, in groups of at most 3,000 (the upstream's
     /// limit, as is 50 groups a call). Each call is a checkpoint; several run at once.
