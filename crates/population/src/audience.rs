@@ -1,5 +1,6 @@
 //! `find_persons`: evaluate an expression, narrow by place and limit, sample, export.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use icp_contract::{
@@ -8,7 +9,7 @@ use icp_contract::{
 };
 use roaring::RoaringBitmap;
 
-use crate::contacts::{Contact, MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
+use crate::contacts::{ContactParts, MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
 use crate::evaluate;
 use crate::expression::{self, Expr};
 use crate::geo;
@@ -140,10 +141,11 @@ impl Population {
     /// One audience member with the contact data of `id_type`:
     /// `{"person_id": …, "identifiers": {"email": {"email1": …}}}`.
     pub fn audience_record(&self, person: usize, id_type: IdType) -> AudienceRecord {
-        let c = self.contact(person);
+        // The parts, so names are not copied and the wanted values are moved, not cloned.
+        let c = self.contact_parts(person);
         AudienceRecord {
             person_id: self.person_id(person),
-            identifiers: record_identifiers(&c, id_type),
+            identifiers: record_identifiers(c, id_type),
         }
     }
 
@@ -166,12 +168,15 @@ impl Population {
     }
 }
 
-fn record_identifiers(c: &Contact, id_type: IdType) -> BTreeMap<String, BTreeMap<String, String>> {
+fn record_identifiers(
+    c: ContactParts<'_>,
+    id_type: IdType,
+) -> BTreeMap<String, BTreeMap<String, String>> {
     let values: Vec<String> = match id_type {
-        IdType::Email => c.emails.clone(),
-        IdType::Phone => c.phones.clone(),
-        IdType::Address => c.address.iter().cloned().collect(),
-        IdType::Maid => c.maids.clone(),
+        IdType::Email => c.emails.into_owned(),
+        IdType::Phone => c.phones.into_owned(),
+        IdType::Address => c.address.map(Cow::into_owned).into_iter().collect(),
+        IdType::Maid => c.maids.into_owned(),
     };
     let mut out = BTreeMap::new();
     if !values.is_empty() {
