@@ -96,10 +96,10 @@ struct Envelope<'a> {
 }
 
 #[derive(Deserialize)]
-pub(crate) struct RpcError {
-    pub(crate) code: i64,
+struct RpcError {
+    code: i64,
     #[serde(default)]
-    pub(crate) message: String,
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -165,8 +165,7 @@ impl McpSession {
                 params: serde_json::json!({}),
             };
             let resp = self.post(&initialized, Some(&session)).await?;
-            let status = resp.status().as_u16();
-            if !(200..300).contains(&status) {
+            if !resp.status().is_success() {
                 return Err(http_failure(&resp));
             }
             Ok(session)

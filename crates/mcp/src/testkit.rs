@@ -442,15 +442,8 @@ impl PopulationProvider for SyntheticPopulation {
         &self,
         req: FindPersonsRequest,
     ) -> Result<FindPersonsResponse, ProviderError> {
-        let audience = self.audience(&req)?;
-        let (tool_trace_id, workflow_id) = self.trace(req.workflow_id);
-        Ok(FindPersonsResponse {
-            total: audience.len() as u64,
-            sample: audience.into_iter().take(MAX_SAMPLE).collect(),
-            export: None,
-            tool_trace_id,
-            workflow_id,
-        })
+        // The export's answer without its records: a small population's audience is a Vec.
+        self.export_persons(req).await.map(|export| export.answer)
     }
 
     async fn export_persons(

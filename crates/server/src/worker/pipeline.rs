@@ -208,9 +208,7 @@ impl Feeder {
         let handle = tokio::task::spawn_blocking(move || {
             let mut analyzer = Analyzer::new(config);
             while let Some(batch) = rx.blocking_recv() {
-                for profile in &batch {
-                    analyzer.add_profile(profile.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                }
+                add_profiles(&mut analyzer, &batch);
             }
             analyzer
         });
@@ -656,10 +654,7 @@ impl Run<'_> {
                     for (_, body) in &parts {
                         let profiles: Vec<BTreeMap<String, String>> =
                             serde_json::from_str(body).map_err(corrupt)?;
-                        for profile in &profiles {
-                            analyzer
-                                .add_profile(profile.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                        }
+                        add_profiles(&mut analyzer, &profiles);
                     }
                     Ok::<_, StageError>(analyzer)
                 })
@@ -795,7 +790,9 @@ impl Run<'_> {
         // Every store write happens inside the audiences' futures: a write awaited beside them
         // could wait on the job row that a paused one's transaction holds (Postgres locks it
         // until commit), and that one would never be polled to commit.
-        let progress = tokio::sync::Mutex::new((self.progress.clone(), done.len() as u64));
+        let mut progress = self.progress.clone();
+        progress.stage_mut(Stage::Find).done = done.len() as u64;
+        let progress = tokio::sync::Mutex::new(progress);
         let this = &*self;
         let customers = &customers;
         let progress_ref = &progress;
@@ -811,10 +808,8 @@ impl Run<'_> {
                         .await?;
                     // Written under the lock, so the count a poller sees never goes back.
                     let mut p = progress_ref.lock().await;
-                    p.1 += 1;
-                    let n = p.1;
-                    p.0.stage_mut(Stage::Find).done = n;
-                    let value = serde_json::to_value(&p.0).map_err(corrupt)?;
+                    p.stage_mut(Stage::Find).done += 1;
+                    let value = serde_json::to_value(&*p).map_err(corrupt)?;
                     this.store().set_progress(this.lease, value).await?;
                     drop(p);
                     Ok::<_, StageError>((seq, audience, workflow))
@@ -823,7 +818,7 @@ impl Run<'_> {
         .buffer_unordered(self.ctx.config.enrich_concurrency.max(1))
         .try_collect()
         .await?;
-        self.progress = progress.into_inner().0;
+        self.progress = progress.into_inner();
         let mut workflow = None;
         for (seq, audience, answered_workflow) in finished {
             done.insert(seq, audience);
@@ -926,12 +921,11 @@ impl Run<'_> {
             .into_iter()
             .filter(|r| !customers.contains(&r.person_id.0))
             .collect();
-        let total = counted.total;
         let result = AudienceResult {
             strategy,
             expression,
             description,
-            total,
+            total: counted.total,
             excluded_customers: excluded,
             exported,
             truncated,
@@ -958,6 +952,13 @@ fn wanted_items(analysis: &Analysis, options: &JobOptions) -> Vec<Item> {
     items.sort();
     items.dedup();
     items
+}
+
+/// One enrichment batch's profiles (their flat `domains` maps) into the analyzer.
+fn add_profiles(analyzer: &mut Analyzer, profiles: &[BTreeMap<String, String>]) {
+    for profile in profiles {
+        analyzer.add_profile(profile.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
 }
 
 fn analysis_config(options: &JobOptions) -> AnalysisConfig {
