@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use icp_contract::PopulationProvider;
+use icp_mcp::bench_env::{env_list, env_or};
 use icp_mcp::faults::{FaultConfig, FaultyUpstream};
 use icp_mcp::{Secret, WattConfig, WattProvider};
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
@@ -32,13 +33,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const STAGES: [&str; 5] = ["resolve", "enrich", "analyze", "map", "find"];
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct JobRun {
     wall: Duration,
     /// Records exported per audience.
@@ -47,6 +41,11 @@ struct JobRun {
     stages: BTreeMap<&'static str, f64>,
     /// Tool calls each stage made, from the job's traces.
     calls: BTreeMap<String, u64>,
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let resp = client.get(url).send().await.expect("GET");
+    resp.json().await.expect("a JSON answer")
 }
 
 async fn run_job(
@@ -90,14 +89,7 @@ async fn run_job(
         .expect("job");
     let id = job["id"].as_str().expect("job id").to_owned();
     let job = loop {
-        let job: Value = client
-            .get(format!("{base}/v1/jobs/{id}"))
-            .send()
-            .await
-            .expect("GET job")
-            .json()
-            .await
-            .expect("job");
+        let job = get_json(&client, &format!("{base}/v1/jobs/{id}")).await;
         match job["status"].as_str() {
             Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(20)).await,
             _ => break job,
@@ -105,14 +97,7 @@ async fn run_job(
     };
     let wall = started.elapsed();
     assert_eq!(job["status"], "succeeded", "{job}");
-    let result: Value = client
-        .get(format!("{base}/v1/jobs/{id}/result"))
-        .send()
-        .await
-        .expect("GET result")
-        .json()
-        .await
-        .expect("result");
+    let result = get_json(&client, &format!("{base}/v1/jobs/{id}/result")).await;
     let exported = result["audiences"]
         .as_array()
         .map(|a| {
@@ -161,11 +146,7 @@ fn main() {
     let customers: usize = env_or("BENCH_CUSTOMERS", 100_000);
     let persons: usize = env_or("BENCH_POPULATION", 1_000_000);
     let latency = Duration::from_millis(env_or("BENCH_LATENCY_MS", 100));
-    let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
-        .unwrap_or_else(|_| "4,8,16".into())
-        .split(',')
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
+    let concurrencies = env_list("BENCH_CONCURRENCY", "4,8,16");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -12,16 +12,10 @@ use icp_contract::{
     ExportFormat, GetPersonRequest, GetPersonResponse, HashType, IdType, IdentifierGroup, PersonId,
     PopulationProvider, ResolveRequest,
 };
+use icp_mcp::bench_env::{env_list, env_or};
 use icp_mcp::faults::{FaultConfig, FaultyUpstream};
 use icp_mcp::testkit::SyntheticPopulation;
 use icp_mcp::{Secret, WattConfig, WattProvider};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// What parsing one `get_person` answer of 1000 profiles costs the client: through a generic
 /// JSON-RPC message with a `Value` tree (what an SDK client such as rmcp does before the payload
@@ -77,11 +71,7 @@ async fn parse_cost(population: &SyntheticPopulation) {
 fn main() {
     let persons: u64 = env_or("BENCH_PERSONS", 100_000);
     let latency = Duration::from_millis(env_or("BENCH_LATENCY_MS", 100));
-    let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
-        .unwrap_or_else(|_| "8,16".into())
-        .split(',')
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
+    let concurrencies = env_list("BENCH_CONCURRENCY", "8,16");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,9 +6,11 @@
 //! - [`mcp_router`]: any provider (the embedded population) served as an MCP server with the same
 //!   tool names and shapes, plus the `/exports/{token}` downloads its answers point to.
 //! - [`faults`]: a test upstream that injects the faults remote APIs have.
-//! - [`testkit`]: a small deterministic population for tests and benches.
+//! - [`testkit`]: a small deterministic population for tests and benches; [`bench_env`]: the
+//!   benches' knobs.
 
 mod batching;
+pub mod bench_env;
 mod config;
 mod download;
 pub mod export_rows;
