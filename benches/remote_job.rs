@@ -1,7 +1,8 @@
 //! A whole job (all five stages, over HTTP) of N customer emails (default 100,000) with the
 //! Watt Data MCP client as the provider, against a test upstream that answers every tool call
-//! and every export download after a fixed latency (default 100 ms). The upstream serves the
-//! embedded population (default 1,000,000 persons) over MCP from this same process.
+//! and every export download a fixed latency (default 100 ms) after it arrived, its own work
+//! included (a call whose work takes longer is answered late by that much). The upstream serves
+//! the embedded population (default 1,000,000 persons) over MCP from this same process.
 //!
 //! For each concurrency (tool calls in flight, also the job's `get_person` concurrency) it
 //! prints the wall time POST → `succeeded`, the calls the upstream counted, the ideal

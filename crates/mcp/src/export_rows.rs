@@ -197,15 +197,34 @@ impl<T: ExportRow> RowWriter<T> {
         self.rows
     }
 
-    pub fn finish(mut self) -> Result<(Vec<u8>, &'static str), ProviderError> {
+    /// The bytes written since the last take, for a file sent as it is written. CSV writes
+    /// nothing before `finish` (its columns are those of all its rows).
+    pub fn take_written(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Bytes written and not yet taken.
+    pub fn pending(&self) -> usize {
+        self.out.len()
+    }
+
+    pub fn content_type(&self) -> &'static str {
         match self.format {
-            ExportFormat::Json | ExportFormat::None => {
-                self.out.push(b']');
-                Ok((self.out, "application/json"))
-            }
-            ExportFormat::Jsonl => Ok((self.out, "application/x-ndjson")),
-            ExportFormat::Csv => Ok((T::to_csv(&self.csv_rows)?, "text/csv")),
+            ExportFormat::Json | ExportFormat::None => "application/json",
+            ExportFormat::Jsonl => "application/x-ndjson",
+            ExportFormat::Csv => "text/csv",
         }
+    }
+
+    /// The rest of the file (all of it, if nothing was taken), with its content type.
+    pub fn finish(mut self) -> Result<(Vec<u8>, &'static str), ProviderError> {
+        let content_type = self.content_type();
+        match self.format {
+            ExportFormat::Json | ExportFormat::None => self.out.push(b']'),
+            ExportFormat::Jsonl => {}
+            ExportFormat::Csv => self.out = T::to_csv(&self.csv_rows)?,
+        }
+        Ok((self.out, content_type))
     }
 }
 
@@ -273,6 +292,20 @@ mod tests {
                 records(),
                 "{f:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_file_taken_as_it_is_written_is_the_whole_file() {
+        for f in [ExportFormat::Json, ExportFormat::Jsonl, ExportFormat::Csv] {
+            let mut w = RowWriter::new(f);
+            let mut taken = Vec::new();
+            for r in records() {
+                w.push(&r).unwrap();
+                taken.extend(w.take_written());
+            }
+            taken.extend(w.finish().unwrap().0);
+            assert_eq!(taken, encode(&records(), f).unwrap().0, "{f:?}");
         }
     }
 

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -68,7 +70,10 @@ pub struct FaultConfig {
     pub fail_first: u64,
     /// The faults drawn from, uniformly; those that do not apply to a request are skipped.
     pub kinds: Vec<FaultKind>,
-    /// Added before answering every tool call and export download.
+    /// How long after it arrived every tool call and export download is answered (for a
+    /// download: its status and headers; the body then streams). The upstream's own work counts
+    /// within it, as a remote server's does: an answer whose work takes longer leaves as soon as
+    /// it is ready, late by that much.
     pub latency: Duration,
     /// The `Retry-After` of a 429 (whole seconds on the wire).
     pub retry_after: Duration,
@@ -225,28 +230,45 @@ fn status(code: StatusCode) -> Response {
 }
 
 async fn inject(State(state): State<Arc<FaultState>>, req: Request, next: Next) -> Response {
+    let deadline = Instant::now() + state.cfg.latency;
     let path = req.uri().path().to_owned();
     if req.method() == Method::GET && path.starts_with("/exports/") {
         state.tally(|t| t.export_downloads += 1);
-        tokio::time::sleep(state.cfg.latency).await;
-        let arrival = state.export_arrivals.fetch_add(1, Ordering::Relaxed);
-        if let Some(kind) = state.draw(arrival, true) {
-            state.tally(|t| *t.faults.entry(kind).or_default() += 1);
-            let code = if arrival % 2 == 0 {
-                StatusCode::GONE
-            } else {
-                StatusCode::FORBIDDEN
-            };
-            return status(code);
-        }
-        return next.run(req).await;
+        let resp = download(&state, req, next).await;
+        tokio::time::sleep_until(deadline).await;
+        return resp;
     }
     if req.method() != Method::POST || path != "/mcp" {
         return next.run(req).await;
     }
+    let (resp, timed) = tool_call(&state, req, next).await;
+    if timed {
+        tokio::time::sleep_until(deadline).await;
+    }
+    resp
+}
+
+/// An export download, or the expired-URL fault in its place.
+async fn download(state: &FaultState, req: Request, next: Next) -> Response {
+    let arrival = state.export_arrivals.fetch_add(1, Ordering::Relaxed);
+    if let Some(kind) = state.draw(arrival, true) {
+        state.tally(|t| *t.faults.entry(kind).or_default() += 1);
+        let code = if arrival.is_multiple_of(2) {
+            StatusCode::GONE
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        return status(code);
+    }
+    next.run(req).await
+}
+
+/// A POST to `/mcp`, faulted or not; `true` with a tool call (the handshake and notifications
+/// are answered at once and never faulted).
+async fn tool_call(state: &FaultState, req: Request, next: Next) -> (Response, bool) {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, state.cfg.serve.max_request_bytes).await else {
-        return status(StatusCode::PAYLOAD_TOO_LARGE);
+        return (status(StatusCode::PAYLOAD_TOO_LARGE), false);
     };
     let tool = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
         (v.get("method")? == "tools/call")
@@ -258,17 +280,28 @@ async fn inject(State(state): State<Arc<FaultState>>, req: Request, next: Next) 
     // Only tool calls are faulted: they are what the client must survive, and the handshake has
     // its own recovery path (a fresh session) that a lost session already exercises.
     let Some(tool) = tool else {
-        return next.run(req).await;
+        return (next.run(req).await, false);
     };
     state.tally(|t| *t.calls.entry(tool).or_default() += 1);
-    tokio::time::sleep(state.cfg.latency).await;
     let arrival = state.mcp_arrivals.fetch_add(1, Ordering::Relaxed);
-    let Some(kind) = state.draw(arrival, false) else {
-        return next.run(req).await;
+    let kind = state
+        .draw(arrival, false)
+        .filter(|k| *k != FaultKind::LostSession || has_session);
+    let resp = match kind {
+        None => next.run(req).await,
+        Some(kind) => fault(state, kind, arrival, req, next).await,
     };
-    if kind == FaultKind::LostSession && !has_session {
-        return next.run(req).await;
-    }
+    (resp, true)
+}
+
+/// Answers a tool call with `kind` of fault.
+async fn fault(
+    state: &FaultState,
+    kind: FaultKind,
+    arrival: u64,
+    req: Request,
+    next: Next,
+) -> Response {
     state.tally(|t| *t.faults.entry(kind).or_default() += 1);
     match kind {
         FaultKind::ServerError => status(

@@ -79,6 +79,7 @@ mod row;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
+pub use artifacts::Part;
 pub use connect::{Backend, Store};
 pub use error::{Result, StoreError};
 pub use model::{

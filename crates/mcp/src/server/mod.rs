@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +24,7 @@ use icp_contract::PopulationProvider;
 use rand::Rng;
 
 use crate::config::Secret;
-use exports::{ExportStore, Lookup};
+use exports::{ExportBody, ExportStore, Lookup};
 pub use schemas::TOOL_NAMES;
 
 /// How the MCP server behaves.
@@ -181,16 +182,30 @@ async fn no_stream() -> Response {
 
 async fn download(State(state): State<Arc<ServerState>>, Path(token): Path<String>) -> Response {
     // The token is the credential, as a presigned URL's signature is: no Bearer key needed.
-    match state.exports.get(&token) {
-        Lookup::Found(file) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(file.content_type),
-            )],
-            file.body,
-        )
-            .into_response(),
-        Lookup::Expired => (StatusCode::GONE, "export expired").into_response(),
-        Lookup::Unknown => (StatusCode::NOT_FOUND, "no such export").into_response(),
-    }
+    let (body, content_type) = match state.exports.get(&token) {
+        Lookup::Found(ExportBody::Written {
+            bytes,
+            content_type,
+        }) => (Body::from(bytes), content_type),
+        Lookup::Found(ExportBody::Audience { request, format }) => {
+            match tools::audience_file(&state, request, format).await {
+                Ok(file) => file,
+                Err(e) => {
+                    let code = if e.is_retryable() {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    };
+                    return (code, e.to_string()).into_response();
+                }
+            }
+        }
+        Lookup::Expired => return (StatusCode::GONE, "export expired").into_response(),
+        Lookup::Unknown => return (StatusCode::NOT_FOUND, "no such export").into_response(),
+    };
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
 }

@@ -38,7 +38,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn json_text_response(body: String) -> Response {
+fn json_text_response(body: Vec<u8>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -129,11 +129,7 @@ pub(crate) async fn handle_post(
         "ping" => rpc_result(&id, json!({})),
         "tools/list" => rpc_result(&id, json!({"tools": schemas::tools()})),
         "tools/call" => match tools::call(&state, &headers, &params).await {
-            // The result is already JSON text; wrapping it as text avoids parsing it again.
-            Ok(result) => {
-                let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-                return json_text_response(body);
-            }
+            Ok(result) => return json_text_response(tools::response_body(&id, result)),
             Err((code, message)) => rpc_error(&id, code, message),
         },
         other => rpc_error(&id, METHOD_NOT_FOUND, format!("unknown method {other}")),

@@ -1,7 +1,9 @@
 //! `tools/call`: arguments parsed into the contract's requests, answers as `structuredContent`
 //! plus the same JSON as text, failures as `isError` results that say what kind they are.
 
+use axum::body::Body;
 use axum::http::HeaderMap;
+use bytes::Bytes;
 use futures::TryStreamExt;
 use icp_contract::{
     AudienceExport, AudienceRecord, ExportFormat, ExportRef, FeedbackRequest, FindPersonsRequest,
@@ -13,16 +15,20 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::ServerState;
+use super::exports::ExportBody;
 use super::rpc::INVALID_PARAMS;
 use crate::export_rows::{ExportRow, RowWriter, encode};
 
-/// Runs one tool and answers the JSON of its `result`. `Err` is a protocol failure (JSON-RPC
-/// error); a tool failure is `Ok` with `isError: true`.
+/// What a tool answered: its payload as JSON text, or why it failed.
+pub(crate) type ToolAnswer = Result<String, ProviderError>;
+
+/// Runs one tool. `Err` is a protocol failure (JSON-RPC error); a tool failure is an answer
+/// (an `isError` result).
 pub(crate) async fn call(
     state: &ServerState,
     headers: &HeaderMap,
     params: &Value,
-) -> Result<String, (i64, String)> {
+) -> Result<ToolAnswer, (i64, String)> {
     let name = params
         .get("name")
         .and_then(Value::as_str)
@@ -32,7 +38,7 @@ pub(crate) async fn call(
         Some(v @ Value::Object(_)) => v.clone(),
         Some(_) => return Err((INVALID_PARAMS, "arguments must be an object".to_owned())),
     };
-    let answer = match name {
+    Ok(match name {
         "resolve_identities" => resolve(state, headers, args).await,
         "get_person" => run(args, |r: GetPersonRequest| state.provider.get_person(r)).await,
         "list_clusters" => {
@@ -47,11 +53,43 @@ pub(crate) async fn call(
             run(args, |r: FeedbackRequest| state.provider.submit_feedback(r)).await
         }
         other => return Err((INVALID_PARAMS, format!("unknown tool {other}"))),
-    };
-    Ok(match answer.and_then(|payload: String| success(&payload)) {
-        Ok(result) => result,
-        Err(e) => failure(&e).to_string(),
     })
+}
+
+/// The JSON-RPC response to a `tools/call`: `{"jsonrpc":"2.0","id":…,"result":…}`. A success
+/// carries the payload as `structuredContent` and, for clients that read only text, the same
+/// JSON as text content. Written once into a buffer of the final size: the payload is written
+/// twice, one copy escaped, and growing a buffer of megabytes step by step cost more than the
+/// tool did (each step a fresh allocation the kernel zeroes).
+pub(crate) fn response_body(id: &Value, answer: ToolAnswer) -> Vec<u8> {
+    let id = id.to_string();
+    let mut out;
+    match answer {
+        Ok(payload) => {
+            let escapes = payload
+                .bytes()
+                .filter(|b| matches!(b, b'"' | b'\\'))
+                .count();
+            out = Vec::with_capacity(2 * payload.len() + escapes + id.len() + 160);
+            out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(br#","result":{"content":[{"type":"text","text":"#);
+            // Writing a `str` to memory cannot fail.
+            let _ = serde_json::to_writer(&mut out, payload.as_str());
+            out.extend_from_slice(br#"}],"structuredContent":"#);
+            out.extend_from_slice(payload.as_bytes());
+            out.extend_from_slice(br#","isError":false}}"#);
+        }
+        Err(e) => {
+            out = Vec::with_capacity(256);
+            out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(br#","result":"#);
+            let _ = serde_json::to_writer(&mut out, &failure(&e));
+            out.push(b'}');
+        }
+    }
+    out
 }
 
 fn parse<T: DeserializeOwned>(args: Value) -> Result<T, ProviderError> {
@@ -100,33 +138,32 @@ fn store_export<T: ExportRow>(
     rows: &[T],
     format: ExportFormat,
 ) -> Result<ExportRef, ProviderError> {
-    let (body, content_type) = encode(rows, format)?;
-    Ok(publish(
-        state,
-        headers,
-        body,
+    let (bytes, content_type) = encode(rows, format)?;
+    let size = bytes.len() as u64;
+    let body = ExportBody::Written {
+        bytes: bytes.into(),
         content_type,
-        format,
-        rows.len() as u64,
-    ))
+    };
+    Ok(ExportRef {
+        size_bytes: Some(size),
+        ..publish(state, headers, body, format, rows.len() as u64)
+    })
 }
 
-/// Hands an export body out under a URL, as the upstream's presigned ones.
+/// Hands an export out under a URL, as the upstream's presigned ones.
 fn publish(
     state: &ServerState,
     headers: &HeaderMap,
-    body: Vec<u8>,
-    content_type: &'static str,
+    body: ExportBody,
     format: ExportFormat,
     rows: u64,
 ) -> ExportRef {
-    let size = body.len() as u64;
-    let token = state.exports.put(body, content_type);
+    let token = state.exports.put(body);
     ExportRef {
         url: format!("{}/exports/{token}", state.export_base(headers)),
         format,
         rows: Some(rows),
-        size_bytes: Some(size),
+        size_bytes: None,
         expires_at: None,
     }
 }
@@ -148,8 +185,9 @@ async fn resolve(
     to_payload(&mut resp, workflow)
 }
 
-/// With a file `format`, the whole audience is written to an export the answer points to, as
-/// the provider streams it (the audience is selected once for the count, sample and file).
+/// With a file `format`, the answer points to an export of the whole audience, written as it
+/// is downloaded (see [`super::exports`]); its rows are the answer's `total`, which honours
+/// `location` and `audience_limit` as the export does.
 async fn find_persons(
     state: &ServerState,
     headers: &HeaderMap,
@@ -158,32 +196,52 @@ async fn find_persons(
     let mut req: FindPersonsRequest = parse(args)?;
     let file = wants_file(req.format.take());
     let workflow = req.workflow_id.clone();
-    let Some(format) = file else {
-        let mut resp = state.provider.find_persons(req).await?;
-        return to_payload(&mut resp, workflow);
-    };
-    let AudienceExport {
-        mut answer,
-        mut records,
-    } = state.provider.export_persons(req).await?;
-    let mut writer = RowWriter::<AudienceRecord>::new(format);
-    while let Some(record) = records.try_next().await? {
-        writer.push(&record)?;
+    let mut answer = state.provider.find_persons(req.clone()).await?;
+    if let Some(format) = file {
+        let body = ExportBody::Audience {
+            request: FindPersonsRequest {
+                workflow_id: answer.workflow_id.clone().or(req.workflow_id),
+                ..req
+            },
+            format,
+        };
+        answer.export = Some(publish(state, headers, body, format, answer.total));
     }
-    let rows = writer.rows();
-    let (body, content_type) = writer.finish()?;
-    answer.export = Some(publish(state, headers, body, content_type, format, rows));
     to_payload(&mut answer, workflow)
 }
 
-/// The `result` of a successful call: the payload as `structuredContent` and, for clients that
-/// read only text, the same JSON as text content. Written as text around the payload's JSON.
-fn success(payload: &str) -> Result<String, ProviderError> {
-    let text = serde_json::to_string(payload)
-        .map_err(|e| ProviderError::protocol(format!("answer: {e}")))?;
-    Ok(format!(
-        r#"{{"content":[{{"type":"text","text":{text}}}],"structuredContent":{payload},"isError":false}}"#
-    ))
+/// The body of an audience export: the provider's records, encoded as they stream.
+pub(crate) async fn audience_file(
+    state: &ServerState,
+    request: FindPersonsRequest,
+    format: ExportFormat,
+) -> Result<(Body, &'static str), ProviderError> {
+    /// Bytes gathered before they are sent on.
+    const SEND_AT: usize = 256 * 1024;
+    let AudienceExport { records, .. } = state.provider.export_persons(request).await?;
+    let writer = RowWriter::<AudienceRecord>::new(format);
+    let content_type = writer.content_type();
+    let chunks = futures::stream::unfold(Some((records, writer)), |open| async move {
+        let (mut records, mut writer) = open?;
+        let next = loop {
+            match records.try_next().await {
+                Ok(Some(record)) => {
+                    if let Err(e) = writer.push(&record) {
+                        break Err(e);
+                    }
+                    if writer.pending() >= SEND_AT {
+                        let bytes = Bytes::from(writer.take_written());
+                        return Some((Ok(bytes), Some((records, writer))));
+                    }
+                }
+                Ok(None) => break writer.finish().map(|(rest, _)| Bytes::from(rest)),
+                Err(e) => break Err(e),
+            }
+        };
+        // The last piece, or the error that breaks the body off.
+        Some((next.map_err(std::io::Error::other), None))
+    });
+    Ok((Body::from_stream(chunks), content_type))
 }
 
 fn failure(e: &ProviderError) -> Value {

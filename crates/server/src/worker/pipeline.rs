@@ -10,11 +10,12 @@ use icp_contract::{
     ListClustersRequest, MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError,
     ResolveRequest, count_values, plan_resolve_calls,
 };
-use icp_store::{JobRecord, Lease, Stage, StoreError};
+use icp_store::{JobRecord, Lease, Part, Stage, StoreError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::WorkerContext;
+use super::ahead::run_ahead;
 use crate::model::{
     AudienceExports, AudienceResult, JobResult, Progress, Resolution, strategy_name,
 };
@@ -282,13 +283,6 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn advance(&mut self, stage: Stage, done: u64) -> Result<(), StageError> {
-        self.progress.stage_mut(stage).done = done;
-        let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
-        self.store().set_progress(self.lease, progress).await?;
-        Ok(())
-    }
-
     /// Marks the stage complete: all done, and when it finished.
     async fn finish(&mut self, stage: Stage) -> Result<(), StageError> {
         let p = self.progress.stage_mut(stage);
@@ -299,28 +293,52 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Keeps the trace ids of the stage's calls: every call the provider logged for the
+    /// The trace ids to keep for a stage's call: every call the provider logged for the
     /// workflow since the last time (it sees calls no answer reports, such as an export's own
     /// `find_persons`), or else the answer's own id.
-    async fn trace(&self, stage: Stage, tool: &str, id: Option<&String>) -> Result<(), StageError> {
+    fn traces_of(&self, tool: &str, id: Option<&String>) -> Vec<(String, String)> {
         let logged = self
             .workflow_id
             .as_deref()
             .and_then(|w| self.ctx.provider.drain_traces(w));
         match logged {
-            Some(entries) => {
-                for (tool, id) in entries {
-                    self.store()
-                        .add_trace(self.lease, stage, &tool, &id)
-                        .await?;
-                }
-            }
-            None => {
-                if let Some(id) = id {
-                    self.store().add_trace(self.lease, stage, tool, id).await?;
-                }
-            }
+            Some(entries) => entries,
+            None => id
+                .map(|id| vec![(tool.to_owned(), id.clone())])
+                .unwrap_or_default(),
         }
+    }
+
+    /// Keeps the trace ids of a stage's call (see [`Run::traces_of`]).
+    async fn trace(&self, stage: Stage, tool: &str, id: Option<&String>) -> Result<(), StageError> {
+        for (tool, id) in self.traces_of(tool, id) {
+            self.store()
+                .add_trace(self.lease, stage, &tool, &id)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores part `seq` of a chunked stage with the trace ids of the calls behind it and the
+    /// stage's progress at `done`, in one transaction.
+    async fn save_part(
+        &mut self,
+        stage: Stage,
+        seq: i64,
+        payload: &str,
+        traces: &[(String, String)],
+        done: u64,
+    ) -> Result<(), StageError> {
+        self.progress.stage_mut(stage).done = done;
+        let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
+        let part = Part {
+            stage,
+            seq,
+            payload,
+            traces,
+            progress: Some(&progress),
+        };
+        self.store().put_part(self.lease, part).await?;
         Ok(())
     }
 
@@ -406,7 +424,7 @@ impl Run<'_> {
         for round in [first_alone, pending] {
             let upstream = self.ctx.provider.clone();
             let workflow_id = self.workflow_id.clone();
-            let mut answers = futures::stream::iter(round)
+            let calls = futures::stream::iter(round)
                 .map(move |(seq, chunk)| {
                     let upstream = upstream.clone();
                     let workflow_id = workflow_id.clone();
@@ -423,15 +441,11 @@ impl Run<'_> {
                     }
                 })
                 .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
+            let mut answers = run_ahead(calls, self.ctx.config.enrich_concurrency);
             while let Some(answer) = answers.next().await {
                 let (seq, requested, answer) = answer.map_err(provider("resolve"))?;
                 self.adopt_workflow(answer.workflow_id.as_ref()).await?;
-                self.trace(
-                    Stage::Resolve,
-                    "resolve_identities",
-                    answer.tool_trace_id.as_ref(),
-                )
-                .await?;
+                let traces = self.traces_of("resolve_identities", answer.tool_trace_id.as_ref());
                 let part = ResolvedChunk {
                     requested,
                     resolved: answer.stats.resolved,
@@ -442,12 +456,10 @@ impl Run<'_> {
                         .collect(),
                 };
                 let body = serde_json::to_string(&part).map_err(corrupt)?;
-                self.store()
-                    .put_checkpoint(self.lease, Stage::Resolve, seq, &body)
-                    .await?;
                 done_chunks.insert(seq, part);
                 let done = done_chunks.values().map(|c| c.requested).sum();
-                self.advance(Stage::Resolve, done).await?;
+                self.save_part(Stage::Resolve, seq, &body, &traces, done)
+                    .await?;
             }
         }
 
@@ -552,7 +564,7 @@ impl Run<'_> {
         let mut feeder = done_seqs
             .is_empty()
             .then(|| Feeder::start(analysis_config(&self.options)));
-        let mut answers = futures::stream::iter(requests)
+        let calls = futures::stream::iter(requests)
             .map(move |(i, req)| {
                 let upstream = upstream.clone();
                 async move {
@@ -561,23 +573,22 @@ impl Run<'_> {
                 }
             })
             .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
+        let mut answers = run_ahead(calls, self.ctx.config.enrich_concurrency);
         while let Some(answer) = answers.next().await {
             let (i, n, answer) = answer.map_err(provider("enrich"))?;
             self.adopt_workflow(answer.workflow_id.as_ref()).await?;
-            self.trace(Stage::Enrich, "get_person", answer.tool_trace_id.as_ref())
-                .await?;
+            let traces = self.traces_of("get_person", answer.tool_trace_id.as_ref());
             let profiles: Vec<&BTreeMap<String, String>> =
                 answer.profiles.iter().map(|p| &p.domains).collect();
             let body = serde_json::to_string(&profiles).map_err(corrupt)?;
-            self.store()
-                .put_checkpoint(self.lease, Stage::Enrich, i as i64, &body)
-                .await?;
+            // Fed before it is stored, so the analyzer's thread works while the store does.
             if let Some(feeder) = feeder.as_mut() {
                 let batch = answer.profiles.into_iter().map(|p| p.domains).collect();
                 feeder.add(i, batch).await;
             }
             done += n as u64;
-            self.advance(Stage::Enrich, done).await?;
+            self.save_part(Stage::Enrich, i as i64, &body, &traces, done)
+                .await?;
         }
         drop(answers);
         self.fed = feeder.map(Feeder::finish);
@@ -803,14 +814,18 @@ impl Run<'_> {
                         .find_one(strategy, expression, description, customers)
                         .await?;
                     let body = serde_json::to_string(&audience).map_err(corrupt)?;
-                    this.store()
-                        .put_checkpoint(this.lease, Stage::Find, seq, &body)
-                        .await?;
                     // Written under the lock, so the count a poller sees never goes back.
                     let mut p = progress_ref.lock().await;
                     p.stage_mut(Stage::Find).done += 1;
                     let value = serde_json::to_value(&*p).map_err(corrupt)?;
-                    this.store().set_progress(this.lease, value).await?;
+                    let part = Part {
+                        stage: Stage::Find,
+                        seq,
+                        payload: &body,
+                        traces: &[],
+                        progress: Some(&value),
+                    };
+                    this.store().put_part(this.lease, part).await?;
                     drop(p);
                     Ok::<_, StageError>((seq, audience, workflow))
                 }),
