@@ -3,17 +3,58 @@ use futures::stream::BoxStream;
 use crate::{
     AudienceRecord, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
-    ListClustersRequest, ListClustersResponse, ProviderError, ResolveRequest, ResolveResponse,
+    ListClustersRequest, ListClustersResponse, PersonId, ProviderError, ResolveRequest,
+    ResolveResponse,
 };
 
 /// The full audience of a `find_persons` call, one record at a time, in the provider's order.
-pub type AudienceStream = BoxStream<'static, Result<AudienceRecord, ProviderError>>;
+pub type AudienceStream = BoxStream<'static, Result<RecordLine, ProviderError>>;
+
+/// One audience record as the JSON of an [`AudienceRecord`] (a JSON Lines row without its
+/// newline), its person id read out. An audience of hundreds of thousands is encoded once, where
+/// its records are made or where they arrive, and moved as bytes after that: into the job's
+/// stored export, and out of an MCP server's export file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordLine {
+    pub person_id: PersonId,
+    pub json: Vec<u8>,
+}
+
+impl RecordLine {
+    pub fn encode(record: &AudienceRecord) -> Self {
+        Self {
+            person_id: record.person_id,
+            // An AudienceRecord (numbers, strings, string maps) always serialises.
+            json: serde_json::to_vec(record).unwrap_or_default(),
+        }
+    }
+
+    pub fn decode(&self) -> Result<AudienceRecord, serde_json::Error> {
+        serde_json::from_slice(&self.json)
+    }
+}
 
 /// A whole audience from one `find_persons` call: its answer (`total`, `sample`, `workflow_id`,
 /// `tool_trace_id`; `export` already consumed) and every record, streamed.
 pub struct AudienceExport {
     pub answer: FindPersonsResponse,
     pub records: AudienceStream,
+}
+
+impl AudienceExport {
+    /// Every record, parsed: for small audiences and tests (a large export is meant to move
+    /// as the bytes it is).
+    pub async fn parsed_records(self) -> Result<Vec<AudienceRecord>, ProviderError> {
+        use futures::TryStreamExt;
+        let lines: Vec<RecordLine> = self.records.try_collect().await?;
+        lines
+            .iter()
+            .map(|line| {
+                line.decode()
+                    .map_err(|e| ProviderError::protocol(format!("audience record: {e}")))
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for AudienceExport {

@@ -7,7 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
-use icp_contract::{ExportFormat, ProviderError};
+use icp_contract::{
+    AudienceRecord, AudienceStream, ExportFormat, PersonId, ProviderError, RecordLine,
+};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use crate::export_rows::{ExportRow, decode};
 use crate::payload;
@@ -54,16 +57,16 @@ pub(crate) async fn read_all<T: ExportRow>(
     decode(&body, format)
 }
 
-/// The export's rows as they arrive. JSON Lines are parsed line by line without holding the
-/// file; JSON and CSV have no row boundary a stream can trust, so they are read whole first.
-pub(crate) fn rows<T: ExportRow>(
-    resp: reqwest::Response,
-    format: ExportFormat,
-) -> BoxStream<'static, Result<T, ProviderError>> {
+/// An audience export's records as they arrive. JSON Lines are split and checked line by line
+/// without holding the file, each line kept as the bytes it came in (see [`record_line`]); JSON
+/// and CSV have no row boundary a stream can trust, so they are read whole first.
+pub(crate) fn record_lines(resp: reqwest::Response, format: ExportFormat) -> AudienceStream {
     if format != ExportFormat::Jsonl {
-        return stream::once(read_all::<T>(resp, format))
+        return stream::once(read_all::<AudienceRecord>(resp, format))
             .flat_map(|r| match r {
-                Ok(rows) => stream::iter(rows.into_iter().map(Ok)).boxed(),
+                Ok(rows) => {
+                    stream::iter(rows.into_iter().map(|r| Ok(RecordLine::encode(&r)))).boxed()
+                }
                 Err(e) => stream::iter([Err(e)]).boxed(),
             })
             .boxed();
@@ -83,9 +86,7 @@ pub(crate) fn rows<T: ExportRow>(
     stream::unfold(state, |mut st| async move {
         loop {
             if let Some(line) = st.ready.pop_front() {
-                let row = serde_json::from_slice::<T>(&line)
-                    .map_err(|e| ProviderError::protocol(format!("export JSON Lines: {e}")));
-                return Some((row, st));
+                return Some((record_line(line), st));
             }
             if st.done {
                 return None;
@@ -97,7 +98,7 @@ pub(crate) fn rows<T: ExportRow>(
                     // draining line by line moved the rest once a line (quadratic in a chunk).
                     let mut start = 0;
                     while let Some(len) = st.buf[start..].iter().position(|b| *b == b'\n') {
-                        push_line(&mut st.ready, st.buf[start..start + len + 1].to_vec());
+                        push_line(&mut st.ready, &st.buf[start..start + len]);
                         start += len + 1;
                     }
                     st.buf.drain(..start);
@@ -114,7 +115,7 @@ pub(crate) fn rows<T: ExportRow>(
                 None => {
                     st.done = true;
                     let rest = std::mem::take(&mut st.buf);
-                    push_line(&mut st.ready, rest);
+                    push_line(&mut st.ready, &rest);
                 }
             }
         }
@@ -122,8 +123,144 @@ pub(crate) fn rows<T: ExportRow>(
     .boxed()
 }
 
-fn push_line(ready: &mut VecDeque<Vec<u8>>, line: Vec<u8>) {
-    if !line.iter().all(u8::is_ascii_whitespace) {
-        ready.push_back(line);
+/// One JSON Lines record of an audience export, checked. A line that holds exactly a record
+/// (`person_id`, and `identifiers` as maps of strings) is kept as the bytes it came in, read
+/// without building the record; one that holds more is parsed and written again, so fields
+/// this service does not know are dropped, as a parse into the contract's record drops them.
+pub(crate) fn record_line(line: Vec<u8>) -> Result<RecordLine, ProviderError> {
+    if let Ok(exact) = serde_json::from_slice::<ExactRecord>(&line) {
+        return Ok(RecordLine {
+            person_id: PersonId(exact.person_id),
+            json: line,
+        });
+    }
+    serde_json::from_slice::<AudienceRecord>(&line)
+        .map(|record| RecordLine::encode(&record))
+        .map_err(|e| ProviderError::protocol(format!("export JSON Lines: {e}")))
+}
+
+/// The fields of an [`AudienceRecord`] and no others, checked without being kept.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExactRecord {
+    /// A number: a person id given as a string is written again as the number it is.
+    person_id: u64,
+    #[serde(default, rename = "identifiers")]
+    _identifiers: StringMaps,
+}
+
+/// A map of maps of strings, checked without being kept.
+#[derive(Default)]
+struct StringMaps;
+
+/// A map of strings, checked without being kept.
+struct StringMap;
+
+/// A string, checked without being kept.
+struct Str;
+
+impl<'de> Deserialize<'de> for StringMaps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StringMaps;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of identifier types to maps of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<StringMaps, A::Error> {
+                while m.next_key::<Str>()?.is_some() {
+                    m.next_value::<StringMap>()?;
+                }
+                Ok(StringMaps)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for StringMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StringMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<StringMap, A::Error> {
+                while m.next_entry::<Str, Str>()?.is_some() {}
+                Ok(StringMap)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Str;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Str, E> {
+                Ok(Str)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn push_line(ready: &mut VecDeque<Vec<u8>>, line: &[u8]) {
+    let line = line.trim_ascii();
+    if !line.is_empty() {
+        ready.push_back(line.to_vec());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exact_record_line_is_kept_as_it_came() {
+        let line = br#"{"identifiers": {"email": {"email1": "a\u0040x.io"}}, "person_id": 7}"#;
+        let kept = record_line(line.to_vec()).unwrap();
+        assert_eq!(kept.person_id, PersonId(7));
+        assert_eq!(kept.json, line.to_vec());
+        assert_eq!(
+            kept.decode().unwrap().identifiers["email"]["email1"],
+            "a@x.io"
+        );
+    }
+
+    #[test]
+    fn a_line_with_more_than_a_record_is_written_again_without_it() {
+        let line =
+            br#"{"person_id": 7, "score": 0.5, "identifiers": {"email": {"email1": "a@x.io"}}}"#;
+        let rewritten = record_line(line.to_vec()).unwrap();
+        assert_eq!(
+            rewritten.json,
+            br#"{"person_id":7,"identifiers":{"email":{"email1":"a@x.io"}}}"#.to_vec()
+        );
+        let as_string = record_line(br#"{"person_id": "7"}"#.to_vec()).unwrap();
+        assert_eq!(
+            as_string.json,
+            br#"{"person_id":7,"identifiers":{}}"#.to_vec()
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_no_record_is_a_protocol_error() {
+        for line in [
+            &br#"{"person_id": "x"}"#[..],
+            br#"{"person_id": 7, "identifiers": {"email": {"email1": 3}}}"#,
+            br#"{"person_id": 7, "identifiers": null}"#,
+            br#"{"identifiers": {}}"#,
+            br#"{"person_id": 7"#,
+        ] {
+            let err = record_line(line.to_vec()).unwrap_err();
+            assert!(matches!(err, ProviderError::Protocol { .. }), "{err:?}");
+        }
     }
 }

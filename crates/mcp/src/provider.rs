@@ -8,11 +8,11 @@ use futures::StreamExt;
 use futures::future::try_join_all;
 use futures::stream;
 use icp_contract::{
-    AudienceExport, AudienceRecord, ExportFormat, ExportRef, FeedbackRequest, FeedbackResponse,
-    FindPersonsRequest, FindPersonsResponse, GetClusterRequest, GetClusterResponse,
-    GetPersonRequest, GetPersonResponse, Identity, ListClustersRequest, ListClustersResponse,
-    MAX_PERSON_IDS_PER_CALL, PersonId, PopulationProvider, ProviderError, ResolveRequest,
-    ResolveResponse, ResolveStats, Traced,
+    AudienceExport, ExportFormat, ExportRef, FeedbackRequest, FeedbackResponse, FindPersonsRequest,
+    FindPersonsResponse, GetClusterRequest, GetClusterResponse, GetPersonRequest,
+    GetPersonResponse, Identity, ListClustersRequest, ListClustersResponse,
+    MAX_PERSON_IDS_PER_CALL, PersonId, PopulationProvider, ProviderError, RecordLine,
+    ResolveRequest, ResolveResponse, ResolveStats, Traced,
 };
 use rand::Rng;
 use serde::Serialize;
@@ -403,7 +403,8 @@ impl PopulationProvider for WattProvider {
             let Some(export) = answer.export.take() else {
                 // No file: the inline sample is the whole audience only if it says so.
                 if answer.sample.len() as u64 >= answer.total {
-                    let records = stream::iter(answer.sample.clone().into_iter().map(Ok)).boxed();
+                    let lines: Vec<_> = answer.sample.iter().map(RecordLine::encode).collect();
+                    let records = stream::iter(lines.into_iter().map(Ok)).boxed();
                     return Ok(AudienceExport { answer, records });
                 }
                 return Err(ProviderError::protocol(format!(
@@ -414,7 +415,7 @@ impl PopulationProvider for WattProvider {
             };
             match self.open_export(&export).await {
                 Ok(resp) => {
-                    let records = download::rows::<AudienceRecord>(resp, export.format);
+                    let records = download::record_lines(resp, export.format);
                     return Ok(AudienceExport { answer, records });
                 }
                 Err(ProviderError::ExportExpired { .. })

@@ -15,8 +15,8 @@ use icp_contract::{
     FindPersonsResponse, GetClusterRequest, GetClusterResponse, GetPersonRequest,
     GetPersonResponse, HashType, IdType, Identity, IdentityMatch, ListClustersRequest,
     ListClustersResponse, MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, MAX_SAMPLE, PersonId,
-    PopulationProvider, Profile, ProfileMetadata, ProviderError, ResolveRequest, ResolveResponse,
-    ResolveStats,
+    PopulationProvider, Profile, ProfileMetadata, ProviderError, RecordLine, ResolveRequest,
+    ResolveResponse, ResolveStats,
 };
 
 /// `(attribute, domain, values)`: the traits every synthetic person has one value of.
@@ -459,7 +459,8 @@ impl PopulationProvider for SyntheticPopulation {
             tool_trace_id,
             workflow_id,
         };
-        let records = stream::iter(audience.into_iter().map(Ok)).boxed();
+        let lines: Vec<_> = audience.iter().map(RecordLine::encode).collect();
+        let records = stream::iter(lines.into_iter().map(Ok)).boxed();
         Ok(AudienceExport { answer, records })
     }
 

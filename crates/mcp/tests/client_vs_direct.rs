@@ -3,7 +3,6 @@
 mod common;
 
 use common::{normalized, start};
-use futures::TryStreamExt;
 use icp_contract::*;
 use icp_mcp::faults::FaultConfig;
 
@@ -136,13 +135,12 @@ async fn all_six_tools_answer_as_the_provider_does() {
     let export = c.export_persons(find.clone()).await.unwrap();
     // One call gives the count and sample too, the same as find_persons'.
     assert_eq!(normalized(&export.answer), normalized(&via));
-    let streamed: Vec<AudienceRecord> = export.records.try_collect().await.unwrap();
+    let streamed: Vec<AudienceRecord> = export.parsed_records().await.unwrap();
     let direct: Vec<AudienceRecord> = d
         .export_persons(find)
         .await
         .unwrap()
-        .records
-        .try_collect()
+        .parsed_records()
         .await
         .unwrap();
     assert_eq!(streamed.len() as u64, via.total);

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use common::{client_config, normalized};
-use futures::TryStreamExt;
 use icp_contract::*;
 use icp_mcp::WattProvider;
 use icp_mcp::faults::{FaultConfig, FaultyUpstream};
@@ -84,8 +83,7 @@ async fn the_embedded_population_over_mcp_equals_the_embedded_provider() {
                 .export_persons(req)
                 .await
                 .unwrap()
-                .records
-                .try_collect()
+                .parsed_records()
                 .await
                 .unwrap();
             records
@@ -155,19 +153,35 @@ async fn the_embedded_population_over_mcp_equals_the_embedded_provider() {
         .export_persons(find.clone())
         .await
         .unwrap()
-        .records
-        .try_collect()
+        .parsed_records()
         .await
         .unwrap();
     let want: Vec<AudienceRecord> = direct
-        .export_persons(find)
+        .export_persons(find.clone())
         .await
         .unwrap()
-        .records
-        .try_collect()
+        .parsed_records()
         .await
         .unwrap();
     assert_eq!(streamed, want);
+    // The server's export files, in every format, hold the same records: written as they are
+    // downloaded, and the same file at every download of a URL.
+    let http = reqwest::Client::new();
+    for format in [ExportFormat::Json, ExportFormat::Jsonl, ExportFormat::Csv] {
+        let as_file = FindPersonsRequest {
+            format: Some(format),
+            ..find.clone()
+        };
+        let export = client.find_persons(as_file).await.unwrap().export.unwrap();
+        assert_eq!(export.rows, Some(want.len() as u64), "{format:?}");
+        for _ in 0..2 {
+            let resp = http.get(&export.url).send().await.unwrap();
+            assert!(resp.status().is_success(), "{format:?}: {}", resp.status());
+            let body = resp.bytes().await.unwrap();
+            let rows: Vec<AudienceRecord> = icp_mcp::export_rows::decode(&body, format).unwrap();
+            assert_eq!(rows, want, "{format:?}");
+        }
+    }
     let distinct: BTreeSet<PersonId> = streamed.iter().map(|r| r.person_id).collect();
     assert_eq!(distinct.len(), streamed.len());
 

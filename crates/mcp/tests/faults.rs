@@ -5,7 +5,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{KEY, client_config, normalized, start};
-use futures::TryStreamExt;
 use icp_contract::*;
 use icp_mcp::faults::{FaultConfig, FaultKind};
 use icp_mcp::{Secret, WattProvider};
@@ -77,8 +76,7 @@ async fn workload(c: &WattProvider) -> Vec<Value> {
         .export_persons(find)
         .await
         .unwrap()
-        .records
-        .try_collect()
+        .parsed_records()
         .await
         .unwrap();
     out.push(serde_json::to_value(&audience).unwrap());
@@ -259,8 +257,7 @@ async fn an_expired_export_reruns_the_request() {
         .export_persons(find.clone())
         .await
         .unwrap()
-        .records
-        .try_collect()
+        .parsed_records()
         .await
         .unwrap();
     let want: Vec<AudienceRecord> = up
@@ -268,8 +265,7 @@ async fn an_expired_export_reruns_the_request() {
         .export_persons(find)
         .await
         .unwrap()
-        .records
-        .try_collect()
+        .parsed_records()
         .await
         .unwrap();
     assert_eq!(got, want);

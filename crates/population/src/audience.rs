@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use icp_contract::{
     AudienceRecord, ExportFormat, FindPersonsRequest, FindPersonsResponse, IdType, MAX_SAMPLE,
-    ProviderError,
+    ProviderError, RecordLine,
 };
 use roaring::RoaringBitmap;
 
@@ -149,19 +149,66 @@ impl Population {
         }
     }
 
+    /// One audience member's record as JSON, the bytes `serde_json` writes for
+    /// [`Population::audience_record`], written straight from the contact parts (no maps, no
+    /// key strings: an export writes hundreds of thousands of these).
+    pub fn audience_line(&self, person: usize, id_type: IdType) -> RecordLine {
+        let c = self.contact_parts(person);
+        let person_id = self.person_id(person);
+        let address;
+        let values: &[String] = match id_type {
+            IdType::Email => &c.emails,
+            IdType::Phone => &c.phones,
+            IdType::Address => {
+                address = c.address.map(Cow::into_owned);
+                address.as_slice()
+            }
+            IdType::Maid => &c.maids,
+        };
+        let mut json = Vec::with_capacity(48 + values.iter().map(|v| v.len() + 16).sum::<usize>());
+        json.extend_from_slice(b"{\"person_id\":");
+        json.extend_from_slice(itoa::Buffer::new().format(person_id.0).as_bytes());
+        json.extend_from_slice(b",\"identifiers\":{");
+        if !values.is_empty() {
+            let t = id_type.as_str();
+            json.push(b'"');
+            json.extend_from_slice(t.as_bytes());
+            json.extend_from_slice(b"\":{");
+            // The record's map orders its keys as strings: `email10` before `email2`.
+            let mut order: Vec<usize> = (0..values.len()).collect();
+            if values.len() >= 10 {
+                order.sort_by_key(|i| (i + 1).to_string());
+            }
+            for (n, i) in order.into_iter().enumerate() {
+                if n > 0 {
+                    json.push(b',');
+                }
+                json.push(b'"');
+                json.extend_from_slice(t.as_bytes());
+                json.extend_from_slice(itoa::Buffer::new().format(i + 1).as_bytes());
+                json.extend_from_slice(b"\":");
+                // Writing a `str` to memory cannot fail; it escapes what JSON needs escaped.
+                let _ = serde_json::to_writer(&mut json, values[i].as_str());
+            }
+            json.push(b'}');
+        }
+        json.extend_from_slice(b"}}");
+        RecordLine { person_id, json }
+    }
+
     /// The audience's records in person id order, `chunk` at a time (for streaming exports).
     pub fn audience_chunks<'a>(
         &'a self,
         audience: &'a Audience,
         chunk: usize,
-    ) -> impl Iterator<Item = Vec<AudienceRecord>> + 'a {
+    ) -> impl Iterator<Item = Vec<RecordLine>> + 'a {
         let mut iter = audience.members.iter();
         let chunk = chunk.max(1);
         std::iter::from_fn(move || {
-            let batch: Vec<AudienceRecord> = iter
+            let batch: Vec<RecordLine> = iter
                 .by_ref()
                 .take(chunk)
-                .map(|p| self.audience_record(p as usize, audience.id_type))
+                .map(|p| self.audience_line(p as usize, audience.id_type))
                 .collect();
             (!batch.is_empty()).then_some(batch)
         })
@@ -307,6 +354,44 @@ impl AudienceEncoder {
 mod tests {
     use super::*;
     use icp_contract::PersonId;
+
+    /// The line written straight from the contact parts is the record's serde JSON, byte for
+    /// byte, for every identifier type: generated persons (with and without each type) and an
+    /// imported one with sixteen emails (keys ordered as strings) and characters to escape.
+    #[test]
+    fn an_audience_line_is_the_records_json() {
+        let generated = Population::generate(&crate::GeneratorConfig {
+            persons: 2_000,
+            ..crate::GeneratorConfig::default()
+        });
+        let emails: Vec<String> = (1..=16).map(|i| format!("e{i}@x.io")).collect();
+        // The address holds a quote and a backslash, which JSON escapes.
+        let csv = format!(
+            r#"{},address,phone
+{},"1 ""Main"" St\2, Austin",5125550101
+"#,
+            (1..=16)
+                .map(|i| format!("email{i}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            emails.join(",")
+        );
+        let imported = Population::from_csv_reader(csv.as_bytes()).unwrap();
+        for (population, persons) in [(&generated, 2_000), (&imported, 1)] {
+            for person in 0..persons {
+                for id_type in IdType::ALL {
+                    let line = population.audience_line(person, id_type);
+                    let record = population.audience_record(person, id_type);
+                    assert_eq!(line, RecordLine::encode(&record), "{person} {id_type:?}");
+                }
+            }
+        }
+        let sixteen = imported.audience_record(0, IdType::Email);
+        assert_eq!(sixteen.identifiers["email"].len(), 16);
+        let address = imported.audience_line(0, IdType::Address).json;
+        let address = String::from_utf8(address).unwrap();
+        assert!(address.contains(r#"1 \"Main\" St\\2"#), "{address}");
+    }
 
     fn rec(id: u64, emails: &[&str]) -> AudienceRecord {
         let mut identifiers = BTreeMap::new();

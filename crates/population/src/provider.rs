@@ -137,7 +137,7 @@ impl PopulationProvider for EmbeddedProvider {
             .await?;
         answer.workflow_id = Some(wf);
         answer.tool_trace_id = Some(trace_id());
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<icp_contract::AudienceRecord>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<icp_contract::RecordLine>>(4);
         let pop = Arc::clone(&self.population);
         tokio::task::spawn_blocking(move || {
             for chunk in pop.audience_chunks(&audience, EXPORT_CHUNK) {

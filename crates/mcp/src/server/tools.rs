@@ -6,9 +6,9 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use icp_contract::{
-    AudienceExport, AudienceRecord, ExportFormat, ExportRef, FeedbackRequest, FindPersonsRequest,
-    GetClusterRequest, GetPersonRequest, Identity, ListClustersRequest, ProviderError,
-    ResolveRequest, Traced,
+    AudienceExport, AudienceRecord, AudienceStream, ExportFormat, ExportRef, FeedbackRequest,
+    FindPersonsRequest, GetClusterRequest, GetPersonRequest, Identity, ListClustersRequest,
+    ProviderError, RecordLine, ResolveRequest, Traced,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -210,38 +210,90 @@ async fn find_persons(
     to_payload(&mut answer, workflow)
 }
 
-/// The body of an audience export: the provider's records, encoded as they stream.
+/// The body of an audience export: the provider's records as they stream. JSON Lines and JSON
+/// are the records' own JSON, joined; CSV (whose columns are those of all its rows) parses them.
 pub(crate) async fn audience_file(
     state: &ServerState,
     request: FindPersonsRequest,
     format: ExportFormat,
 ) -> Result<(Body, &'static str), ProviderError> {
-    /// Bytes gathered before they are sent on.
-    const SEND_AT: usize = 256 * 1024;
     let AudienceExport { records, .. } = state.provider.export_persons(request).await?;
-    let writer = RowWriter::<AudienceRecord>::new(format);
-    let content_type = writer.content_type();
-    let chunks = futures::stream::unfold(Some((records, writer)), |open| async move {
-        let (mut records, mut writer) = open?;
-        let next = loop {
-            match records.try_next().await {
-                Ok(Some(record)) => {
-                    if let Err(e) = writer.push(&record) {
-                        break Err(e);
+    if format == ExportFormat::Csv {
+        let lines: Vec<RecordLine> = records.try_collect().await?;
+        let mut writer = RowWriter::<AudienceRecord>::new(format);
+        for line in &lines {
+            let record = line
+                .decode()
+                .map_err(|e| ProviderError::protocol(format!("audience record: {e}")))?;
+            writer.push(&record)?;
+        }
+        let (body, content_type) = writer.finish()?;
+        return Ok((Body::from(body), content_type));
+    }
+    let (shape, content_type) = match format {
+        ExportFormat::Jsonl => (Joined::LINES, "application/x-ndjson"),
+        _ => (Joined::ARRAY, "application/json"),
+    };
+    Ok((Body::from_stream(shape.join(records)), content_type))
+}
+
+/// How records' JSON is joined into a file.
+#[derive(Clone, Copy)]
+struct Joined {
+    open: &'static [u8],
+    between: &'static [u8],
+    after_each: &'static [u8],
+    close: &'static [u8],
+}
+
+impl Joined {
+    const LINES: Joined = Joined {
+        open: b"",
+        between: b"",
+        after_each: b"\n",
+        close: b"",
+    };
+    const ARRAY: Joined = Joined {
+        open: b"[",
+        between: b",",
+        after_each: b"",
+        close: b"]",
+    };
+
+    /// The file, in pieces of about `SEND_AT` bytes.
+    fn join(
+        self,
+        records: AudienceStream,
+    ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+        /// Bytes gathered before they are sent on.
+        const SEND_AT: usize = 256 * 1024;
+        let start = (records, self.open.to_vec(), false);
+        futures::stream::unfold(Some(start), move |state| async move {
+            let (mut records, mut out, mut any) = state?;
+            loop {
+                match records.try_next().await {
+                    Ok(Some(line)) => {
+                        if any {
+                            out.extend_from_slice(self.between);
+                        }
+                        out.extend_from_slice(&line.json);
+                        out.extend_from_slice(self.after_each);
+                        any = true;
+                        if out.len() >= SEND_AT {
+                            let piece = Bytes::from(std::mem::take(&mut out));
+                            return Some((Ok(piece), Some((records, out, any))));
+                        }
                     }
-                    if writer.pending() >= SEND_AT {
-                        let bytes = Bytes::from(writer.take_written());
-                        return Some((Ok(bytes), Some((records, writer))));
+                    Ok(None) => {
+                        out.extend_from_slice(self.close);
+                        return Some((Ok(Bytes::from(out)), None));
                     }
+                    // Breaks the body off: the download fails rather than ending short.
+                    Err(e) => return Some((Err(std::io::Error::other(e)), None)),
                 }
-                Ok(None) => break writer.finish().map(|(rest, _)| Bytes::from(rest)),
-                Err(e) => break Err(e),
             }
-        };
-        // The last piece, or the error that breaks the body off.
-        Some((next.map_err(std::io::Error::other), None))
-    });
-    Ok((Body::from_stream(chunks), content_type))
+        })
+    }
 }
 
 fn failure(e: &ProviderError) -> Value {

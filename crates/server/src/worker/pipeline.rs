@@ -882,7 +882,7 @@ impl Run<'_> {
         let workflow = answer.workflow_id.clone();
         let (mut exported, mut excluded, mut chunk_no) = (0u64, 0u64, 0i64);
         let mut truncated = false;
-        // JSON Lines written straight into the chunk: no string per record.
+        // JSON Lines: the records' JSON as the provider encoded it, a line each.
         let mut chunk: Vec<u8> = Vec::new();
         let mut rows_in_chunk = 0usize;
         while let Some(record) = stream.try_next().await.map_err(provider("find"))? {
@@ -894,7 +894,7 @@ impl Run<'_> {
                 truncated = true;
                 break;
             }
-            serde_json::to_writer(&mut chunk, &record).map_err(corrupt)?;
+            chunk.extend_from_slice(&record.json);
             chunk.push(b'\n');
             exported += 1;
             rows_in_chunk += 1;
