@@ -85,6 +85,19 @@ pub trait PopulationProvider: Send + Sync + 'static {
         req: ResolveRequest,
     ) -> Result<ResolveResponse, ProviderError>;
 
+    /// `resolve_identities` for a caller that needs only who matched and how well: each
+    /// identity's `person_id` and `overall_quality_score`, its `matches` and `identifiers` left
+    /// empty. A provider that can skip building the rest does (an answer for 30,000 identifiers
+    /// is megabytes of them).
+    async fn resolve_persons(&self, req: ResolveRequest) -> Result<ResolveResponse, ProviderError> {
+        let mut answer = self.resolve_identities(req).await?;
+        for identity in &mut answer.identities {
+            identity.matches.clear();
+            identity.identifiers.clear();
+        }
+        Ok(answer)
+    }
+
     async fn get_person(&self, req: GetPersonRequest) -> Result<GetPersonResponse, ProviderError>;
 
     async fn list_clusters(

@@ -10,7 +10,7 @@ use futures::stream;
 use icp_contract::{
     AudienceExport, ExportFormat, ExportRef, FeedbackRequest, FeedbackResponse, FindPersonsRequest,
     FindPersonsResponse, GetClusterRequest, GetClusterResponse, GetPersonRequest,
-    GetPersonResponse, Identity, ListClustersRequest, ListClustersResponse,
+    GetPersonResponse, Identity, IdentityMatch, ListClustersRequest, ListClustersResponse,
     MAX_PERSON_IDS_PER_CALL, PersonId, PopulationProvider, ProviderError, RecordLine,
     ResolveRequest, ResolveResponse, ResolveStats, Traced,
 };
@@ -255,10 +255,22 @@ impl WattProvider {
     }
 
     /// One `resolve_identities` call that fits the limits, its export (if any) read inline.
-    async fn resolve_one(&self, req: ResolveRequest) -> Result<ResolveResponse, ProviderError> {
+    /// `lean`: the identities are read for their person id and score only (see
+    /// [`PopulationProvider::resolve_persons`]).
+    async fn resolve_one(
+        &self,
+        req: ResolveRequest,
+        lean: bool,
+    ) -> Result<ResolveResponse, ProviderError> {
         let mut reruns = 0;
         loop {
-            let mut answer: ResolveResponse = self.call("resolve_identities", &req).await?;
+            let mut answer: ResolveResponse = if lean {
+                self.call::<_, LeanResolveResponse>("resolve_identities", &req)
+                    .await?
+                    .into()
+            } else {
+                self.call("resolve_identities", &req).await?
+            };
             let Some(export) = answer.export.take() else {
                 return Ok(answer);
             };
@@ -278,6 +290,102 @@ impl WattProvider {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// A whole `resolve_identities` request in calls that fit the limits, merged. With no
+    /// workflow yet, the first call goes alone so the others carry the workflow it opens.
+    async fn resolve_planned(
+        &self,
+        req: ResolveRequest,
+        lean: bool,
+    ) -> Result<ResolveResponse, ProviderError> {
+        let plan = plan_resolve_calls(&req.multi_identifiers);
+        if plan.is_empty() {
+            return Ok(ResolveResponse {
+                identities: Vec::new(),
+                stats: ResolveStats::default(),
+                export: None,
+                tool_trace_id: None,
+                workflow_id: req.workflow_id,
+            });
+        }
+        let call = |groups: Vec<_>, workflow_id: Option<String>| ResolveRequest {
+            multi_identifiers: groups,
+            format: req.format,
+            workflow_id,
+        };
+        let mut plan = plan.into_iter();
+        let mut parts = Vec::new();
+        let mut workflow_id = req.workflow_id.clone();
+        if workflow_id.is_none()
+            && let Some(first) = plan.next()
+        {
+            let answer = self.resolve_one(call(first, None), lean).await?;
+            workflow_id = answer.workflow_id.clone();
+            parts.push(answer);
+        }
+        let rest = try_join_all(plan.map(|g| self.resolve_one(call(g, workflow_id.clone()), lean)))
+            .await?;
+        parts.extend(rest);
+        let mut merged = merge_resolve(parts);
+        merged.workflow_id = merged.workflow_id.or(workflow_id);
+        Ok(merged)
+    }
+}
+
+/// A `resolve_identities` answer read for who matched and how well: each identity's
+/// `identifiers` (every contact value the person has: the bulk of the answer) are skipped as
+/// they are read, never built. The matches stay, so that a person found by several calls
+/// scores as the whole request would (see `merge_resolve`).
+#[derive(serde::Deserialize)]
+struct LeanResolveResponse {
+    #[serde(default)]
+    identities: Vec<LeanIdentity>,
+    stats: ResolveStats,
+    #[serde(default)]
+    export: Option<ExportRef>,
+    #[serde(default)]
+    tool_trace_id: Option<String>,
+    #[serde(default)]
+    workflow_id: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct LeanIdentity {
+    person_id: PersonId,
+    overall_quality_score: f64,
+    #[serde(default)]
+    matches: Vec<IdentityMatch>,
+}
+
+impl Traced for LeanResolveResponse {
+    fn trace_fields(&self) -> (Option<&str>, Option<&str>) {
+        (self.tool_trace_id.as_deref(), self.workflow_id.as_deref())
+    }
+
+    fn trace_fields_mut(&mut self) -> (&mut Option<String>, &mut Option<String>) {
+        (&mut self.tool_trace_id, &mut self.workflow_id)
+    }
+}
+
+impl From<LeanResolveResponse> for ResolveResponse {
+    fn from(lean: LeanResolveResponse) -> Self {
+        ResolveResponse {
+            identities: lean
+                .identities
+                .into_iter()
+                .map(|i| Identity {
+                    person_id: i.person_id,
+                    overall_quality_score: i.overall_quality_score,
+                    matches: i.matches,
+                    identifiers: Default::default(),
+                })
+                .collect(),
+            stats: lean.stats,
+            export: lean.export,
+            tool_trace_id: lean.tool_trace_id,
+            workflow_id: lean.workflow_id,
         }
     }
 }
@@ -323,37 +431,15 @@ impl PopulationProvider for WattProvider {
         &self,
         req: ResolveRequest,
     ) -> Result<ResolveResponse, ProviderError> {
-        let plan = plan_resolve_calls(&req.multi_identifiers);
-        if plan.is_empty() {
-            return Ok(ResolveResponse {
-                identities: Vec::new(),
-                stats: ResolveStats::default(),
-                export: None,
-                tool_trace_id: None,
-                workflow_id: req.workflow_id,
-            });
+        self.resolve_planned(req, false).await
+    }
+
+    async fn resolve_persons(&self, req: ResolveRequest) -> Result<ResolveResponse, ProviderError> {
+        let mut answer = self.resolve_planned(req, true).await?;
+        for identity in &mut answer.identities {
+            identity.matches.clear();
         }
-        let call = |groups: Vec<_>, workflow_id: Option<String>| ResolveRequest {
-            multi_identifiers: groups,
-            format: req.format,
-            workflow_id,
-        };
-        let mut plan = plan.into_iter();
-        let mut parts = Vec::new();
-        let mut workflow_id = req.workflow_id.clone();
-        if workflow_id.is_none()
-            && let Some(first) = plan.next()
-        {
-            let answer = self.resolve_one(call(first, None)).await?;
-            workflow_id = answer.workflow_id.clone();
-            parts.push(answer);
-        }
-        let rest =
-            try_join_all(plan.map(|g| self.resolve_one(call(g, workflow_id.clone())))).await?;
-        parts.extend(rest);
-        let mut merged = merge_resolve(parts);
-        merged.workflow_id = merged.workflow_id.or(workflow_id);
-        Ok(merged)
+        Ok(answer)
     }
 
     async fn get_person(&self, req: GetPersonRequest) -> Result<GetPersonResponse, ProviderError> {

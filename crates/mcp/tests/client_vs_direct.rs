@@ -43,6 +43,19 @@ async fn all_six_tools_answer_as_the_provider_does() {
         normalized(&via),
         normalized(&d.resolve_identities(req.clone()).await.unwrap())
     );
+    // Read for who matched only: the same persons, scores and stats, nothing else built.
+    let lean = c.resolve_persons(req.clone()).await.unwrap();
+    let mut stripped = d.resolve_identities(req.clone()).await.unwrap();
+    for identity in &mut stripped.identities {
+        identity.matches.clear();
+        identity.identifiers.clear();
+    }
+    assert!(!lean.identities.is_empty());
+    assert_eq!(lean.stats, stripped.stats);
+    assert_eq!(lean.identities.len(), stripped.identities.len());
+    for (a, b) in lean.identities.iter().zip(&stripped.identities) {
+        assert_eq!(a, b);
+    }
     // A file format sends the identities through an export download; the answer is the same.
     for format in [ExportFormat::Json, ExportFormat::Jsonl, ExportFormat::Csv] {
         let mut r = req.clone();

@@ -431,7 +431,7 @@ impl Run<'_> {
                     async move {
                         let requested = count_values(&chunk) as u64;
                         upstream
-                            .resolve_identities(ResolveRequest {
+                            .resolve_persons(ResolveRequest {
                                 multi_identifiers: chunk,
                                 format: None,
                                 workflow_id,
