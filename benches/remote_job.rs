@@ -4,8 +4,10 @@
 //! included (a call whose work takes longer is answered late by that much). The upstream serves
 //! the embedded population (default 1,000,000 persons) over MCP from this same process.
 //!
-//! For each concurrency (tool calls in flight, also the job's `get_person` concurrency) it
-//! prints the wall time POST → `succeeded`, the calls the upstream counted, the ideal
+//! For each concurrency (the provider's: tool calls and export downloads in flight at once,
+//! which the upstream's own count of the most it saw in flight confirms; the job offers twice
+//! as many, so that an answer being parsed or stored never leaves a slot idle) it prints the
+//! wall time POST → `succeeded`, the calls the upstream counted, the ideal
 //! `calls ÷ concurrency × latency` and the ratio; then each stage's own time against its own
 //! ideal. The same job on the embedded provider (no MCP, no latency) runs first, in the same
 //! process: the CPU the job costs when the network costs nothing.
@@ -194,7 +196,7 @@ fn main() {
             config.concurrency = concurrency;
             let client: Arc<dyn PopulationProvider> =
                 Arc::new(WattProvider::connect(config).await.expect("connect"));
-            let run = run_job(client, concurrency, &emails).await;
+            let run = run_job(client, 2 * concurrency, &emails).await;
 
             let calls = upstream.calls();
             let downloads = upstream.export_downloads();
@@ -202,10 +204,11 @@ fn main() {
             let ideal = latency.mul_f64(total as f64 / concurrency as f64);
             println!(
                 "concurrency {concurrency:>2}: wall {:.2} s, {total} calls {calls:?} + {downloads} export downloads, \
-                 ideal {:.2} s, ratio {:.2}",
+                 ideal {:.2} s, ratio {:.2}, most in flight at the upstream {}",
                 run.wall.as_secs_f64(),
                 ideal.as_secs_f64(),
-                run.wall.as_secs_f64() / ideal.as_secs_f64()
+                run.wall.as_secs_f64() / ideal.as_secs_f64(),
+                upstream.max_in_flight()
             );
             let mut per_stage = run.calls.clone();
             // Export downloads follow the find stage's `find_persons` calls.

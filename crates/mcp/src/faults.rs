@@ -109,9 +109,19 @@ struct FaultState {
     mcp_arrivals: AtomicU64,
     export_arrivals: AtomicU64,
     tally: Mutex<Tally>,
+    /// Tool calls and export downloads received and not yet answered, and the most seen.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
 }
 
 impl FaultState {
+    /// Counts a request in flight until the guard is dropped.
+    fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+
     fn tally(&self, f: impl FnOnce(&mut Tally)) {
         f(&mut self.tally.lock().unwrap_or_else(|p| p.into_inner()));
     }
@@ -135,6 +145,14 @@ impl FaultState {
         }
         let pick = splitmix64(x) % kinds.len() as u64;
         Some(kinds[pick as usize])
+    }
+}
+
+struct InFlight<'a>(&'a FaultState);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -177,6 +195,12 @@ impl FaultyUpstreamHandle {
             .clone()
     }
 
+    /// The most tool calls and export downloads that were in flight at once (received and not
+    /// yet answered; a download is answered when its body starts).
+    pub fn max_in_flight(&self) -> u64 {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
     /// Export downloads received (expired ones included).
     pub fn export_downloads(&self) -> u64 {
         self.state
@@ -206,6 +230,8 @@ impl FaultyUpstream {
             mcp_arrivals: AtomicU64::new(0),
             export_arrivals: AtomicU64::new(0),
             tally: Mutex::new(Tally::default()),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             cfg: cfg.clone(),
         });
         let app = faulty_router(provider, state.clone());
@@ -234,6 +260,7 @@ async fn inject(State(state): State<Arc<FaultState>>, req: Request, next: Next) 
     let path = req.uri().path().to_owned();
     if req.method() == Method::GET && path.starts_with("/exports/") {
         state.tally(|t| t.export_downloads += 1);
+        let _in_flight = state.enter();
         let resp = download(&state, req, next).await;
         tokio::time::sleep_until(deadline).await;
         return resp;
@@ -241,6 +268,7 @@ async fn inject(State(state): State<Arc<FaultState>>, req: Request, next: Next) 
     if req.method() != Method::POST || path != "/mcp" {
         return next.run(req).await;
     }
+    let _in_flight = state.enter();
     let (resp, timed) = tool_call(&state, req, next).await;
     if timed {
         tokio::time::sleep_until(deadline).await;
@@ -386,6 +414,8 @@ mod tests {
             mcp_arrivals: AtomicU64::new(0),
             export_arrivals: AtomicU64::new(0),
             tally: Mutex::new(Tally::default()),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
         };
         let (a, b) = (state(7), state(7));
         let draws_a: Vec<_> = (0..10_000).map(|n| a.draw(n, false)).collect();

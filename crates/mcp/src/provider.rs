@@ -44,6 +44,16 @@ struct Inner {
     traces: TraceLog,
 }
 
+impl Inner {
+    /// A slot for one request to the upstream: `cfg.concurrency` are in flight at most.
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ProviderError> {
+        self.permits
+            .acquire()
+            .await
+            .map_err(|_| ProviderError::unavailable("provider shut down"))
+    }
+}
+
 impl std::fmt::Debug for WattProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WattProvider")
@@ -203,18 +213,18 @@ impl WattProvider {
         let inner = &self.inner;
         let answer: Resp = self
             .with_retries(|| async {
-                // The permit is held for one attempt only, so a call waiting out a backoff does
-                // not keep others from the upstream.
-                let _permit = inner
-                    .permits
-                    .acquire()
-                    .await
-                    .map_err(|_| ProviderError::unavailable("provider shut down"))?;
-                inner.counters.call(tool);
-                inner
-                    .session
-                    .call_tool(&inner.counters, tool, &arguments)
-                    .await
+                // The permit is held for one exchange only: not while a call waits out a
+                // backoff, nor while its answer is parsed (the upstream is done with the call
+                // by then, and another can go out).
+                let message = {
+                    let _permit = inner.permit().await?;
+                    inner.counters.call(tool);
+                    inner
+                        .session
+                        .exchange_tool(&inner.counters, tool, &arguments)
+                        .await?
+                };
+                message.payload()
             })
             .await
             .map_err(|e| match e {
@@ -235,7 +245,11 @@ impl WattProvider {
     async fn open_export(&self, export: &ExportRef) -> Result<reqwest::Response, ProviderError> {
         let inner = &self.inner;
         let resp = self
-            .with_retries(|| download::open(&inner.http, &export.url, inner.cfg.timeout))
+            .with_retries(|| async {
+                // A download counts as a call in flight until its body starts.
+                let _permit = inner.permit().await?;
+                download::open(&inner.http, &export.url, inner.cfg.timeout).await
+            })
             .await?;
         inner.counters.export_download();
         Ok(resp)
@@ -247,7 +261,10 @@ impl WattProvider {
     ) -> Result<Vec<T>, ProviderError> {
         let inner = &self.inner;
         self.with_retries(|| async {
-            let resp = download::open(&inner.http, &export.url, inner.cfg.timeout).await?;
+            let resp = {
+                let _permit = inner.permit().await?;
+                download::open(&inner.http, &export.url, inner.cfg.timeout).await?
+            };
             inner.counters.export_download();
             download::read_all::<T>(resp, export.format).await
         })

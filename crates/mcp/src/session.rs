@@ -191,12 +191,15 @@ impl McpSession {
     /// One attempt at one tool call (retries are the caller's), its payload parsed into `T`. A
     /// lost session is replaced and the call sent again once, within the same attempt: the
     /// server never ran it.
-    pub(crate) async fn call_tool<T: DeserializeOwned>(
+    /// One tool call's exchange: the request out and the message that answers it in, whole
+    /// (parse it with [`answer_payload`]). A lost session is reopened and the call sent once
+    /// more.
+    pub(crate) async fn exchange_tool(
         &self,
         counters: &Counters,
         tool: &str,
         arguments: &Value,
-    ) -> Result<T, ProviderError> {
+    ) -> Result<AnswerMessage, ProviderError> {
         let mut lost_before = false;
         loop {
             let (generation, session) = self.session(counters).await?;
@@ -212,7 +215,7 @@ impl McpSession {
             };
             let exchange = async {
                 let resp = self.post(&request, Some(&session)).await?;
-                self.read_answer::<T>(resp, id, true).await
+                self.read_message(resp, id).await
             };
             let outcome = tokio::time::timeout(self.cfg.timeout, exchange)
                 .await
@@ -223,7 +226,7 @@ impl McpSession {
                     ))))
                 });
             match outcome {
-                Ok(v) => return Ok(v),
+                Ok(bytes) => return Ok(AnswerMessage { bytes, id }),
                 Err(Failure::Other(e)) => return Err(e),
                 Err(Failure::SessionLost) => {
                     self.discard(generation).await;
@@ -276,14 +279,21 @@ impl McpSession {
         Ok(resp)
     }
 
-    /// The answer to request `id`, from a JSON body or from the SSE stream the server opened
-    /// for it (which may carry the server's own notifications first).
+    /// The answer to request `id`, parsed.
     async fn read_answer<T: DeserializeOwned>(
         &self,
         resp: reqwest::Response,
         id: u64,
         tool_result: bool,
     ) -> Result<T, Failure> {
+        let message = self.read_message(resp, id).await?;
+        Ok(decode_message(&message, id, tool_result)?)
+    }
+
+    /// The message that answers request `id`, whole and not yet parsed: a JSON body, or the
+    /// event that carries it on the SSE stream the server opened for the request (which may
+    /// carry the server's own notifications first).
+    async fn read_message(&self, resp: reqwest::Response, id: u64) -> Result<Vec<u8>, Failure> {
         if !resp.status().is_success() {
             return Err(http_failure(&resp));
         }
@@ -294,11 +304,7 @@ impl McpSession {
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
         let max = self.cfg.max_response_bytes;
         if !sse {
-            let body = read_body(resp, max).await?;
-            let answer = answers(&body, id)?.ok_or_else(|| {
-                ProviderError::protocol("the server answered another request's id")
-            })?;
-            return Ok(decode(answer, tool_result)?);
+            return Ok(read_body(resp, max).await?);
         }
         // SSE: events are read as they arrive and the answer taken as soon as it is complete;
         // a server may keep the stream open after it (closing it is only a SHOULD).
@@ -319,8 +325,8 @@ impl McpSession {
                 }
             };
             for data in sse_messages(&buf[..complete]) {
-                if let Some(answer) = answers(&data, id)? {
-                    return Ok(decode(answer, tool_result)?);
+                if answers(&data, id)?.is_some() {
+                    return Ok(data.into_owned());
                 }
             }
             if ended {
@@ -348,6 +354,30 @@ impl McpSession {
             }
         }
     }
+}
+
+/// A tool call's answer as it arrived, parsed apart from the exchange (see
+/// `WattProvider::call`: the upstream is done with a call once its answer is in).
+pub(crate) struct AnswerMessage {
+    bytes: Vec<u8>,
+    id: u64,
+}
+
+impl AnswerMessage {
+    pub(crate) fn payload<T: DeserializeOwned>(&self) -> Result<T, ProviderError> {
+        decode_message(&self.bytes, self.id, true)
+    }
+}
+
+/// The payload of `message`, the answer to request `id`.
+fn decode_message<T: DeserializeOwned>(
+    message: &[u8],
+    id: u64,
+    tool_result: bool,
+) -> Result<T, ProviderError> {
+    let answer = answers(message, id)?
+        .ok_or_else(|| ProviderError::protocol("the server answered another request's id"))?;
+    decode(answer, tool_result)
 }
 
 /// The payload of an answer: a tool result unwrapped, or any other result as it is.

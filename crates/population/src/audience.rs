@@ -9,7 +9,7 @@ use icp_contract::{
 };
 use roaring::RoaringBitmap;
 
-use crate::contacts::{ContactParts, MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
+use crate::contacts::{ContactParts, MAX_EMAILS, MAX_MAIDS, MAX_PHONES, Wanted};
 use crate::evaluate;
 use crate::expression::{self, Expr};
 use crate::geo;
@@ -153,7 +153,7 @@ impl Population {
     /// [`Population::audience_record`], written straight from the contact parts (no maps, no
     /// key strings: an export writes hundreds of thousands of these).
     pub fn audience_line(&self, person: usize, id_type: IdType) -> RecordLine {
-        let c = self.contact_parts(person);
+        let c = self.contact_parts_of(person, Wanted::only(id_type));
         let person_id = self.person_id(person);
         let address;
         let values: &[String] = match id_type {

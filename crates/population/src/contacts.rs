@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use icp_contract::IdType;
+
 use crate::metros::{METROS, STREET_KINDS, STREETS};
 use crate::rng::Rng;
 
@@ -441,6 +443,46 @@ pub(crate) fn generated_parts(
     gender: u16,
     metro: u8,
 ) -> ContactParts<'static> {
+    generated_parts_of(seed, index, gender, metro, Wanted::ALL)
+}
+
+/// Which kinds of contact values to build. The random draws are made all the same, so a part
+/// built alone is the one the whole record has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wanted {
+    pub emails: bool,
+    pub phones: bool,
+    pub address: bool,
+    pub maids: bool,
+}
+
+impl Wanted {
+    pub(crate) const ALL: Wanted = Wanted {
+        emails: true,
+        phones: true,
+        address: true,
+        maids: true,
+    };
+
+    /// The values of one identifier type (an audience record shows no other).
+    pub(crate) fn only(id_type: IdType) -> Wanted {
+        Wanted {
+            emails: id_type == IdType::Email,
+            phones: id_type == IdType::Phone,
+            address: id_type == IdType::Address,
+            maids: id_type == IdType::Maid,
+        }
+    }
+}
+
+/// [`generated_parts`] with only the `wanted` kinds of values built (the others empty).
+pub(crate) fn generated_parts_of(
+    seed: u64,
+    index: u64,
+    gender: u16,
+    metro: u8,
+    wanted: Wanted,
+) -> ContactParts<'static> {
     let mut rng = Rng::new(seed, index, PURPOSE_CONTACT);
     let female = match gender {
         1 => true,
@@ -451,46 +493,54 @@ pub(crate) fn generated_parts(
     let first = names[rng.below(names.len() as u64) as usize];
     let last = LAST_NAMES[rng.below(LAST_NAMES.len() as u64) as usize];
     let n_emails = 1 + rng.weighted(&[0.5, 0.35, 0.15]);
-    let emails = (0..n_emails)
-        .map(|k| {
-            let domain = EMAIL_DOMAINS[rng.weighted(&[0.4, 0.18, 0.14, 0.1, 0.1, 0.04, 0.04])];
-            email(index, k, first, last, domain)
-        })
-        .collect::<Vec<_>>();
+    let mut emails = Vec::with_capacity(if wanted.emails { n_emails } else { 0 });
+    for k in 0..n_emails {
+        let domain = EMAIL_DOMAINS[rng.weighted(&[0.4, 0.18, 0.14, 0.1, 0.1, 0.04, 0.04])];
+        if wanted.emails {
+            emails.push(email(index, k, first, last, domain));
+        }
+    }
     let metro = usize::from(metro).min(METROS.len() - 1);
     let n_phones = rng.weighted(&[0.15, 0.6, 0.25]) as u64;
-    let phones = (0..n_phones)
-        .map(|k| phone(index, k, metro))
-        .collect::<Vec<_>>();
+    let phones = if wanted.phones {
+        (0..n_phones).map(|k| phone(index, k, metro)).collect()
+    } else {
+        Vec::new()
+    };
     let m = &METROS[metro];
     let number = 1 + rng.below(9_899);
     let street = STREETS[rng.below(STREETS.len() as u64) as usize];
     let kind = STREET_KINDS[rng.below(STREET_KINDS.len() as u64) as usize];
-    let mut address =
-        String::with_capacity(street.len() + kind.len() + m.city.len() + m.state.len() + 20);
-    push_digits(&mut address, number, 1);
-    address.push(' ');
-    address.push_str(street);
-    address.push(' ');
-    address.push_str(kind);
-    address.push_str(", ");
-    address.push_str(m.city);
-    address.push_str(", ");
-    address.push_str(m.state);
-    address.push(' ');
-    push_digits(
-        &mut address,
-        u64::from(m.zip_prefix) * 100 + rng.below(100),
-        5,
-    );
-    let n_maids = rng.weighted(&[0.3, 0.5, 0.2]);
-    let maids = (0..n_maids).map(|_| maid(&mut rng)).collect::<Vec<_>>();
+    let zip = u64::from(m.zip_prefix) * 100 + rng.below(100);
+    let address = wanted.address.then(|| {
+        let mut address =
+            String::with_capacity(street.len() + kind.len() + m.city.len() + m.state.len() + 20);
+        push_digits(&mut address, number, 1);
+        address.push(' ');
+        address.push_str(street);
+        address.push(' ');
+        address.push_str(kind);
+        address.push_str(", ");
+        address.push_str(m.city);
+        address.push_str(", ");
+        address.push_str(m.state);
+        address.push(' ');
+        push_digits(&mut address, zip, 5);
+        Cow::Owned(address)
+    });
+    // The last draws: nothing after them needs the generator's state.
+    let maids = if wanted.maids {
+        let n_maids = rng.weighted(&[0.3, 0.5, 0.2]);
+        (0..n_maids).map(|_| maid(&mut rng)).collect()
+    } else {
+        Vec::new()
+    };
     ContactParts {
         first_name: Some(first),
         last_name: Some(last),
         emails: Cow::Owned(emails),
         phones: Cow::Owned(phones),
-        address: Some(Cow::Owned(address)),
+        address,
         maids: Cow::Owned(maids),
     }
 }

@@ -366,6 +366,28 @@ impl Population {
         self.contact_parts_from(person, self.contact_inputs(person))
     }
 
+    /// A person's contact data with only the `wanted` kinds of values built, where they are
+    /// computed (imported people's are borrowed whole).
+    pub(crate) fn contact_parts_of(
+        &self,
+        person: usize,
+        wanted: contacts::Wanted,
+    ) -> contacts::ContactParts<'_> {
+        match &self.contacts {
+            ContactSource::Generated { seed, .. } => {
+                let inputs = self.contact_inputs(person);
+                contacts::generated_parts_of(
+                    *seed,
+                    person as u64,
+                    inputs.gender,
+                    inputs.metro,
+                    wanted,
+                )
+            }
+            ContactSource::Stored(all) => contacts::ContactParts::borrowed(&all[person]),
+        }
+    }
+
     /// The stored values a generated person's contact data is computed from (two memory
     /// reads, which callers handling many persons issue together, ahead of the computing).
     #[inline]
