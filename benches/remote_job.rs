@@ -5,15 +5,17 @@
 //! the embedded population (default 1,000,000 persons) over MCP from this same process.
 //!
 //! For each concurrency (the provider's: tool calls and export downloads in flight at once,
-//! which the upstream's own count of the most it saw in flight confirms; the job offers twice
-//! as many, so that an answer being parsed or stored never leaves a slot idle) it prints the
+//! which the upstream's own count of the most it saw in flight confirms; the job offers more,
+//! `BENCH_JOB_FACTOR` times as many, so that an answer being parsed or stored does not leave a
+//! slot idle) it prints the
 //! wall time POST → `succeeded`, the calls the upstream counted, the ideal
 //! `calls ÷ concurrency × latency` and the ratio; then each stage's own time against its own
 //! ideal. The same job on the embedded provider (no MCP, no latency) runs first, in the same
 //! process: the CPU the job costs when the network costs nothing.
 //!
 //! `cargo bench --bench remote_job` (env: `BENCH_CUSTOMERS`, `BENCH_POPULATION`,
-//! `BENCH_LATENCY_MS`, `BENCH_CONCURRENCY` as a comma list, default `4,8,16`).
+//! `BENCH_LATENCY_MS`, `BENCH_CONCURRENCY` as a comma list, default `4,8,16`;
+//! `BENCH_JOB_FACTOR`, default 2: the job's concurrency as a multiple of the provider's).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -150,6 +152,7 @@ fn main() {
     let persons: usize = env_or("BENCH_POPULATION", 1_000_000);
     let latency = Duration::from_millis(env_or("BENCH_LATENCY_MS", 100));
     let concurrencies = env_list("BENCH_CONCURRENCY", "4,8,16");
+    let job_factor: usize = env_or("BENCH_JOB_FACTOR", 2);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -196,7 +199,7 @@ fn main() {
             config.concurrency = concurrency;
             let client: Arc<dyn PopulationProvider> =
                 Arc::new(WattProvider::connect(config).await.expect("connect"));
-            let run = run_job(client, 2 * concurrency, &emails).await;
+            let run = run_job(client, job_factor * concurrency, &emails).await;
 
             let calls = upstream.calls();
             let downloads = upstream.export_downloads();
