@@ -197,17 +197,6 @@ impl<T: ExportRow> RowWriter<T> {
         self.rows
     }
 
-    /// The bytes written since the last take, for a file sent as it is written. CSV writes
-    /// nothing before `finish` (its columns are those of all its rows).
-    pub fn take_written(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.out)
-    }
-
-    /// Bytes written and not yet taken.
-    pub fn pending(&self) -> usize {
-        self.out.len()
-    }
-
     pub fn content_type(&self) -> &'static str {
         match self.format {
             ExportFormat::Json | ExportFormat::None => "application/json",
@@ -292,20 +281,6 @@ mod tests {
                 records(),
                 "{f:?}"
             );
-        }
-    }
-
-    #[test]
-    fn a_file_taken_as_it_is_written_is_the_whole_file() {
-        for f in [ExportFormat::Json, ExportFormat::Jsonl, ExportFormat::Csv] {
-            let mut w = RowWriter::new(f);
-            let mut taken = Vec::new();
-            for r in records() {
-                w.push(&r).unwrap();
-                taken.extend(w.take_written());
-            }
-            taken.extend(w.finish().unwrap().0);
-            assert_eq!(taken, encode(&records(), f).unwrap().0, "{f:?}");
         }
     }
 
