@@ -363,7 +363,7 @@ impl Population {
 
     /// A person's contact data, borrowing what it can (see [`contacts::ContactParts`]).
     pub(crate) fn contact_parts(&self, person: usize) -> contacts::ContactParts<'_> {
-        self.contact_parts_from(person, self.contact_inputs(person))
+        self.contact_parts_of(person, contacts::Wanted::ALL)
     }
 
     /// A person's contact data with only the `wanted` kinds of values built, where they are
@@ -373,19 +373,7 @@ impl Population {
         person: usize,
         wanted: contacts::Wanted,
     ) -> contacts::ContactParts<'_> {
-        match &self.contacts {
-            ContactSource::Generated { seed, .. } => {
-                let inputs = self.contact_inputs(person);
-                contacts::generated_parts_of(
-                    *seed,
-                    person as u64,
-                    inputs.gender,
-                    inputs.metro,
-                    wanted,
-                )
-            }
-            ContactSource::Stored(all) => contacts::ContactParts::borrowed(&all[person]),
-        }
+        self.contact_parts_from(person, self.contact_inputs(person), wanted)
     }
 
     /// The stored values a generated person's contact data is computed from (two memory
@@ -414,16 +402,21 @@ impl Population {
         }
     }
 
-    /// [`Population::contact_parts`] from already-read [`Population::contact_inputs`].
+    /// [`Population::contact_parts_of`] from already-read [`Population::contact_inputs`].
     pub(crate) fn contact_parts_from(
         &self,
         person: usize,
         inputs: ContactInputs,
+        wanted: contacts::Wanted,
     ) -> contacts::ContactParts<'_> {
         match &self.contacts {
-            ContactSource::Generated { seed, .. } => {
-                contacts::generated_parts(*seed, person as u64, inputs.gender, inputs.metro)
-            }
+            ContactSource::Generated { seed, .. } => contacts::generated_parts_of(
+                *seed,
+                person as u64,
+                inputs.gender,
+                inputs.metro,
+                wanted,
+            ),
             ContactSource::Stored(all) => contacts::ContactParts::borrowed(&all[person]),
         }
     }

@@ -7,7 +7,7 @@ use icp_contract::{
     ProfileMetadata, ProviderError,
 };
 
-use crate::contacts::{MAX_EMAILS, MAX_MAIDS, MAX_PHONES};
+use crate::contacts::{MAX_EMAILS, MAX_MAIDS, MAX_PHONES, Wanted};
 use crate::population::{ContactInputs, Population};
 use crate::resolve::{RowMap, parallelism};
 
@@ -148,7 +148,9 @@ fn numbered_extra(
 impl Population {
     fn profile(&self, id: PersonId, p: usize, plan: &Plan<'_>, inputs: ContactInputs) -> Profile {
         let mut map: Vec<(String, String)> = Vec::with_capacity(plan.fields.len());
-        let contact = plan.contact.then(|| self.contact_parts_from(p, inputs));
+        let contact = plan
+            .contact
+            .then(|| self.contact_parts_from(p, inputs, Wanted::ALL));
         let (mut first, mut last, mut address) = (None, None, None);
         let (mut emails, mut phones, mut maids) = (Vec::new(), Vec::new(), Vec::new());
         if let Some(c) = contact {

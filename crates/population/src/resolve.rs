@@ -20,7 +20,7 @@ use icp_contract::{
     ResolveStats,
 };
 
-use crate::contacts::{ContactParts, round4};
+use crate::contacts::{ContactParts, Wanted, round4};
 use crate::population::ContactInputs;
 use crate::population::Population;
 use crate::rng::{mix64, stable_hash};
@@ -610,7 +610,7 @@ impl Population {
                     let Some((_, probe)) = &probes[i] else {
                         continue;
                     };
-                    let contact = self.contact_parts_from(c.person, c.inputs);
+                    let contact = self.contact_parts_from(c.person, c.inputs, Wanted::ALL);
                     // Confirm against the person's own identifier, so a key collision never
                     // matches.
                     let confirmed = own_identifier(&contact, id_type, c.slot, &mut own_buf)
