@@ -34,6 +34,13 @@ impl RecordLine {
     }
 }
 
+/// An audience already in memory, as the stream of its records' JSON.
+pub fn audience_stream(records: &[AudienceRecord]) -> AudienceStream {
+    use futures::StreamExt;
+    let lines: Vec<RecordLine> = records.iter().map(RecordLine::encode).collect();
+    futures::stream::iter(lines.into_iter().map(Ok)).boxed()
+}
+
 /// A whole audience from one `find_persons` call: its answer (`total`, `sample`, `workflow_id`,
 /// `tool_trace_id`; `export` already consumed) and every record, streamed.
 pub struct AudienceExport {

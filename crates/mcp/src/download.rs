@@ -9,6 +9,7 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use icp_contract::{
     AudienceRecord, AudienceStream, ExportFormat, PersonId, ProviderError, RecordLine,
+    audience_stream,
 };
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
@@ -64,9 +65,7 @@ pub(crate) fn record_lines(resp: reqwest::Response, format: ExportFormat) -> Aud
     if format != ExportFormat::Jsonl {
         return stream::once(read_all::<AudienceRecord>(resp, format))
             .flat_map(|r| match r {
-                Ok(rows) => {
-                    stream::iter(rows.into_iter().map(|r| Ok(RecordLine::encode(&r)))).boxed()
-                }
+                Ok(rows) => audience_stream(&rows),
                 Err(e) => stream::iter([Err(e)]).boxed(),
             })
             .boxed();

@@ -4,15 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::try_join_all;
-use futures::stream;
 use icp_contract::{
     AudienceExport, ExportFormat, ExportRef, FeedbackRequest, FeedbackResponse, FindPersonsRequest,
     FindPersonsResponse, GetClusterRequest, GetClusterResponse, GetPersonRequest,
     GetPersonResponse, Identity, IdentityMatch, ListClustersRequest, ListClustersResponse,
-    MAX_PERSON_IDS_PER_CALL, PersonId, PopulationProvider, ProviderError, RecordLine,
-    ResolveRequest, ResolveResponse, ResolveStats, Traced,
+    MAX_PERSON_IDS_PER_CALL, PersonId, PopulationProvider, ProviderError, ResolveRequest,
+    ResolveResponse, ResolveStats, Traced, audience_stream,
 };
 use rand::Rng;
 use serde::Serialize;
@@ -506,8 +504,7 @@ impl PopulationProvider for WattProvider {
             let Some(export) = answer.export.take() else {
                 // No file: the inline sample is the whole audience only if it says so.
                 if answer.sample.len() as u64 >= answer.total {
-                    let lines: Vec<_> = answer.sample.iter().map(RecordLine::encode).collect();
-                    let records = stream::iter(lines.into_iter().map(Ok)).boxed();
+                    let records = audience_stream(&answer.sample);
                     return Ok(AudienceExport { answer, records });
                 }
                 return Err(ProviderError::protocol(format!(

@@ -8,15 +8,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::StreamExt;
-use futures::stream;
 use icp_contract::{
     AudienceExport, AudienceRecord, Cluster, FeedbackRequest, FeedbackResponse, FindPersonsRequest,
     FindPersonsResponse, GetClusterRequest, GetClusterResponse, GetPersonRequest,
     GetPersonResponse, HashType, IdType, Identity, IdentityMatch, ListClustersRequest,
     ListClustersResponse, MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, MAX_SAMPLE, PersonId,
-    PopulationProvider, Profile, ProfileMetadata, ProviderError, RecordLine, ResolveRequest,
-    ResolveResponse, ResolveStats,
+    PopulationProvider, Profile, ProfileMetadata, ProviderError, ResolveRequest, ResolveResponse,
+    ResolveStats, audience_stream,
 };
 
 /// `(attribute, domain, values)`: the traits every synthetic person has one value of.
@@ -459,8 +457,7 @@ impl PopulationProvider for SyntheticPopulation {
             tool_trace_id,
             workflow_id,
         };
-        let lines: Vec<_> = audience.iter().map(RecordLine::encode).collect();
-        let records = stream::iter(lines.into_iter().map(Ok)).boxed();
+        let records = audience_stream(&audience);
         Ok(AudienceExport { answer, records })
     }
 
