@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// A row type that can travel in every export format.
-pub trait ExportRow: Serialize + DeserializeOwned + Clone + Send + 'static {
+pub trait ExportRow: Serialize + DeserializeOwned + Send + 'static {
     fn to_csv(rows: &[Self]) -> Result<Vec<u8>, ProviderError>;
     fn from_csv(body: &[u8]) -> Result<Vec<Self>, ProviderError>;
 }
@@ -139,82 +139,32 @@ pub fn encode<T: ExportRow>(
     rows: &[T],
     format: ExportFormat,
 ) -> Result<(Vec<u8>, &'static str), ProviderError> {
-    let mut w = RowWriter::new(format);
-    for r in rows {
-        w.push(r)?;
-    }
-    w.finish()
+    let body = match format {
+        ExportFormat::Json | ExportFormat::None => serde_json::to_vec(rows).map_err(json_err)?,
+        ExportFormat::Jsonl => {
+            let mut out = Vec::new();
+            for r in rows {
+                serde_json::to_writer(&mut out, r).map_err(json_err)?;
+                out.push(b'\n');
+            }
+            out
+        }
+        ExportFormat::Csv => T::to_csv(rows)?,
+    };
+    Ok((body, content_type(format)))
 }
 
-/// Writes an export a row at a time, so a large one is held once, as bytes: JSON and JSON Lines
-/// are written as the rows come; CSV, whose columns are those of all its rows, keeps the rows
-/// until `finish`.
-pub struct RowWriter<T> {
-    format: ExportFormat,
-    out: Vec<u8>,
-    csv_rows: Vec<T>,
-    rows: u64,
+/// The content type an export file in `format` is served under.
+pub fn content_type(format: ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Json | ExportFormat::None => "application/json",
+        ExportFormat::Jsonl => "application/x-ndjson",
+        ExportFormat::Csv => "text/csv",
+    }
 }
 
 fn json_err(e: serde_json::Error) -> ProviderError {
     ProviderError::protocol(format!("export JSON: {e}"))
-}
-
-impl<T: ExportRow> RowWriter<T> {
-    pub fn new(format: ExportFormat) -> Self {
-        let out = match format {
-            ExportFormat::Json | ExportFormat::None => b"[".to_vec(),
-            ExportFormat::Jsonl | ExportFormat::Csv => Vec::new(),
-        };
-        Self {
-            format,
-            out,
-            csv_rows: Vec::new(),
-            rows: 0,
-        }
-    }
-
-    pub fn push(&mut self, row: &T) -> Result<(), ProviderError> {
-        match self.format {
-            ExportFormat::Json | ExportFormat::None => {
-                if self.rows > 0 {
-                    self.out.push(b',');
-                }
-                serde_json::to_writer(&mut self.out, row).map_err(json_err)?;
-            }
-            ExportFormat::Jsonl => {
-                serde_json::to_writer(&mut self.out, row).map_err(json_err)?;
-                self.out.push(b'\n');
-            }
-            ExportFormat::Csv => self.csv_rows.push(row.clone()),
-        }
-        self.rows += 1;
-        Ok(())
-    }
-
-    /// Rows written so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    pub fn content_type(&self) -> &'static str {
-        match self.format {
-            ExportFormat::Json | ExportFormat::None => "application/json",
-            ExportFormat::Jsonl => "application/x-ndjson",
-            ExportFormat::Csv => "text/csv",
-        }
-    }
-
-    /// The rest of the file (all of it, if nothing was taken), with its content type.
-    pub fn finish(mut self) -> Result<(Vec<u8>, &'static str), ProviderError> {
-        let content_type = self.content_type();
-        match self.format {
-            ExportFormat::Json | ExportFormat::None => self.out.push(b']'),
-            ExportFormat::Jsonl => {}
-            ExportFormat::Csv => self.out = T::to_csv(&self.csv_rows)?,
-        }
-        Ok((self.out, content_type))
-    }
 }
 
 /// Reads a whole export body.

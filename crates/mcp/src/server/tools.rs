@@ -6,9 +6,9 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use icp_contract::{
-    AudienceExport, AudienceRecord, AudienceStream, ExportFormat, ExportRef, FeedbackRequest,
-    FindPersonsRequest, GetClusterRequest, GetPersonRequest, Identity, ListClustersRequest,
-    ProviderError, RecordLine, ResolveRequest, Traced,
+    AudienceStream, ExportFormat, ExportRef, FeedbackRequest, FindPersonsRequest,
+    GetClusterRequest, GetPersonRequest, Identity, ListClustersRequest, ProviderError,
+    ResolveRequest, Traced,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::ServerState;
 use super::exports::ExportBody;
 use super::rpc::INVALID_PARAMS;
-use crate::export_rows::{ExportRow, RowWriter, encode};
+use crate::export_rows::{ExportRow, content_type, encode};
 
 /// What a tool answered: its payload as JSON text, or why it failed.
 pub(crate) type ToolAnswer = Result<String, ProviderError>;
@@ -217,24 +217,17 @@ pub(crate) async fn audience_file(
     request: FindPersonsRequest,
     format: ExportFormat,
 ) -> Result<(Body, &'static str), ProviderError> {
-    let AudienceExport { records, .. } = state.provider.export_persons(request).await?;
-    if format == ExportFormat::Csv {
-        let lines: Vec<RecordLine> = records.try_collect().await?;
-        let mut writer = RowWriter::<AudienceRecord>::new(format);
-        for line in &lines {
-            let record = line
-                .decode()
-                .map_err(|e| ProviderError::protocol(format!("audience record: {e}")))?;
-            writer.push(&record)?;
+    let export = state.provider.export_persons(request).await?;
+    let shape = match format {
+        ExportFormat::Csv => {
+            let (body, content_type) = encode(&export.parsed_records().await?, format)?;
+            return Ok((Body::from(body), content_type));
         }
-        let (body, content_type) = writer.finish()?;
-        return Ok((Body::from(body), content_type));
-    }
-    let (shape, content_type) = match format {
-        ExportFormat::Jsonl => (Joined::LINES, "application/x-ndjson"),
-        _ => (Joined::ARRAY, "application/json"),
+        ExportFormat::Jsonl => Joined::LINES,
+        ExportFormat::Json | ExportFormat::None => Joined::ARRAY,
     };
-    Ok((Body::from_stream(shape.join(records)), content_type))
+    let body = Body::from_stream(shape.join(export.records));
+    Ok((body, content_type(format)))
 }
 
 /// How records' JSON is joined into a file.
