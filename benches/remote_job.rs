@@ -46,6 +46,9 @@ struct JobRun {
     stages: BTreeMap<&'static str, f64>,
     /// Tool calls each stage made, from the job's traces.
     calls: BTreeMap<String, u64>,
+    /// Seconds outside the stages: the POST until it answered, from the job's creation until
+    /// its first stage began, from the end of its last stage until it succeeded.
+    outside: [f64; 3],
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
@@ -92,6 +95,7 @@ async fn run_job(
         .json()
         .await
         .expect("job");
+    let posted = started.elapsed();
     let id = job["id"].as_str().expect("job id").to_owned();
     let job = loop {
         let job = get_json(&client, &format!("{base}/v1/jobs/{id}")).await;
@@ -126,6 +130,14 @@ async fn run_job(
             )
         })
         .collect();
+    // Before the first stage: the POST's own handling and the wait for a worker to claim the
+    // job; after the last: storing the result and the poll that sees it.
+    let stage_at = |s: &str, field: &str| at(&job["progress"][s][field]);
+    let outside = [
+        posted.as_secs_f64(),
+        (stage_at("resolve", "started_at") - at(&job["created_at"])).as_seconds_f64(),
+        (at(&job["finished_at"]) - stage_at("find", "finished_at")).as_seconds_f64(),
+    ];
     let mut calls = BTreeMap::new();
     for trace in job["tool_traces"].as_array().into_iter().flatten() {
         let stage = trace["stage"].as_str().unwrap_or_default().to_owned();
@@ -136,6 +148,7 @@ async fn run_job(
         exported,
         stages,
         calls,
+        outside,
     }
 }
 
@@ -224,6 +237,11 @@ fn main() {
                     run.stages[stage]
                 );
             }
+            let [post, queued, closing] = run.outside;
+            println!(
+                "    outside the stages: POST answered in {post:.2} s, first stage {queued:.2} s \
+                 after creation, success {closing:.2} s after the last stage"
+            );
         }
     });
 }

@@ -191,7 +191,7 @@ impl WattProvider {
     }
 
     /// One tool call with retries; the answer parsed into `Resp`, its trace id recorded.
-    async fn call<Req: Serialize, Resp: DeserializeOwned + Traced>(
+    async fn call<Req: Serialize, Resp: DeserializeOwned + Traced + Send + 'static>(
         &self,
         tool: &'static str,
         req: &Req,
@@ -222,7 +222,7 @@ impl WattProvider {
                         .exchange_tool(&inner.counters, tool, &arguments)
                         .await?
                 };
-                message.payload()
+                message.into_payload().await
             })
             .await
             .map_err(|e| match e {

@@ -363,9 +363,29 @@ pub(crate) struct AnswerMessage {
     id: u64,
 }
 
+/// Answers up to this size are parsed where they arrived: a hop to the blocking pool would cost
+/// more than the parse.
+const PARSE_IN_PLACE_BYTES: usize = 64 * 1024;
+
 impl AnswerMessage {
     pub(crate) fn payload<T: DeserializeOwned>(&self) -> Result<T, ProviderError> {
         decode_message(&self.bytes, self.id, true)
+    }
+
+    /// The payload, parsed on the blocking pool when the answer is large. A megabyte of JSON
+    /// is milliseconds of CPU, and the task that awaits one call usually drives the others in
+    /// flight too (a stage's calls share one stream): parsed there, the next request would
+    /// not go out, nor the other answers be read, until the parse ended.
+    pub(crate) async fn into_payload<T>(self) -> Result<T, ProviderError>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        if self.bytes.len() <= PARSE_IN_PLACE_BYTES {
+            return self.payload();
+        }
+        tokio::task::spawn_blocking(move || self.payload())
+            .await
+            .map_err(|e| ProviderError::unavailable(format!("parsing the answer stopped: {e}")))?
     }
 }
 

@@ -17,6 +17,7 @@ const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 const METHOD_NOT_FOUND: i64 = -32601;
 pub(crate) const INVALID_PARAMS: i64 = -32602;
+const INTERNAL_ERROR: i64 = -32603;
 
 fn rpc_result(id: &Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
@@ -129,7 +130,16 @@ pub(crate) async fn handle_post(
         "ping" => rpc_result(&id, json!({})),
         "tools/list" => rpc_result(&id, json!({"tools": schemas::tools()})),
         "tools/call" => match tools::call(&state, &headers, &params).await {
-            Ok(result) => return json_text_response(tools::response_body(&id, result)),
+            Ok(result) => {
+                // Off the async threads, as the payload was: the body holds it twice.
+                let answered = id.clone();
+                let body =
+                    tokio::task::spawn_blocking(move || tools::response_body(&answered, result));
+                match body.await {
+                    Ok(body) => return json_text_response(body),
+                    Err(e) => rpc_error(&id, INTERNAL_ERROR, format!("writing the answer: {e}")),
+                }
+            }
             Err((code, message)) => rpc_error(&id, code, message),
         },
         other => rpc_error(&id, METHOD_NOT_FOUND, format!("unknown method {other}")),

@@ -102,22 +102,24 @@ async fn run<Req, Resp, Fut>(
 ) -> Result<String, ProviderError>
 where
     Req: DeserializeOwned + HasWorkflow,
-    Resp: Traced + Serialize,
+    Resp: Traced + Serialize + Send + 'static,
     Fut: Future<Output = Result<Resp, ProviderError>>,
 {
     let req: Req = parse(args)?;
     let workflow = req.workflow();
-    let mut resp = f(req).await?;
-    to_payload(&mut resp, workflow)
+    let resp = f(req).await?;
+    to_payload(resp, workflow).await
 }
 
 /// Every answer carries a `workflow_id` (the caller's, or a new one that starts the workflow)
-/// and a `tool_trace_id`, as the upstream's do. Serialised straight from the typed answer: a
-/// `Value` tree in between costs more than the tool itself on large answers.
-fn to_payload(
-    resp: &mut (impl Traced + Serialize),
-    workflow: Option<String>,
-) -> Result<String, ProviderError> {
+/// and a `tool_trace_id`, as the upstream's do. Serialised straight from the typed answer (a
+/// `Value` tree in between costs more than the tool itself on large answers), on the blocking
+/// pool: a large answer is milliseconds of CPU that would hold up every connection served by
+/// the async thread it ran on.
+async fn to_payload<R>(mut resp: R, workflow: Option<String>) -> Result<String, ProviderError>
+where
+    R: Traced + Serialize + Send + 'static,
+{
     let (trace, flow) = resp.trace_fields_mut();
     if flow.is_none() {
         *flow = Some(workflow.unwrap_or_else(super::random_token));
@@ -125,7 +127,10 @@ fn to_payload(
     if trace.is_none() {
         *trace = Some(super::random_token());
     }
-    serde_json::to_string(resp).map_err(|e| ProviderError::protocol(format!("answer: {e}")))
+    tokio::task::spawn_blocking(move || serde_json::to_string(&resp))
+        .await
+        .map_err(|e| ProviderError::unavailable(format!("writing the answer stopped: {e}")))?
+        .map_err(|e| ProviderError::protocol(format!("answer: {e}")))
 }
 
 fn wants_file(format: Option<ExportFormat>) -> Option<ExportFormat> {
@@ -182,7 +187,7 @@ async fn resolve(
         let rows: Vec<Identity> = std::mem::take(&mut resp.identities);
         resp.export = Some(store_export(state, headers, &rows, format)?);
     }
-    to_payload(&mut resp, workflow)
+    to_payload(resp, workflow).await
 }
 
 /// With a file `format`, the answer points to an export of the whole audience, written as it
@@ -207,7 +212,7 @@ async fn find_persons(
         };
         answer.export = Some(publish(state, headers, body, format, answer.total));
     }
-    to_payload(&mut answer, workflow)
+    to_payload(answer, workflow).await
 }
 
 /// The body of an audience export: the provider's records as they stream. JSON Lines and JSON

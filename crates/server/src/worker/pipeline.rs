@@ -880,38 +880,53 @@ impl Run<'_> {
         self.trace(Stage::Find, "find_persons", answer.tool_trace_id.as_ref())
             .await?;
         let workflow = answer.workflow_id.clone();
-        let (mut exported, mut excluded, mut chunk_no) = (0u64, 0u64, 0i64);
-        let mut truncated = false;
-        // JSON Lines: the records' JSON as the provider encoded it, a line each.
-        let mut chunk: Vec<u8> = Vec::new();
-        let mut rows_in_chunk = 0usize;
-        while let Some(record) = stream.try_next().await.map_err(provider("find"))? {
-            if customers.contains(&record.person_id.0) {
-                excluded += 1;
-                continue;
+        // The records are read and the full chunks stored side by side: a chunk's write (a
+        // commit of a megabyte) no longer stops the download, which waited on it.
+        let chunk_rows = self.ctx.config.export_chunk_rows;
+        let (full, mut to_store) = tokio::sync::mpsc::channel::<(i64, Vec<u8>)>(2);
+        let read = async move {
+            let (mut exported, mut excluded, mut chunk_no) = (0u64, 0u64, 0i64);
+            let mut truncated = false;
+            // JSON Lines: the records' JSON as the provider encoded it, a line each.
+            let mut chunk: Vec<u8> = Vec::new();
+            let mut rows_in_chunk = 0usize;
+            while let Some(record) = stream.try_next().await.map_err(provider("find"))? {
+                if customers.contains(&record.person_id.0) {
+                    excluded += 1;
+                    continue;
+                }
+                if limit.is_some_and(|l| exported >= l) {
+                    truncated = true;
+                    break;
+                }
+                chunk.extend_from_slice(&record.json);
+                chunk.push(b'\n');
+                exported += 1;
+                rows_in_chunk += 1;
+                if rows_in_chunk == chunk_rows {
+                    // Fails only when the writer stopped, whose error `try_join` reports.
+                    let next = Vec::with_capacity(chunk.len());
+                    let _ = full
+                        .send((chunk_no, std::mem::replace(&mut chunk, next)))
+                        .await;
+                    rows_in_chunk = 0;
+                    chunk_no += 1;
+                }
             }
-            if limit.is_some_and(|l| exported >= l) {
-                truncated = true;
-                break;
+            if rows_in_chunk > 0 {
+                let _ = full.send((chunk_no, chunk)).await;
             }
-            chunk.extend_from_slice(&record.json);
-            chunk.push(b'\n');
-            exported += 1;
-            rows_in_chunk += 1;
-            if rows_in_chunk == self.ctx.config.export_chunk_rows {
+            Ok::<_, StageError>((exported, excluded, truncated))
+        };
+        let write = async {
+            while let Some((no, chunk)) = to_store.recv().await {
                 self.store()
-                    .put_export_chunk(self.lease, strategy_name, chunk_no, utf8(&chunk)?)
+                    .put_export_chunk(self.lease, strategy_name, no, utf8(&chunk)?)
                     .await?;
-                chunk.clear();
-                rows_in_chunk = 0;
-                chunk_no += 1;
             }
-        }
-        if rows_in_chunk > 0 {
-            self.store()
-                .put_export_chunk(self.lease, strategy_name, chunk_no, utf8(&chunk)?)
-                .await?;
-        }
+            Ok::<_, StageError>(())
+        };
+        let ((exported, excluded, truncated), ()) = tokio::try_join!(read, write)?;
         // A limited export counts only what it returns; the audience's own size (and a sample
         // of all of it) takes a count without the limit.
         let counted = match limit {
