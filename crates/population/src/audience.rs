@@ -202,15 +202,39 @@ impl Population {
         audience: &'a Audience,
         chunk: usize,
     ) -> impl Iterator<Item = Vec<RecordLine>> + 'a {
-        let mut iter = audience.members.iter();
-        let chunk = chunk.max(1);
+        self.audience_lane(audience, chunk, 0, 1)
+    }
+
+    /// Chunks `lane`, `lane + lanes`, `lane + 2 × lanes`, … of [`Population::audience_chunks`]:
+    /// `lanes` threads, one a lane, build an export's records together and a reader taking a
+    /// chunk from each in turn gets them in order. The records of other lanes' chunks are
+    /// skipped, not built.
+    pub fn audience_lane<'a>(
+        &'a self,
+        audience: &'a Audience,
+        chunk: usize,
+        lane: usize,
+        lanes: usize,
+    ) -> impl Iterator<Item = Vec<RecordLine>> + 'a {
+        let mut members = audience.members.iter();
+        let (chunk, lanes) = (chunk.max(1), lanes.max(1));
+        let mut next = 0usize;
         std::iter::from_fn(move || {
-            let batch: Vec<RecordLine> = iter
-                .by_ref()
-                .take(chunk)
-                .map(|p| self.audience_line(p as usize, audience.id_type))
-                .collect();
-            (!batch.is_empty()).then_some(batch)
+            loop {
+                let mine = next % lanes == lane;
+                next += 1;
+                if mine {
+                    let batch: Vec<RecordLine> = members
+                        .by_ref()
+                        .take(chunk)
+                        .map(|p| self.audience_line(p as usize, audience.id_type))
+                        .collect();
+                    return (!batch.is_empty()).then_some(batch);
+                }
+                if members.by_ref().take(chunk).count() == 0 {
+                    return None;
+                }
+            }
         })
     }
 }
@@ -391,6 +415,43 @@ mod tests {
         let address = imported.audience_line(0, IdType::Address).json;
         let address = String::from_utf8(address).unwrap();
         assert!(address.contains(r#"1 \"Main\" St\\2"#), "{address}");
+    }
+
+    /// Lanes read in turn, a chunk from each, give the audience's records in order, once each,
+    /// for chunk sizes that do and do not divide the audience and for more lanes than chunks.
+    #[test]
+    fn lanes_taken_in_turn_are_the_audience_in_order() {
+        let population = Population::generate(&crate::GeneratorConfig {
+            persons: 1_000,
+            ..crate::GeneratorConfig::default()
+        });
+        let audience = Audience {
+            members: (0..1_000u32).filter(|p| p % 3 != 0).collect(),
+            id_type: IdType::Email,
+        };
+        let all: Vec<RecordLine> = audience
+            .members
+            .iter()
+            .map(|p| population.audience_line(p as usize, IdType::Email))
+            .collect();
+        for (chunk, lanes) in [(1, 1), (100, 2), (64, 3), (1_000, 4), (7, 4)] {
+            let mut lanes: Vec<_> = (0..lanes)
+                .map(|lane| population.audience_lane(&audience, chunk, lane, lanes))
+                .collect();
+            let mut read = Vec::new();
+            'turns: loop {
+                for lane in &mut lanes {
+                    match lane.next() {
+                        Some(batch) => {
+                            assert!(batch.len() <= chunk);
+                            read.extend(batch);
+                        }
+                        None => break 'turns,
+                    }
+                }
+            }
+            assert_eq!(read, all, "chunk {chunk}, {} lanes", lanes.len());
+        }
     }
 
     fn rec(id: u64, emails: &[&str]) -> AudienceRecord {

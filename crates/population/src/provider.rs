@@ -15,6 +15,8 @@ use crate::population::Population;
 /// Records per message on an export stream: large enough to amortise the channel, small enough
 /// to keep memory flat.
 const EXPORT_CHUNK: usize = 2_048;
+/// The most threads that build one export's records.
+const MAX_LANES: usize = 4;
 
 /// Serves a [`Population`]; the work runs on the blocking pool so it never stalls the runtime.
 #[derive(Debug, Clone)]
@@ -137,17 +139,29 @@ impl PopulationProvider for EmbeddedProvider {
             .await?;
         answer.workflow_id = Some(wf);
         answer.tool_trace_id = Some(trace_id());
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<icp_contract::RecordLine>>(4);
-        let pop = Arc::clone(&self.population);
-        tokio::task::spawn_blocking(move || {
-            for chunk in pop.audience_chunks(&audience, EXPORT_CHUNK) {
-                if tx.blocking_send(chunk).is_err() {
-                    break;
+        // One thread a core builds the records (a large audience's export went at the pace of
+        // one thread), each every `lanes`-th chunk; they are read back a lane at a time, in turn,
+        // so the stream keeps person id order.
+        let lanes = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_LANES));
+        let audience = Arc::new(audience);
+        let mut lane_rx = Vec::with_capacity(lanes);
+        for lane in 0..lanes {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Vec<icp_contract::RecordLine>>(2);
+            lane_rx.push(rx);
+            let (pop, audience) = (Arc::clone(&self.population), Arc::clone(&audience));
+            tokio::task::spawn_blocking(move || {
+                for chunk in pop.audience_lane(&audience, EXPORT_CHUNK, lane, lanes) {
+                    if tx.blocking_send(chunk).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
-        let records = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (chunk, rx))
+            });
+        }
+        // Chunk k comes from lane k mod lanes; the first lane to run dry ends the export.
+        let records = futures::stream::unfold((lane_rx, 0), |(mut lanes, k)| async move {
+            let chunk = lanes[k].recv().await?;
+            let next = (k + 1) % lanes.len();
+            Some((chunk, (lanes, next)))
         })
         .flat_map(|chunk| futures::stream::iter(chunk.into_iter().map(Ok)))
         .boxed();
