@@ -257,7 +257,7 @@ impl Store {
     /// keys cascade). Returns whether there was such a job. A worker still running it gets
     /// `LeaseLost` at its next write.
     pub async fn delete_job(&self, id: Uuid, owner: Option<&str>) -> Result<bool> {
-        let deleted = on_pool!(self, pool => {
+        let deleted = write_on_pool!(self, pool => {
             sqlx::query("DELETE FROM jobs WHERE id = $1 AND ($2 IS NULL OR owner = $2)")
                 .bind(id)
                 .bind(owner)
@@ -271,7 +271,7 @@ impl Store {
     /// Deletes every finished job whose `expires_at` is before `now`, with all its data.
     /// Returns how many jobs went.
     pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
-        let deleted = on_pool!(self, pool => {
+        let deleted = write_on_pool!(self, pool => {
             sqlx::query(concat!(
                 "DELETE FROM jobs WHERE status IN ", terminal_statuses!(), " AND expires_at < $1"
             ))

@@ -69,6 +69,7 @@ impl Store {
         let row: Option<JobRow> = match &self.pool {
             // SQLite runs the whole statement under its single write lock: no two claims overlap.
             Pool::Sqlite(pool) => {
+                let _writing = self.sqlite_writes.lock().await;
                 sqlx::query_as(claim_sql!(""))
                     .bind(worker_id)
                     .bind(expires)
@@ -102,7 +103,7 @@ impl Store {
     /// Extends the lease to `extend` from now and reports whether a cancel was requested.
     pub async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<Heartbeat> {
         let now = now_millis();
-        let cancel_requested: Option<bool> = on_pool!(self, pool => {
+        let cancel_requested: Option<bool> = write_on_pool!(self, pool => {
             bind_lease!(
                 sqlx::query_scalar(concat!(
                     "UPDATE jobs SET lease_expires_at = $4, updated_at = $5 WHERE ",
@@ -129,7 +130,7 @@ impl Store {
         progress: serde_json::Value,
     ) -> Result<()> {
         let now = now_millis();
-        fenced(on_pool!(self, pool => {
+        fenced(write_on_pool!(self, pool => {
             bind_lease!(
                 sqlx::query(concat!(
                     "UPDATE jobs SET stage = $4, progress = $5, updated_at = $6 WHERE ",
@@ -149,7 +150,7 @@ impl Store {
     /// Replaces the job's progress document.
     pub async fn set_progress(&self, lease: &Lease, progress: serde_json::Value) -> Result<()> {
         let now = now_millis();
-        fenced(on_pool!(self, pool => {
+        fenced(write_on_pool!(self, pool => {
             bind_lease!(
                 sqlx::query(concat!(
                     "UPDATE jobs SET progress = $4, updated_at = $5 WHERE ",
@@ -168,7 +169,7 @@ impl Store {
     /// Records the upstream `workflow_id` the job passes through all its calls.
     pub async fn set_workflow_id(&self, lease: &Lease, workflow_id: &str) -> Result<()> {
         let now = now_millis();
-        fenced(on_pool!(self, pool => {
+        fenced(write_on_pool!(self, pool => {
             bind_lease!(
                 sqlx::query(concat!(
                     "UPDATE jobs SET workflow_id = $4, updated_at = $5 WHERE ",
@@ -187,7 +188,7 @@ impl Store {
     /// Records what identity resolution found (counts only: no person ids).
     pub async fn set_resolution(&self, lease: &Lease, resolution: serde_json::Value) -> Result<()> {
         let now = now_millis();
-        fenced(on_pool!(self, pool => {
+        fenced(write_on_pool!(self, pool => {
             bind_lease!(
                 sqlx::query(concat!(
                     "UPDATE jobs SET resolution = $4, updated_at = $5 WHERE ",
@@ -264,7 +265,7 @@ impl Store {
         run_after: OffsetDateTime,
     ) -> Result<()> {
         let now = now_millis();
-        fenced(on_pool!(self, pool => {
+        fenced(write_on_pool!(self, pool => {
             bind_lease!(
                 sqlx::query(concat!(
                     "UPDATE jobs SET status = 'queued', error = $4, run_after = $5, \

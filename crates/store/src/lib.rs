@@ -28,12 +28,28 @@ macro_rules! on_pool {
     };
 }
 
+/// [`on_pool!`] for a statement that writes: on SQLite it waits for this process's other writers
+/// first (see `Store::sqlite_writes`).
+macro_rules! write_on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::connect::Pool::Sqlite($pool) => {
+                let _writing = $store.sqlite_writes.lock().await;
+                $body
+            }
+            $crate::connect::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// Runs `$body` in a transaction (`$tx`), committing when the body finishes; an early return or
-/// `?` drops the transaction, which rolls it back.
+/// `?` drops the transaction, which rolls it back. On SQLite the transaction waits for this
+/// process's other writers first (see `Store::sqlite_writes`).
 macro_rules! in_tx {
     ($store:expr, $tx:ident => $body:expr) => {
         match &$store.pool {
             $crate::connect::Pool::Sqlite(pool) => {
+                let _writing = $store.sqlite_writes.lock().await;
                 // IMMEDIATE takes the write lock up front: a deferred transaction that reads
                 // first and writes later can fail with SQLITE_BUSY_SNAPSHOT, which no busy
                 // timeout retries.

@@ -161,6 +161,23 @@ impl JobFootprint {
     }
 }
 
+/// Stores an export chunk as the store wrote them before they were compressed: the text in
+/// `body`, no `body_lz4`.
+pub async fn put_plain_export_chunk(store: &Store, id: Uuid, strategy: &str, no: i64, body: &str) {
+    let sql = "INSERT INTO job_exports (job_id, strategy, chunk_no, body) VALUES ($1, $2, $3, $4)";
+    let written = match &store.pool {
+        Pool::Sqlite(pool) => {
+            let q = sqlx::query(sql).bind(id).bind(strategy).bind(no).bind(body);
+            q.execute(pool).await.map(drop)
+        }
+        Pool::Postgres(pool) => {
+            let q = sqlx::query(sql).bind(id).bind(strategy).bind(no).bind(body);
+            q.execute(pool).await.map(drop)
+        }
+    };
+    written.unwrap_or_else(|err| panic!("write a plain export chunk: {err}"));
+}
+
 /// Counts the rows one job has in each table, reading the tables directly.
 pub async fn job_footprint(store: &Store, id: Uuid) -> JobFootprint {
     async fn count(store: &Store, table: &str, column: &str, id: Uuid) -> i64 {

@@ -389,6 +389,28 @@ async fn checkpoints_exports_and_traces_round_trip() {
                 .as_deref(),
             Some("p0")
         );
+        // A chunk as stored before chunks were compressed still reads back; a large one
+        // goes through compression whole.
+        icp_store::test_support::put_plain_export_chunk(&store, job.id, "hybrid", 0, "h0").await;
+        let large: String = (0..20_000)
+            .map(|i| format!("{{\"person_id\":{i}}}\n"))
+            .collect();
+        store
+            .put_export_chunk(&lease, "hybrid", 1, &large)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .export_chunk(job.id, "hybrid", 0)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("h0")
+        );
+        assert_eq!(
+            store.export_chunk(job.id, "hybrid", 1).await.unwrap(),
+            Some(large)
+        );
 
         // Traces in recording order.
         store
@@ -441,7 +463,8 @@ async fn checkpoints_exports_and_traces_round_trip() {
                 footprint.exports,
                 footprint.traces
             ),
-            (1, 0, 0, 1, 2),
+            // precision's one chunk and hybrid's two
+            (1, 0, 0, 3, 2),
             "{:?}",
             db.backend()
         );
