@@ -797,6 +797,14 @@ impl Run<'_> {
                 .unwrap_or_default();
             todo.push((seq, plan.strategy, expression, description));
         }
+        // The audience likely largest goes first, its download being the longest: an OR of
+        // traits (reach) holds more people than a mix (hybrid), a mix more than an AND
+        // (precision). The result keeps the plans' order.
+        todo.sort_by_key(|(_, strategy, ..)| match strategy {
+            icp_analysis::Strategy::Reach => 0,
+            icp_analysis::Strategy::Hybrid => 1,
+            icp_analysis::Strategy::Precision => 2,
+        });
 
         // Every store write happens inside the audiences' futures: a write awaited beside them
         // could wait on the job row that a paused one's transaction holds (Postgres locks it
