@@ -215,7 +215,9 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool> {
             .idle_timeout(None)
             .max_lifetime(None)
     } else {
-        SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS)
+        SqlitePoolOptions::new()
+            .max_connections(SQLITE_MAX_CONNECTIONS)
+            .test_before_acquire(false)
     };
     Ok(pool_options
         .acquire_timeout(ACQUIRE_TIMEOUT)

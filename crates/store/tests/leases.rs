@@ -390,13 +390,17 @@ async fn checkpoints_exports_and_traces_round_trip() {
             Some("p0")
         );
         // A chunk as stored before chunks were compressed still reads back; a large one
-        // goes through compression whole.
+        // goes through compression whole; several go in one write.
         icp_store::test_support::put_plain_export_chunk(&store, job.id, "hybrid", 0, "h0").await;
         let large: String = (0..20_000)
             .map(|i| format!("{{\"person_id\":{i}}}\n"))
             .collect();
         store
-            .put_export_chunk(&lease, "hybrid", 1, &large)
+            .put_export_chunks(&lease, "hybrid", &[(1, "first"), (2, "h2")])
+            .await
+            .unwrap();
+        store
+            .put_export_chunks(&lease, "hybrid", &[(1, &large)])
             .await
             .unwrap();
         assert_eq!(
@@ -411,6 +415,15 @@ async fn checkpoints_exports_and_traces_round_trip() {
             store.export_chunk(job.id, "hybrid", 1).await.unwrap(),
             Some(large)
         );
+        assert_eq!(
+            store
+                .export_chunk(job.id, "hybrid", 2)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("h2")
+        );
+        assert_eq!(store.export_chunk_count(job.id, "hybrid").await.unwrap(), 3);
 
         // Traces in recording order.
         store
@@ -463,8 +476,8 @@ async fn checkpoints_exports_and_traces_round_trip() {
                 footprint.exports,
                 footprint.traces
             ),
-            // precision's one chunk and hybrid's two
-            (1, 0, 0, 3, 2),
+            // precision's one chunk and hybrid's three
+            (1, 0, 0, 4, 2),
             "{:?}",
             db.backend()
         );

@@ -182,6 +182,9 @@ impl Listed {
 /// Sequence numbers of whole-stage checkpoints (chunked stages use 1.. for their parts).
 const FINAL: i64 = 0;
 
+/// The most export chunks stored in one transaction, and held while they wait for it.
+const CHUNKS_PER_WRITE: usize = 8;
+
 struct Run<'a> {
     ctx: &'a WorkerContext,
     job: &'a JobRecord,
@@ -891,7 +894,7 @@ impl Run<'_> {
         // The records are read and the full chunks stored side by side: a chunk's write (a
         // commit of a megabyte) no longer stops the download, which waited on it.
         let chunk_rows = self.ctx.config.export_chunk_rows;
-        let (full, mut to_store) = tokio::sync::mpsc::channel::<(i64, Vec<u8>)>(2);
+        let (full, mut to_store) = tokio::sync::mpsc::channel::<(i64, Vec<u8>)>(CHUNKS_PER_WRITE);
         let read = async move {
             let (mut exported, mut excluded, mut chunk_no) = (0u64, 0u64, 0i64);
             let mut truncated = false;
@@ -927,9 +930,21 @@ impl Run<'_> {
             Ok::<_, StageError>((exported, excluded, truncated))
         };
         let write = async {
-            while let Some((no, chunk)) = to_store.recv().await {
+            while let Some(first) = to_store.recv().await {
+                // What piled up while the last write ran goes in one transaction.
+                let mut batch = vec![first];
+                while batch.len() < CHUNKS_PER_WRITE {
+                    match to_store.try_recv() {
+                        Ok(chunk) => batch.push(chunk),
+                        Err(_) => break,
+                    }
+                }
+                let bodies = batch
+                    .iter()
+                    .map(|(no, chunk)| Ok((*no, utf8(chunk)?)))
+                    .collect::<Result<Vec<_>, StageError>>()?;
                 self.store()
-                    .put_export_chunk(self.lease, strategy_name, no, utf8(&chunk)?)
+                    .put_export_chunks(self.lease, strategy_name, &bodies)
                     .await?;
             }
             Ok::<_, StageError>(())
