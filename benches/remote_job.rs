@@ -47,8 +47,9 @@ struct JobRun {
     /// Tool calls each stage made, from the job's traces.
     calls: BTreeMap<String, u64>,
     /// Seconds outside the stages: the POST until it answered, from the job's creation until
-    /// its first stage began, from the end of its last stage until it succeeded.
-    outside: [f64; 3],
+    /// its first stage began, from the end of its last stage until it succeeded, between the
+    /// stages.
+    outside: [f64; 4],
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
@@ -137,6 +138,12 @@ async fn run_job(
         posted.as_secs_f64(),
         (stage_at("resolve", "started_at") - at(&job["created_at"])).as_seconds_f64(),
         (at(&job["finished_at"]) - stage_at("find", "finished_at")).as_seconds_f64(),
+        STAGES
+            .windows(2)
+            .map(|w| {
+                (stage_at(w[1], "started_at") - stage_at(w[0], "finished_at")).as_seconds_f64()
+            })
+            .sum(),
     ];
     let mut calls = BTreeMap::new();
     for trace in job["tool_traces"].as_array().into_iter().flatten() {
@@ -237,10 +244,13 @@ fn main() {
                     run.stages[stage]
                 );
             }
-            let [post, queued, closing] = run.outside;
+            let [post, queued, closing, between] = run.outside;
+            let accounted = post + queued + closing + between + run.stages.values().sum::<f64>();
             println!(
                 "    outside the stages: POST answered in {post:.2} s, first stage {queued:.2} s \
-                 after creation, success {closing:.2} s after the last stage"
+                 after creation, {between:.2} s between stages, success {closing:.2} s after \
+                 the last stage; {:.2} s not accounted for (the poll, the commit of the result)",
+                run.wall.as_secs_f64() - accounted
             );
         }
     });

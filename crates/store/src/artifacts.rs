@@ -85,6 +85,7 @@ impl Store {
     /// of the calls behind it and the progress that counts it. (Three transactions were three
     /// commits, each a disk sync, per answer of the upstream.)
     pub async fn put_part(&self, lease: &Lease, part: Part<'_>) -> Result<()> {
+        let packed = pack(part.payload);
         let now = now_millis();
         in_tx!(self, tx => {
             match part.progress {
@@ -110,13 +111,14 @@ impl Store {
                 }
             }
             sqlx::query(
-                "INSERT INTO job_checkpoints (job_id, stage, seq, payload) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (job_id, stage, seq) DO UPDATE SET payload = excluded.payload",
+                "INSERT INTO job_checkpoints (job_id, stage, seq, payload, payload_lz4) \
+                 VALUES ($1, $2, $3, '', $4) ON CONFLICT (job_id, stage, seq) \
+                 DO UPDATE SET payload = excluded.payload, payload_lz4 = excluded.payload_lz4",
             )
             .bind(lease.job_id)
             .bind(part.stage.as_str())
             .bind(part.seq)
-            .bind(part.payload)
+            .bind(&packed)
             .execute(&mut *tx)
             .await?;
             for (tool, id) in part.traces {
@@ -128,16 +130,24 @@ impl Store {
 
     /// The checkpoints of one stage, by `seq`.
     pub async fn checkpoints(&self, id: Uuid, stage: Stage) -> Result<Vec<(i64, String)>> {
-        Ok(on_pool!(self, pool => {
+        let rows: Vec<(i64, String, Option<Vec<u8>>)> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT seq, payload FROM job_checkpoints WHERE job_id = $1 AND stage = $2 \
-                 ORDER BY seq",
+                "SELECT seq, payload, payload_lz4 FROM job_checkpoints \
+                 WHERE job_id = $1 AND stage = $2 ORDER BY seq",
             )
             .bind(id)
             .bind(stage.as_str())
             .fetch_all(pool)
             .await?
-        }))
+        });
+        rows.into_iter()
+            .map(|(seq, plain, packed)| {
+                unpack(plain, packed, || {
+                    format!("checkpoint {seq} of {}", stage.as_str())
+                })
+                .map(|payload| (seq, payload))
+            })
+            .collect()
     }
 
     /// Stores (or replaces) chunk `chunk_no` of one strategy's audience export (see
@@ -167,10 +177,8 @@ impl Store {
         if chunks.is_empty() {
             return Ok(());
         }
-        let packed: Vec<(i64, Vec<u8>)> = chunks
-            .iter()
-            .map(|(no, body)| (*no, lz4_flex::compress_prepend_size(body.as_bytes())))
-            .collect();
+        let packed: Vec<(i64, Vec<u8>)> =
+            chunks.iter().map(|(no, body)| (*no, pack(body))).collect();
         // ($1, $2, $3, '', $4), ($1, $2, $5, '', $6), …: the job and strategy bound once.
         let rows: Vec<String> = (0..packed.len())
             .map(|i| format!("($1, $2, ${}, '', ${})", 3 + 2 * i, 4 + 2 * i))
@@ -227,17 +235,10 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        row.map(|(body, packed)| match packed {
-            // Written before chunks were compressed.
-            None => Ok(body),
-            Some(packed) => lz4_flex::decompress_size_prepended(&packed)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| String::from_utf8(bytes).map_err(|e| e.to_string()))
-                .map_err(|e| {
-                    StoreError::InvalidData(format!(
-                        "export chunk {chunk_no} of {strategy} does not unpack: {e}"
-                    ))
-                }),
+        row.map(|(plain, packed)| {
+            unpack(plain, packed, || {
+                format!("export chunk {chunk_no} of {strategy}")
+            })
         })
         .transpose()
     }
@@ -281,4 +282,21 @@ impl Store {
         });
         rows.into_iter().map(TraceRecord::try_from).collect()
     }
+}
+
+/// Text as stored: LZ4, its length first.
+fn pack(text: &str) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(text.as_bytes())
+}
+
+/// Stored text back: unpacked when it was packed, else the plain column (rows written before
+/// compression). `what` names the row for the error.
+fn unpack(plain: String, packed: Option<Vec<u8>>, what: impl FnOnce() -> String) -> Result<String> {
+    let Some(packed) = packed else {
+        return Ok(plain);
+    };
+    lz4_flex::decompress_size_prepended(&packed)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|e| e.to_string()))
+        .map_err(|e| StoreError::InvalidData(format!("{} does not unpack: {e}", what())))
 }

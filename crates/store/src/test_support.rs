@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use uuid::Uuid;
 
 use crate::connect::{Backend, Pool, Store};
+use crate::model::Stage;
 
 /// The env var naming a Postgres server (any database on it) where tests may create databases.
 pub const TEST_DATABASE_URL_ENV: &str = "ICP_TEST_DATABASE_URL";
@@ -165,17 +166,28 @@ impl JobFootprint {
 /// `body`, no `body_lz4`.
 pub async fn put_plain_export_chunk(store: &Store, id: Uuid, strategy: &str, no: i64, body: &str) {
     let sql = "INSERT INTO job_exports (job_id, strategy, chunk_no, body) VALUES ($1, $2, $3, $4)";
+    put_plain(store, sql, id, strategy, no, body).await;
+}
+
+/// Stores a checkpoint as the store wrote them before they were compressed: the text in
+/// `payload`, no `payload_lz4`.
+pub async fn put_plain_checkpoint(store: &Store, id: Uuid, stage: Stage, seq: i64, payload: &str) {
+    let sql = "INSERT INTO job_checkpoints (job_id, stage, seq, payload) VALUES ($1, $2, $3, $4)";
+    put_plain(store, sql, id, stage.as_str(), seq, payload).await;
+}
+
+async fn put_plain(store: &Store, sql: &'static str, id: Uuid, key: &str, no: i64, text: &str) {
     let written = match &store.pool {
         Pool::Sqlite(pool) => {
-            let q = sqlx::query(sql).bind(id).bind(strategy).bind(no).bind(body);
+            let q = sqlx::query(sql).bind(id).bind(key).bind(no).bind(text);
             q.execute(pool).await.map(drop)
         }
         Pool::Postgres(pool) => {
-            let q = sqlx::query(sql).bind(id).bind(strategy).bind(no).bind(body);
+            let q = sqlx::query(sql).bind(id).bind(key).bind(no).bind(text);
             q.execute(pool).await.map(drop)
         }
     };
-    written.unwrap_or_else(|err| panic!("write a plain export chunk: {err}"));
+    written.unwrap_or_else(|err| panic!("write a plain row: {err}"));
 }
 
 /// Counts the rows one job has in each table, reading the tables directly.

@@ -322,6 +322,9 @@ async fn checkpoints_exports_and_traces_round_trip() {
             .put_checkpoint(&lease, Stage::Enrich, 1, "one, again")
             .await
             .unwrap();
+        // One as stored before checkpoints were compressed reads back beside the others.
+        icp_store::test_support::put_plain_checkpoint(&store, job.id, Stage::Enrich, 3, "three")
+            .await;
         let big = "é".repeat(200_000);
         store
             .put_checkpoint(&lease, Stage::Resolve, 0, &big)
@@ -329,7 +332,11 @@ async fn checkpoints_exports_and_traces_round_trip() {
             .unwrap();
         assert_eq!(
             store.checkpoints(job.id, Stage::Enrich).await.unwrap(),
-            vec![(1, "one, again".to_owned()), (2, "two".to_owned())]
+            vec![
+                (1, "one, again".to_owned()),
+                (2, "two".to_owned()),
+                (3, "three".to_owned())
+            ]
         );
         assert_eq!(
             store.checkpoints(job.id, Stage::Resolve).await.unwrap(),
