@@ -10,7 +10,7 @@
 //! slot idle) it prints the
 //! wall time POST → `succeeded`, the calls the upstream counted, the ideal
 //! `calls ÷ concurrency × latency` and the ratio; then each stage's own time against its own
-//! ideal. The same job on the embedded provider (no MCP, no latency) runs first, in the same
+//! ideal, and where the time outside the stages went. The same job on the embedded provider (no MCP, no latency) runs first, in the same
 //! process: the CPU the job costs when the network costs nothing.
 //!
 //! `cargo bench --bench remote_job` (env: `BENCH_CUSTOMERS`, `BENCH_POPULATION`,
