@@ -188,12 +188,10 @@ impl McpSession {
         self.session(counters).await.map(|_| ())
     }
 
-    /// One attempt at one tool call (retries are the caller's), its payload parsed into `T`. A
-    /// lost session is replaced and the call sent again once, within the same attempt: the
-    /// server never ran it.
-    /// One tool call's exchange: the request out and the message that answers it in, whole
-    /// (parse it with [`answer_payload`]). A lost session is reopened and the call sent once
-    /// more.
+    /// One attempt at one tool call's exchange (retries are the caller's): the request out and
+    /// the message that answers it in, whole and not yet parsed (see
+    /// [`AnswerMessage::into_payload`]). A lost session is replaced and the call sent again
+    /// once, within the same attempt: the server never ran it.
     pub(crate) async fn exchange_tool(
         &self,
         counters: &Counters,

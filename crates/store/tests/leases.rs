@@ -351,6 +351,8 @@ async fn checkpoints_exports_and_traces_round_trip() {
         );
 
         // Export chunks: upserted, per strategy, cleared per strategy.
+        let chunk =
+            async |strategy: &str, no: i64| store.export_chunk(job.id, strategy, no).await.unwrap();
         store
             .put_export_chunk(&lease, "reach", 0, "r0")
             .await
@@ -367,35 +369,14 @@ async fn checkpoints_exports_and_traces_round_trip() {
             .put_export_chunk(&lease, "precision", 0, "p0")
             .await
             .unwrap();
-        assert_eq!(
-            store
-                .export_chunk(job.id, "reach", 0)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("r0")
-        );
-        assert_eq!(
-            store
-                .export_chunk(job.id, "reach", 1)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("r1b")
-        );
-        assert_eq!(store.export_chunk(job.id, "reach", 2).await.unwrap(), None);
+        assert_eq!(chunk("reach", 0).await.as_deref(), Some("r0"));
+        assert_eq!(chunk("reach", 1).await.as_deref(), Some("r1b"));
+        assert_eq!(chunk("reach", 2).await, None);
         assert_eq!(store.export_chunk_count(job.id, "reach").await.unwrap(), 2);
         store.clear_exports(&lease, "reach").await.unwrap();
-        assert_eq!(store.export_chunk(job.id, "reach", 0).await.unwrap(), None);
+        assert_eq!(chunk("reach", 0).await, None);
         assert_eq!(store.export_chunk_count(job.id, "reach").await.unwrap(), 0);
-        assert_eq!(
-            store
-                .export_chunk(job.id, "precision", 0)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("p0")
-        );
+        assert_eq!(chunk("precision", 0).await.as_deref(), Some("p0"));
         // A chunk as stored before chunks were compressed still reads back; a large one
         // goes through compression whole; several go in one write.
         icp_store::test_support::put_plain_export_chunk(&store, job.id, "hybrid", 0, "h0").await;
@@ -410,26 +391,9 @@ async fn checkpoints_exports_and_traces_round_trip() {
             .put_export_chunks(&lease, "hybrid", &[(1, &large)])
             .await
             .unwrap();
-        assert_eq!(
-            store
-                .export_chunk(job.id, "hybrid", 0)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("h0")
-        );
-        assert_eq!(
-            store.export_chunk(job.id, "hybrid", 1).await.unwrap(),
-            Some(large)
-        );
-        assert_eq!(
-            store
-                .export_chunk(job.id, "hybrid", 2)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("h2")
-        );
+        assert_eq!(chunk("hybrid", 0).await.as_deref(), Some("h0"));
+        assert_eq!(chunk("hybrid", 1).await, Some(large));
+        assert_eq!(chunk("hybrid", 2).await.as_deref(), Some("h2"));
         assert_eq!(store.export_chunk_count(job.id, "hybrid").await.unwrap(), 3);
 
         // Traces in recording order.

@@ -930,15 +930,9 @@ impl Run<'_> {
             Ok::<_, StageError>((exported, excluded, truncated))
         };
         let write = async {
-            while let Some(first) = to_store.recv().await {
-                // What piled up while the last write ran goes in one transaction.
-                let mut batch = vec![first];
-                while batch.len() < CHUNKS_PER_WRITE {
-                    match to_store.try_recv() {
-                        Ok(chunk) => batch.push(chunk),
-                        Err(_) => break,
-                    }
-                }
+            // What piled up while the last write ran goes in one transaction.
+            let mut batch = Vec::with_capacity(CHUNKS_PER_WRITE);
+            while to_store.recv_many(&mut batch, CHUNKS_PER_WRITE).await > 0 {
                 let bodies = batch
                     .iter()
                     .map(|(no, chunk)| Ok((*no, utf8(chunk)?)))
@@ -946,6 +940,7 @@ impl Run<'_> {
                 self.store()
                     .put_export_chunks(self.lease, strategy_name, &bodies)
                     .await?;
+                batch.clear();
             }
             Ok::<_, StageError>(())
         };
