@@ -52,6 +52,8 @@ pub struct AppOptions {
     pub provider: Option<Arc<dyn icp_contract::PopulationProvider>>,
     /// Identifiers per `resolve_identities` call; the service's default when absent.
     pub resolve_chunk: Option<usize>,
+    /// The first delay before a failed job is tried again; the service's default when absent.
+    pub retry_base: Option<Duration>,
 }
 
 impl Default for AppOptions {
@@ -60,6 +62,7 @@ impl Default for AppOptions {
             workers: 2,
             provider: None,
             resolve_chunk: None,
+            retry_base: None,
         }
     }
 }
@@ -84,6 +87,9 @@ pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
             resolve_chunk: opts
                 .resolve_chunk
                 .unwrap_or(WorkerConfig::default().resolve_chunk),
+            retry_base: opts
+                .retry_base
+                .unwrap_or(WorkerConfig::default().retry_base),
             ..WorkerConfig::default()
         },
         ..ServiceConfig::default()
@@ -187,4 +193,34 @@ pub fn job_body(emails: &[String], options: Value) -> Value {
         "multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": emails}],
         "options": options,
     })
+}
+
+/// Runs one job and returns its result without what legitimately differs between runs
+/// (ids, workflow ids and the samples drawn for them), and the job's provider traces.
+pub async fn run_normalized_job(app: &TestApp, customers: usize) -> (Value, Vec<Value>) {
+    let (_, emails) = segment_emails(3, customers);
+    let body = job_body(
+        &emails,
+        serde_json::json!({"min_support": 0.05, "audience_limit": 2000}),
+    );
+    let job: Value = app.post_json("/v1/jobs", &body).await.json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job = app.wait_for(&id, Duration::from_secs(180)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let mut result: Value = app
+        .get(&format!("/v1/jobs/{id}/result"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let obj = result.as_object_mut().unwrap();
+    obj.remove("job_id");
+    obj.remove("workflow_id");
+    for audience in obj["audiences"].as_array_mut().unwrap() {
+        let a = audience.as_object_mut().unwrap();
+        a.remove("sample");
+        a.remove("exports");
+    }
+    let traces = job["tool_traces"].as_array().cloned().unwrap_or_default();
+    (result, traces)
 }

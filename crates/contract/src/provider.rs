@@ -132,11 +132,12 @@ pub trait PopulationProvider: Send + Sync + 'static {
         req: FeedbackRequest,
     ) -> Result<FeedbackResponse, ProviderError>;
 
-    /// `(tool, tool_trace_id)` of every call made for the workflow since the last drain, oldest
-    /// first, each handed out once — for providers that make calls whose answers do not reach
-    /// the caller (the `find_persons` behind `export_persons`). `None` when the provider keeps
-    /// no such log: the answers' own `tool_trace_id`s are then all there is.
-    fn drain_traces(&self, _workflow_id: &str) -> Option<Vec<(String, String)>> {
+    /// `(tool, tool_trace_id)` of every call of `tool` made for the workflow since the last
+    /// drain of that tool, oldest first, each handed out once — for providers that make calls
+    /// whose answers do not reach the caller (the `find_persons` behind `export_persons`).
+    /// `None` when the provider keeps no such log: the answers' own `tool_trace_id`s are then
+    /// all there is.
+    fn drain_traces(&self, _workflow_id: &str, _tool: &str) -> Option<Vec<(String, String)>> {
         None
     }
 }

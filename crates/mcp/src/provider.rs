@@ -91,10 +91,11 @@ impl WattProvider {
         self.inner.counters.snapshot()
     }
 
-    /// The `tool_trace_id`s of a workflow's calls since the last take, in arrival order. A job
-    /// takes them after each stage to keep them with that stage and for `submit_feedback`.
-    pub fn take_traces(&self, workflow_id: &str) -> Vec<TraceEntry> {
-        self.inner.traces.take(workflow_id)
+    /// The `tool_trace_id`s of a workflow's calls of one tool since the last take, in arrival
+    /// order. A job takes them as each stage goes to keep them with that stage and for
+    /// `submit_feedback`.
+    pub fn take_traces(&self, workflow_id: &str, tool: &str) -> Vec<TraceEntry> {
+        self.inner.traces.take(workflow_id, tool)
     }
 
     /// `get_person` for any number of ids: calls of at most 1000 ids, run with the configured
@@ -429,11 +430,11 @@ impl PopulationProvider for WattProvider {
         "watt"
     }
 
-    fn drain_traces(&self, workflow_id: &str) -> Option<Vec<(String, String)>> {
+    fn drain_traces(&self, workflow_id: &str, tool: &str) -> Option<Vec<(String, String)>> {
         Some(
             self.inner
                 .traces
-                .take(workflow_id)
+                .take(workflow_id, tool)
                 .into_iter()
                 .map(|e| (e.tool, e.tool_trace_id))
                 .collect(),

@@ -46,9 +46,45 @@ impl TraceLog {
         }
     }
 
-    pub(crate) fn take(&self, workflow_id: &str) -> Vec<TraceEntry> {
+    /// The workflow's entries of one tool, oldest first; those of other tools stay (a job's
+    /// stages may overlap, each taking its own tool's traces).
+    pub(crate) fn take(&self, workflow_id: &str, tool: &str) -> Vec<TraceEntry> {
         let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        inner.order.retain(|w| w != workflow_id);
-        inner.by_workflow.remove(workflow_id).unwrap_or_default()
+        let Some(entries) = inner.by_workflow.get_mut(workflow_id) else {
+            return Vec::new();
+        };
+        let (taken, kept) = std::mem::take(entries)
+            .into_iter()
+            .partition(|e| e.tool == tool);
+        *entries = kept;
+        if entries.is_empty() {
+            inner.by_workflow.remove(workflow_id);
+            inner.order.retain(|w| w != workflow_id);
+        }
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_takes_its_own_traces_and_leaves_the_others() {
+        let log = TraceLog::default();
+        log.record("w", "resolve_identities", "r1");
+        log.record("w", "get_person", "g1");
+        log.record("w", "resolve_identities", "r2");
+        let ids = |entries: Vec<TraceEntry>| {
+            entries
+                .into_iter()
+                .map(|e| e.tool_trace_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(log.take("w", "resolve_identities")), ["r1", "r2"]);
+        assert!(log.take("w", "resolve_identities").is_empty());
+        assert_eq!(ids(log.take("w", "get_person")), ["g1"]);
+        assert!(log.0.lock().unwrap().by_workflow.is_empty());
+        assert!(log.take("unknown", "get_person").is_empty());
     }
 }

@@ -203,6 +203,20 @@ impl Store {
         Ok(())
     }
 
+    /// Drops every checkpoint of one stage, when they no longer fit the stage's plan.
+    pub async fn clear_checkpoints(&self, lease: &Lease, stage: Stage) -> Result<()> {
+        let now = now_millis();
+        in_tx!(self, tx => {
+            hold_lease!(tx, lease, now);
+            sqlx::query("DELETE FROM job_checkpoints WHERE job_id = $1 AND stage = $2")
+                .bind(lease.job_id)
+                .bind(stage.as_str())
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Drops every chunk of one strategy's export, before writing it again from the start.
     pub async fn clear_exports(&self, lease: &Lease, strategy: &str) -> Result<()> {
         let now = now_millis();

@@ -1,6 +1,7 @@
 //! The worker pool: N Tokio tasks that claim jobs from the store, hold a lease by heartbeat and
 //! run the five stages. Any number of processes may run workers against one Postgres database.
 
+mod accept;
 mod ahead;
 mod pipeline;
 

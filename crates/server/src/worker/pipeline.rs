@@ -1,21 +1,22 @@
 //! The five stages of a job. Each stage checkpoints what it produced, so a job picked up again
 //! after a crash resumes where it stopped instead of redoing finished work.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use icp_analysis::{Analysis, AnalysisConfig, Analyzer, AudienceConfig, Baseline, Item};
 use icp_contract::{
-    AudienceExport, Cluster, FindPersonsRequest, GetPersonRequest, IdentifierGroup,
-    ListClustersRequest, MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError,
-    ResolveRequest, count_values, plan_resolve_calls,
+    AudienceExport, Cluster, FindPersonsRequest, GetPersonRequest, GetPersonResponse,
+    IdentifierGroup, ListClustersRequest, MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, PersonId,
+    ProviderError, ResolveRequest, ResolveResponse, count_values, plan_resolve_calls,
 };
 use icp_store::{JobRecord, Lease, Part, Stage, StoreError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::WorkerContext;
-use super::ahead::run_ahead;
+use super::accept::Acceptor;
+use super::ahead::{Ahead, run_ahead};
 use crate::model::{
     AudienceExports, AudienceResult, JobResult, Progress, Resolution, strategy_name,
 };
@@ -129,7 +130,8 @@ struct ResolvedChunk {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Resolved {
     resolution: Resolution,
-    /// Persons at or above the quality bar, ascending: the customers to enrich.
+    /// Persons at or above the quality bar, in the order they are enriched (jobs resolved
+    /// before enrichment overlapped resolve hold them ascending): the customers to enrich.
     accepted: Vec<u64>,
     /// Every matched person, whatever the quality: excluded from audiences.
     all: Vec<u64>,
@@ -196,6 +198,31 @@ struct Run<'a> {
     fed: Option<tokio::task::JoinHandle<Analyzer>>,
 }
 
+/// A resolve call's answer: its number, how many identifiers it asked about, the answer.
+type ResolveAnswer = Result<(i64, u64, ResolveResponse), ProviderError>;
+
+/// The next item of a stream that may not be there (then never).
+async fn next_of<S: Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
+    match stream {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The enrich stage while its batches are being formed.
+struct Enrichment {
+    /// Where batches go to be asked for; closed once the last one went.
+    requests: Option<futures::channel::mpsc::UnboundedSender<(usize, GetPersonRequest)>>,
+    /// The batches an earlier run of the job checkpointed.
+    done_seqs: HashSet<i64>,
+    feeder: Option<Feeder>,
+    /// Persons enriched so far, checkpointed batches included.
+    done: u64,
+    /// Whether the stage has begun (its first batch formed).
+    entered: bool,
+    domains: Option<Vec<String>>,
+}
+
 /// Feeds an [`Analyzer`] on a blocking thread while enrichment waits on the upstream, in batch
 /// order whatever order the answers come in, so the analysis is the one a reload of the
 /// checkpoints gives.
@@ -254,8 +281,7 @@ pub async fn run(
         workflow_id: job.workflow_id.clone(),
         fed: None,
     };
-    let resolved = run.resolve().await?;
-    run.enrich(&resolved).await?;
+    let resolved = run.resolve_and_enrich().await?;
     let analyzed = run.analyze().await?;
     let mapped = run.map(analyzed).await?;
     let audiences = run.find(&mapped, &resolved).await?;
@@ -296,14 +322,14 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The trace ids to keep for a stage's call: every call the provider logged for the
-    /// workflow since the last time (it sees calls no answer reports, such as an export's own
-    /// `find_persons`), or else the answer's own id.
+    /// The trace ids to keep for a stage's call: every call of the tool the provider logged for
+    /// the workflow since the last time (it sees calls no answer reports, such as an export's
+    /// own `find_persons`), or else the answer's own id.
     fn traces_of(&self, tool: &str, id: Option<&String>) -> Vec<(String, String)> {
         let logged = self
             .workflow_id
             .as_deref()
-            .and_then(|w| self.ctx.provider.drain_traces(w));
+            .and_then(|w| self.ctx.provider.drain_traces(w, tool));
         match logged {
             Some(entries) => entries,
             None => id
@@ -374,11 +400,122 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Stage 1: identifiers → persons, in calls of at most `resolve_chunk` identifiers.
-    async fn resolve(&mut self) -> Result<Resolved, StageError> {
-        if let Some(done) = self.final_checkpoint::<Resolved>(Stage::Resolve).await? {
-            return Ok(done);
+    /// Stages 1 and 2: identifiers → persons, in calls of at most `resolve_chunk` identifiers;
+    /// persons → profiles, at most 1000 a call. Enrichment does not wait for the last resolve
+    /// answer: each batch is asked for as soon as the answers before it accepted its persons
+    /// (see [`Acceptor`]), so the calls of both stages share the provider's slots. A job whose
+    /// resolve stage finished before a crash enriches what it accepted, in the same batches.
+    async fn resolve_and_enrich(&mut self) -> Result<Resolved, StageError> {
+        let batch = MAX_PERSON_IDS_PER_CALL;
+        let mut resolved = self.final_checkpoint::<Resolved>(Stage::Resolve).await?;
+        let mut done_chunks: BTreeMap<i64, ResolvedChunk> = BTreeMap::new();
+        let mut rounds: VecDeque<Vec<(i64, Vec<IdentifierGroup>)>> = VecDeque::new();
+        let mut acceptor = match &resolved {
+            Some(done) => Acceptor::resumed(done.accepted.clone(), batch),
+            None => {
+                let chunks = self.plan_resolve(&mut done_chunks).await?;
+                // Calls run several at once; each answer is checkpointed as it arrives. With no
+                // workflow yet, the first call goes alone: every later one must carry the
+                // workflow it opens (calls sent side by side would each open their own).
+                let mut pending: Vec<(i64, Vec<IdentifierGroup>)> = chunks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, chunk)| (i as i64 + 1, chunk))
+                    .filter(|(seq, _)| !done_chunks.contains_key(seq))
+                    .collect();
+                if self.workflow_id.is_none() && !pending.is_empty() {
+                    rounds.push_back(vec![pending.remove(0)]);
+                }
+                if !pending.is_empty() {
+                    rounds.push_back(pending);
+                }
+                let mut acceptor = Acceptor::new(self.options.min_quality_score, batch);
+                acceptor.advance(|seq| done_chunks.get(&seq).map(|c| c.persons.as_slice()));
+                acceptor
+            }
+        };
+
+        let mut flow = self.start_enrichment().await?;
+        let (requests, calls) = futures::channel::mpsc::unbounded::<(usize, GetPersonRequest)>();
+        flow.requests = Some(requests);
+        let upstream = self.ctx.provider.clone();
+        let concurrency = self.ctx.config.enrich_concurrency.max(1);
+        let calls = calls
+            .map(move |(i, req)| {
+                let upstream = upstream.clone();
+                async move {
+                    let n = req.person_ids.len();
+                    upstream.get_person(req).await.map(|answer| (i, n, answer))
+                }
+            })
+            .buffer_unordered(concurrency);
+        let mut profiles = run_ahead(calls, concurrency);
+
+        let mut resolving = rounds.pop_front().map(|round| self.resolve_calls(round));
+        self.dispatch(&mut flow, &mut acceptor, resolving.is_none())
+            .await?;
+        if resolving.is_none() {
+            flow.requests = None;
+            if resolved.is_none() {
+                resolved = Some(self.close_resolve(&done_chunks, &acceptor).await?);
+            }
         }
+        loop {
+            tokio::select! {
+                biased;
+                answer = next_of(&mut resolving), if resolving.is_some() => match answer {
+                    Some(answer) => {
+                        let (seq, requested, answer) = answer.map_err(provider("resolve"))?;
+                        self.adopt_workflow(answer.workflow_id.as_ref()).await?;
+                        let traces =
+                            self.traces_of("resolve_identities", answer.tool_trace_id.as_ref());
+                        let part = ResolvedChunk {
+                            requested,
+                            resolved: answer.stats.resolved,
+                            persons: answer
+                                .identities
+                                .iter()
+                                .map(|i| (i.person_id.0, i.overall_quality_score))
+                                .collect(),
+                        };
+                        let body = serde_json::to_string(&part).map_err(corrupt)?;
+                        done_chunks.insert(seq, part);
+                        let done = done_chunks.values().map(|c| c.requested).sum();
+                        self.save_part(Stage::Resolve, seq, &body, &traces, done)
+                            .await?;
+                        // Taken only once checkpointed: a batch formed from an answer a crash
+                        // lost could not be formed again the same way.
+                        acceptor.advance(|seq| done_chunks.get(&seq).map(|c| c.persons.as_slice()));
+                        self.dispatch(&mut flow, &mut acceptor, false).await?;
+                    }
+                    None => {
+                        resolving = rounds.pop_front().map(|round| self.resolve_calls(round));
+                        if resolving.is_none() {
+                            self.dispatch(&mut flow, &mut acceptor, true).await?;
+                            flow.requests = None;
+                            resolved = Some(self.close_resolve(&done_chunks, &acceptor).await?);
+                        }
+                    }
+                },
+                answer = profiles.next() => match answer {
+                    Some(answer) => self.take_profiles(&mut flow, answer).await?,
+                    // Ends only once the requests closed, when resolve closed.
+                    None => break,
+                },
+            }
+        }
+        drop(profiles);
+        self.fed = flow.feeder.map(Feeder::finish);
+        self.finish(Stage::Enrich).await?;
+        resolved.ok_or_else(|| StageError::Corrupt("enrichment ended before resolve".to_owned()))
+    }
+
+    /// The resolve calls to make, and the answers an earlier run of the job checkpointed into
+    /// `done`.
+    async fn plan_resolve(
+        &mut self,
+        done: &mut BTreeMap<i64, ResolvedChunk>,
+    ) -> Result<Vec<Vec<IdentifierGroup>>, StageError> {
         let input = self
             .store()
             .job_input(self.job.id)
@@ -388,102 +525,71 @@ impl Run<'_> {
         let chunks = plan_resolve_calls(&groups, self.ctx.config.resolve_chunk);
         let total: u64 = chunks.iter().map(|c| count_values(c) as u64).sum();
         self.enter(Stage::Resolve, total).await?;
-
-        let mut done_chunks: BTreeMap<i64, ResolvedChunk> = BTreeMap::new();
         for (seq, body) in self
             .store()
             .checkpoints(self.job.id, Stage::Resolve)
             .await?
         {
             if seq != FINAL {
-                done_chunks.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
+                done.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
             }
         }
         // Checkpoints from a run that chunked differently (another `resolve_chunk`) do not
-        // line up with these chunks: start the stage over rather than merge mismatched parts.
-        let lines_up = done_chunks.iter().all(|(&seq, part)| {
+        // line up with these chunks: start the stage over rather than merge mismatched parts,
+        // and the enrichment too, whose batches those parts formed.
+        let lines_up = done.iter().all(|(&seq, part)| {
             usize::try_from(seq - 1)
                 .ok()
                 .and_then(|i| chunks.get(i))
                 .is_some_and(|c| count_values(c) as u64 == part.requested)
         });
         if !lines_up {
-            done_chunks.clear();
+            done.clear();
+            self.store()
+                .clear_checkpoints(self.lease, Stage::Enrich)
+                .await?;
         }
-        // Calls run several at once; each answer is checkpointed as it arrives. With no
-        // workflow yet, the first call goes alone: every later one must carry the workflow it
-        // opens (calls sent side by side would each open their own).
-        let mut pending: Vec<(i64, Vec<IdentifierGroup>)> = chunks
-            .into_iter()
-            .enumerate()
-            .map(|(i, chunk)| (i as i64 + 1, chunk))
-            .filter(|(seq, _)| !done_chunks.contains_key(seq))
-            .collect();
-        let first_alone = if self.workflow_id.is_none() && !pending.is_empty() {
-            vec![pending.remove(0)]
-        } else {
-            Vec::new()
-        };
-        for round in [first_alone, pending] {
-            let upstream = self.ctx.provider.clone();
-            let workflow_id = self.workflow_id.clone();
-            let calls = futures::stream::iter(round)
-                .map(move |(seq, chunk)| {
-                    let upstream = upstream.clone();
-                    let workflow_id = workflow_id.clone();
-                    async move {
-                        let requested = count_values(&chunk) as u64;
-                        upstream
-                            .resolve_persons(ResolveRequest {
-                                multi_identifiers: chunk,
-                                format: None,
-                                workflow_id,
-                            })
-                            .await
-                            .map(|answer| (seq, requested, answer))
-                    }
-                })
-                .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
-            let mut answers = run_ahead(calls, self.ctx.config.enrich_concurrency);
-            while let Some(answer) = answers.next().await {
-                let (seq, requested, answer) = answer.map_err(provider("resolve"))?;
-                self.adopt_workflow(answer.workflow_id.as_ref()).await?;
-                let traces = self.traces_of("resolve_identities", answer.tool_trace_id.as_ref());
-                let part = ResolvedChunk {
-                    requested,
-                    resolved: answer.stats.resolved,
-                    persons: answer
-                        .identities
-                        .iter()
-                        .map(|i| (i.person_id.0, i.overall_quality_score))
-                        .collect(),
-                };
-                let body = serde_json::to_string(&part).map_err(corrupt)?;
-                done_chunks.insert(seq, part);
-                let done = done_chunks.values().map(|c| c.requested).sum();
-                self.save_part(Stage::Resolve, seq, &body, &traces, done)
-                    .await?;
-            }
-        }
+        Ok(chunks)
+    }
 
-        let mut best: HashMap<u64, f64> = HashMap::new();
+    /// One round of resolve calls, run ahead of the stage that stores their answers.
+    fn resolve_calls(&self, round: Vec<(i64, Vec<IdentifierGroup>)>) -> Ahead<ResolveAnswer> {
+        let upstream = self.ctx.provider.clone();
+        let workflow_id = self.workflow_id.clone();
+        let calls = futures::stream::iter(round)
+            .map(move |(seq, chunk)| {
+                let upstream = upstream.clone();
+                let workflow_id = workflow_id.clone();
+                async move {
+                    let requested = count_values(&chunk) as u64;
+                    upstream
+                        .resolve_persons(ResolveRequest {
+                            multi_identifiers: chunk,
+                            format: None,
+                            workflow_id,
+                        })
+                        .await
+                        .map(|answer| (seq, requested, answer))
+                }
+            })
+            .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
+        run_ahead(calls, self.ctx.config.enrich_concurrency)
+    }
+
+    /// Every answer in: the resolution, and the persons to enrich checkpointed with it.
+    async fn close_resolve(
+        &mut self,
+        chunks: &BTreeMap<i64, ResolvedChunk>,
+        acceptor: &Acceptor,
+    ) -> Result<Resolved, StageError> {
         let (mut requested, mut resolved) = (0u64, 0u64);
-        for chunk in done_chunks.values() {
+        for chunk in chunks.values() {
             requested += chunk.requested;
             resolved += chunk.resolved;
-            for &(id, q) in &chunk.persons {
-                let e = best.entry(id).or_insert(q);
-                *e = e.max(q);
-            }
         }
-        let min_quality = self.options.min_quality_score;
-        let mut all: Vec<u64> = best.keys().copied().collect();
+        let mut all: Vec<u64> = acceptor.matched().collect();
         all.sort_unstable();
-        let accepted: Vec<u64> = all
-            .iter()
-            .copied()
-            .filter(|id| best[id] >= min_quality)
-            .collect();
+        let accepted = acceptor.order().to_vec();
         let resolution = Resolution {
             requested,
             resolved,
@@ -505,7 +611,7 @@ impl Run<'_> {
             return Err(StageError::NoCustomers {
                 requested,
                 resolved,
-                min_quality,
+                min_quality: self.options.min_quality_score,
             });
         }
         let done = Resolved {
@@ -518,9 +624,8 @@ impl Run<'_> {
         Ok(done)
     }
 
-    /// Stage 2: persons → profiles, at most 1000 a call, several calls in flight.
-    async fn enrich(&mut self, resolved: &Resolved) -> Result<(), StageError> {
-        let batches: Vec<&[u64]> = resolved.accepted.chunks(MAX_PERSON_IDS_PER_CALL).collect();
+    /// The enrich stage's state before its first batch: what an earlier run checkpointed.
+    async fn start_enrichment(&self) -> Result<Enrichment, StageError> {
         let done_seqs: HashSet<i64> = self
             .store()
             .checkpoints(self.job.id, Stage::Enrich)
@@ -528,75 +633,88 @@ impl Run<'_> {
             .into_iter()
             .map(|(seq, _)| seq)
             .collect();
-        self.enter(Stage::Enrich, resolved.accepted.len() as u64)
-            .await?;
-        let mut done: u64 = batches
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| done_seqs.contains(&(*i as i64)))
-            .map(|(_, b)| b.len() as u64)
-            .sum();
-        // Only trait domains: contact data of customers is never a trait, so it is not fetched.
-        let domains = Some(
-            self.options
-                .domains
-                .clone()
-                .unwrap_or_else(crate::options::trait_domains),
-        );
-        let workflow_id = self.workflow_id.clone();
-        let upstream = self.ctx.provider.clone();
-        // Owned requests, built before the first await: the stream must not borrow the
-        // iterator state (the future has to be `Send` for any lifetime).
-        let mut requests: Vec<(usize, GetPersonRequest)> = Vec::new();
-        for (i, ids) in batches.into_iter().enumerate() {
-            if done_seqs.contains(&(i as i64)) {
-                continue;
-            }
-            requests.push((
-                i,
-                GetPersonRequest {
-                    person_ids: ids.iter().map(|&id| PersonId(id)).collect(),
-                    domains: domains.clone(),
-                    format: None,
-                    workflow_id: workflow_id.clone(),
-                },
-            ));
-        }
         // A stage that starts from nothing feeds the analyzer as it goes; one resumed after a
         // crash leaves the analysis to read every checkpoint back.
-        let mut feeder = done_seqs
+        let feeder = done_seqs
             .is_empty()
             .then(|| Feeder::start(analysis_config(&self.options)));
-        let calls = futures::stream::iter(requests)
-            .map(move |(i, req)| {
-                let upstream = upstream.clone();
-                async move {
-                    let n = req.person_ids.len();
-                    upstream.get_person(req).await.map(|answer| (i, n, answer))
-                }
-            })
-            .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
-        let mut answers = run_ahead(calls, self.ctx.config.enrich_concurrency);
-        while let Some(answer) = answers.next().await {
-            let (i, n, answer) = answer.map_err(provider("enrich"))?;
-            self.adopt_workflow(answer.workflow_id.as_ref()).await?;
-            let traces = self.traces_of("get_person", answer.tool_trace_id.as_ref());
-            let profiles: Vec<&BTreeMap<String, String>> =
-                answer.profiles.iter().map(|p| &p.domains).collect();
-            let body = serde_json::to_string(&profiles).map_err(corrupt)?;
-            // Fed before it is stored, so the analyzer's thread works while the store does.
-            if let Some(feeder) = feeder.as_mut() {
-                let batch = answer.profiles.into_iter().map(|p| p.domains).collect();
-                feeder.add(i, batch).await;
-            }
-            done += n as u64;
-            self.save_part(Stage::Enrich, i as i64, &body, &traces, done)
-                .await?;
+        Ok(Enrichment {
+            requests: None,
+            done_seqs,
+            feeder,
+            done: 0,
+            entered: false,
+            // Only trait domains: contact data of customers is never a trait, so it is not
+            // fetched.
+            domains: Some(
+                self.options
+                    .domains
+                    .clone()
+                    .unwrap_or_else(crate::options::trait_domains),
+            ),
+        })
+    }
+
+    /// Asks for every batch `acceptor` has ready (with `last`, the rest too); a batch an
+    /// earlier run checkpointed is counted, not asked for again.
+    async fn dispatch(
+        &mut self,
+        flow: &mut Enrichment,
+        acceptor: &mut Acceptor,
+        last: bool,
+    ) -> Result<(), StageError> {
+        let ready: Vec<(usize, Vec<u64>)> =
+            std::iter::from_fn(|| acceptor.next_batch(last).map(|(i, ids)| (i, ids.to_vec())))
+                .collect();
+        if ready.is_empty() {
+            return Ok(());
         }
-        drop(answers);
-        self.fed = feeder.map(Feeder::finish);
-        self.finish(Stage::Enrich).await?;
+        let accepted = acceptor.order().len() as u64;
+        if flow.entered {
+            self.progress.stage_mut(Stage::Enrich).total = accepted;
+        } else {
+            self.enter(Stage::Enrich, accepted).await?;
+            flow.entered = true;
+        }
+        for (i, ids) in ready {
+            if flow.done_seqs.contains(&(i as i64)) {
+                flow.done += ids.len() as u64;
+                continue;
+            }
+            let request = GetPersonRequest {
+                person_ids: ids.into_iter().map(PersonId).collect(),
+                domains: flow.domains.clone(),
+                format: None,
+                workflow_id: self.workflow_id.clone(),
+            };
+            if let Some(requests) = &flow.requests {
+                // Fails only when the calls stopped, which their stream then reports.
+                let _ = requests.unbounded_send((i, request));
+            }
+        }
         Ok(())
+    }
+
+    /// One enrichment answer: checkpointed, and fed to the analyzer.
+    async fn take_profiles(
+        &mut self,
+        flow: &mut Enrichment,
+        answer: Result<(usize, usize, GetPersonResponse), ProviderError>,
+    ) -> Result<(), StageError> {
+        let (i, n, answer) = answer.map_err(provider("enrich"))?;
+        self.adopt_workflow(answer.workflow_id.as_ref()).await?;
+        let traces = self.traces_of("get_person", answer.tool_trace_id.as_ref());
+        let profiles: Vec<&BTreeMap<String, String>> =
+            answer.profiles.iter().map(|p| &p.domains).collect();
+        let body = serde_json::to_string(&profiles).map_err(corrupt)?;
+        // Fed before it is stored, so the analyzer's thread works while the store does.
+        if let Some(feeder) = flow.feeder.as_mut() {
+            let batch = answer.profiles.into_iter().map(|p| p.domains).collect();
+            feeder.add(i, batch).await;
+        }
+        flow.done += n as u64;
+        self.save_part(Stage::Enrich, i as i64, &body, &traces, flow.done)
+            .await
     }
 
     /// Every cluster of the items' attributes (each attribute listed once), all pages, traced

@@ -1,0 +1,158 @@
+//! A job whose attempt fails part-way (a provider error the worker retries) resumes from its
+//! checkpoints: it finishes with the result an uninterrupted run gives, and every batch of
+//! persons it asks to enrich, in any attempt, is one an uninterrupted run asks for — the batches
+//! are formed again the same way while resolve and enrichment overlap.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use icp_contract::*;
+use icp_population::EmbeddedProvider;
+
+/// The embedded provider, failing chosen calls (counted over every attempt) with an error the
+/// worker retries, and recording every enrichment batch asked for.
+struct Flaky {
+    inner: EmbeddedProvider,
+    /// `resolve_identities` and `get_person` calls to fail, numbered from 1.
+    fail_resolve: usize,
+    fail_get_person: usize,
+    resolves: AtomicUsize,
+    get_persons: AtomicUsize,
+    batches: Mutex<Vec<Vec<u64>>>,
+}
+
+impl Flaky {
+    fn new(fail_resolve: usize, fail_get_person: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner: EmbeddedProvider::new(population()),
+            fail_resolve,
+            fail_get_person,
+            resolves: AtomicUsize::new(0),
+            get_persons: AtomicUsize::new(0),
+            batches: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn batches(&self) -> BTreeSet<Vec<u64>> {
+        self.batches.lock().unwrap().iter().cloned().collect()
+    }
+}
+
+fn injected(what: &str) -> ProviderError {
+    ProviderError::unavailable(format!("injected failure of {what}"))
+}
+
+#[async_trait::async_trait]
+impl PopulationProvider for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+
+    async fn resolve_identities(
+        &self,
+        req: ResolveRequest,
+    ) -> Result<ResolveResponse, ProviderError> {
+        if self.resolves.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_resolve {
+            return Err(injected("resolve_identities"));
+        }
+        self.inner.resolve_identities(req).await
+    }
+
+    async fn get_person(&self, req: GetPersonRequest) -> Result<GetPersonResponse, ProviderError> {
+        let ids = req.person_ids.iter().map(|p| p.0).collect();
+        self.batches.lock().unwrap().push(ids);
+        if self.get_persons.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_get_person {
+            return Err(injected("get_person"));
+        }
+        self.inner.get_person(req).await
+    }
+
+    async fn list_clusters(
+        &self,
+        req: ListClustersRequest,
+    ) -> Result<ListClustersResponse, ProviderError> {
+        self.inner.list_clusters(req).await
+    }
+
+    async fn get_cluster(
+        &self,
+        req: GetClusterRequest,
+    ) -> Result<GetClusterResponse, ProviderError> {
+        self.inner.get_cluster(req).await
+    }
+
+    async fn find_persons(
+        &self,
+        req: FindPersonsRequest,
+    ) -> Result<FindPersonsResponse, ProviderError> {
+        self.inner.find_persons(req).await
+    }
+
+    async fn export_persons(
+        &self,
+        req: FindPersonsRequest,
+    ) -> Result<AudienceExport, ProviderError> {
+        self.inner.export_persons(req).await
+    }
+
+    async fn submit_feedback(
+        &self,
+        req: FeedbackRequest,
+    ) -> Result<FeedbackResponse, ProviderError> {
+        self.inner.submit_feedback(req).await
+    }
+}
+
+/// 3,000 customers in resolve calls of 250: twelve calls, three enrichment batches, the first
+/// asked for while later resolve calls are still out.
+async fn run(provider: Arc<Flaky>) -> serde_json::Value {
+    let app = spawn_app_with(
+        databases().await.remove(0),
+        AppOptions {
+            workers: 1,
+            provider: Some(provider),
+            resolve_chunk: Some(250),
+            retry_base: Some(Duration::from_millis(20)),
+        },
+    )
+    .await;
+    let (result, _) = run_normalized_job(&app, 3000).await;
+    app.shutdown().await;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_resumed_after_failures_gives_the_uninterrupted_result() {
+    let clean = Flaky::new(0, 0);
+    let uninterrupted = run(clean.clone()).await;
+    let clean_batches = clean.batches();
+    assert_eq!(clean_batches.len(), 3, "{clean_batches:?}");
+    assert_eq!(clean.resolves.load(Ordering::SeqCst), 12);
+
+    // The 11th resolve call fails (enrichment already under way), then the 2nd enrichment
+    // call: three attempts, one resumed mid-resolve.
+    let flaky = Flaky::new(11, 2);
+    let resumed = run(flaky.clone()).await;
+    assert_eq!(resumed, uninterrupted, "the resumed job's result differs");
+    assert!(
+        flaky.resolves.load(Ordering::SeqCst) > 12,
+        "no resolve call failed"
+    );
+    assert!(
+        flaky.get_persons.load(Ordering::SeqCst) > 3,
+        "no enrichment call failed"
+    );
+    let asked = flaky.batches();
+    assert!(
+        asked.is_subset(&clean_batches),
+        "a resumed attempt formed other batches: {} vs {}",
+        asked.len(),
+        clean_batches.len()
+    );
+    assert_eq!(asked.len(), clean_batches.len());
+}
