@@ -96,9 +96,9 @@ pub(crate) fn record_lines(resp: reqwest::Response, format: ExportFormat) -> Aud
                     // Every whole line of the buffer, then one shift of the unfinished rest:
                     // draining line by line moved the rest once a line (quadratic in a chunk).
                     let mut start = 0;
-                    while let Some(len) = st.buf[start..].iter().position(|b| *b == b'\n') {
-                        push_line(&mut st.ready, &st.buf[start..start + len]);
-                        start += len + 1;
+                    for end in memchr::memchr_iter(b'\n', &st.buf) {
+                        push_line(&mut st.ready, &st.buf[start..end]);
+                        start = end + 1;
                     }
                     st.buf.drain(..start);
                 }
@@ -127,7 +127,11 @@ pub(crate) fn record_lines(resp: reqwest::Response, format: ExportFormat) -> Aud
 /// without building the record; one that holds more is parsed and written again, so fields
 /// this service does not know are dropped, as a parse into the contract's record drops them.
 pub(crate) fn record_line(line: Vec<u8>) -> Result<RecordLine, ProviderError> {
-    if let Ok(exact) = serde_json::from_slice::<ExactRecord>(&line) {
+    // UTF-8 checked once for the whole line, so the parse reads it as a `str` without checking
+    // each string again.
+    if let Ok(text) = std::str::from_utf8(&line)
+        && let Ok(exact) = serde_json::from_str::<ExactRecord>(text)
+    {
         return Ok(RecordLine {
             person_id: PersonId(exact.person_id),
             json: line,
