@@ -452,13 +452,11 @@ impl Run<'_> {
         let mut profiles = run_ahead(calls, concurrency);
 
         let mut resolving = rounds.pop_front().map(|round| self.resolve_calls(round));
-        self.dispatch(&mut flow, &mut acceptor, resolving.is_none())
-            .await?;
         if resolving.is_none() {
-            flow.requests = None;
-            if resolved.is_none() {
-                resolved = Some(self.close_resolve(&done_chunks, &acceptor).await?);
-            }
+            self.end_resolve(&mut flow, &mut acceptor, &done_chunks, &mut resolved)
+                .await?;
+        } else {
+            self.dispatch(&mut flow, &mut acceptor, false).await?;
         }
         loop {
             tokio::select! {
@@ -491,9 +489,8 @@ impl Run<'_> {
                     None => {
                         resolving = rounds.pop_front().map(|round| self.resolve_calls(round));
                         if resolving.is_none() {
-                            self.dispatch(&mut flow, &mut acceptor, true).await?;
-                            flow.requests = None;
-                            resolved = Some(self.close_resolve(&done_chunks, &acceptor).await?);
+                            self.end_resolve(&mut flow, &mut acceptor, &done_chunks, &mut resolved)
+                                .await?;
                         }
                     }
                 },
@@ -574,6 +571,23 @@ impl Run<'_> {
             })
             .buffer_unordered(self.ctx.config.enrich_concurrency.max(1));
         run_ahead(calls, self.ctx.config.enrich_concurrency)
+    }
+
+    /// Every resolve answer in: the last batch asked for, no more to come, and the stage
+    /// closed unless an earlier run closed it.
+    async fn end_resolve(
+        &mut self,
+        flow: &mut Enrichment,
+        acceptor: &mut Acceptor,
+        chunks: &BTreeMap<i64, ResolvedChunk>,
+        resolved: &mut Option<Resolved>,
+    ) -> Result<(), StageError> {
+        self.dispatch(flow, acceptor, true).await?;
+        flow.requests = None;
+        if resolved.is_none() {
+            *resolved = Some(self.close_resolve(chunks, acceptor).await?);
+        }
+        Ok(())
     }
 
     /// Every answer in: the resolution, and the persons to enrich checkpointed with it.
