@@ -46,6 +46,44 @@ pub fn plan_resolve_calls(
     calls
 }
 
+/// [`plan_resolve_calls`] with the first call cut down to at most `first_call` values (the rest
+/// of it becomes the second call). A job's first call goes alone, since it opens the workflow
+/// every later call carries: a small one opens it sooner, and the large ones then go side by
+/// side. Deterministic, as the plan it cuts.
+pub fn plan_resolve_calls_opening_small(
+    groups: &[IdentifierGroup],
+    max_values_per_call: usize,
+    first_call: usize,
+) -> Vec<Vec<IdentifierGroup>> {
+    let mut calls = plan_resolve_calls(groups, max_values_per_call);
+    let first_call = first_call.max(1);
+    let Some(first) = calls.first_mut() else {
+        return calls;
+    };
+    if count_values(first) <= first_call {
+        return calls;
+    }
+    let mut opening = Vec::new();
+    let mut size = 0;
+    while size < first_call {
+        let group = &mut first[0];
+        let take = group.values.len().min(first_call - size);
+        let rest = group.values.split_off(take);
+        size += take;
+        if rest.is_empty() {
+            opening.push(first.remove(0));
+        } else {
+            opening.push(IdentifierGroup {
+                id_type: group.id_type,
+                hash_type: group.hash_type,
+                values: std::mem::replace(&mut group.values, rest),
+            });
+        }
+    }
+    calls.insert(0, opening);
+    calls
+}
+
 /// Identifiers in a call's groups.
 pub fn count_values(groups: &[IdentifierGroup]) -> usize {
     groups.iter().map(|g| g.values.len()).sum()
@@ -116,5 +154,38 @@ mod tests {
             .flat_map(|g| g.values)
             .collect();
         assert_eq!(flat, group(IdType::Email, 7_000).values);
+    }
+
+    #[test]
+    fn the_opening_call_is_cut_small_and_nothing_is_lost() {
+        let groups = vec![group(IdType::Email, 100_000)];
+        let chunks = plan_resolve_calls_opening_small(&groups, 30_000, 3_000);
+        assert_eq!(
+            chunks.iter().map(|c| count_values(c)).collect::<Vec<_>>(),
+            vec![3_000, 27_000, 30_000, 30_000, 10_000]
+        );
+        let flat = |chunks: Vec<Vec<IdentifierGroup>>| -> Vec<String> {
+            chunks
+                .into_iter()
+                .flatten()
+                .flat_map(|g| g.values)
+                .collect()
+        };
+        assert_eq!(flat(chunks), groups[0].values);
+        // Across groups: the opening call takes whole groups, then part of the next.
+        let groups = vec![group(IdType::Email, 2), group(IdType::Phone, 5)];
+        let chunks = plan_resolve_calls_opening_small(&groups, 100, 4);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].len(), 2);
+        assert_eq!(chunks[0][1].id_type, IdType::Phone);
+        assert_eq!(chunks[0][1].values.len(), 2);
+        assert_eq!(chunks[1][0].values.len(), 3);
+        assert_eq!(
+            flat(chunks),
+            [groups[0].values.clone(), groups[1].values.clone()].concat()
+        );
+        // A first call already small enough stays as it is.
+        let small = plan_resolve_calls_opening_small(&groups, 100, 10);
+        assert_eq!(small, plan_resolve_calls(&groups, 100));
     }
 }

@@ -8,7 +8,7 @@ use icp_analysis::{Analysis, AnalysisConfig, Analyzer, AudienceConfig, Baseline,
 use icp_contract::{
     AudienceExport, Cluster, FindPersonsRequest, GetPersonRequest, GetPersonResponse,
     IdentifierGroup, ListClustersRequest, MAX_CLUSTERS_PER_PAGE, MAX_PERSON_IDS_PER_CALL, PersonId,
-    ProviderError, ResolveRequest, ResolveResponse, count_values, plan_resolve_calls,
+    ProviderError, ResolveRequest, ResolveResponse, count_values, plan_resolve_calls_opening_small,
 };
 use icp_store::{JobRecord, Lease, Part, Stage, StoreError};
 use serde::{Deserialize, Serialize};
@@ -183,6 +183,10 @@ impl Listed {
 
 /// Sequence numbers of whole-stage checkpoints (chunked stages use 1.. for their parts).
 const FINAL: i64 = 0;
+
+/// Identifiers in a job's first resolve call, which goes alone (see
+/// [`plan_resolve_calls_opening_small`]): one group of the upstream's.
+const OPENING_RESOLVE_CALL: usize = icp_contract::MAX_RESOLVE_VALUES_PER_GROUP;
 
 /// The most export chunks stored in one transaction, and held while they wait for it.
 const CHUNKS_PER_WRITE: usize = 8;
@@ -519,7 +523,11 @@ impl Run<'_> {
             .await?
             .ok_or_else(|| StageError::Corrupt("the job's identifiers are gone".to_owned()))?;
         let groups: Vec<IdentifierGroup> = serde_json::from_value(input).map_err(corrupt)?;
-        let chunks = plan_resolve_calls(&groups, self.ctx.config.resolve_chunk);
+        let chunks = plan_resolve_calls_opening_small(
+            &groups,
+            self.ctx.config.resolve_chunk,
+            OPENING_RESOLVE_CALL,
+        );
         let total: u64 = chunks.iter().map(|c| count_values(c) as u64).sum();
         self.enter(Stage::Resolve, total).await?;
         for (seq, body) in self
