@@ -10,7 +10,7 @@
 //! slot idle) it prints the
 //! wall time POST → `succeeded`, the calls the upstream counted, the ideal
 //! `calls ÷ concurrency × latency` and the ratio; then each stage's own time against its own
-//! ideal, and where the time outside the stages went. The same job on the embedded provider (no MCP, no latency) runs first, in the same
+//! ideal, how long stages overlapped, and where the time outside the stages went. The same job on the embedded provider (no MCP, no latency) runs first, in the same
 //! process: the CPU the job costs when the network costs nothing.
 //!
 //! `cargo bench --bench remote_job` (env: `BENCH_CUSTOMERS`, `BENCH_POPULATION`,
@@ -48,8 +48,8 @@ struct JobRun {
     calls: BTreeMap<String, u64>,
     /// Seconds outside the stages: the POST until it answered, from the job's creation until
     /// its first stage began, from the end of its last stage until it succeeded, between the
-    /// stages.
-    outside: [f64; 4],
+    /// stages; and how long stages overlapped (enrichment begins before resolve ends).
+    outside: [f64; 5],
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
@@ -134,16 +134,16 @@ async fn run_job(
     // Before the first stage: the POST's own handling and the wait for a worker to claim the
     // job; after the last: storing the result and the poll that sees it.
     let stage_at = |s: &str, field: &str| at(&job["progress"][s][field]);
+    let gaps: Vec<f64> = STAGES
+        .windows(2)
+        .map(|w| (stage_at(w[1], "started_at") - stage_at(w[0], "finished_at")).as_seconds_f64())
+        .collect();
     let outside = [
         posted.as_secs_f64(),
         (stage_at("resolve", "started_at") - at(&job["created_at"])).as_seconds_f64(),
         (at(&job["finished_at"]) - stage_at("find", "finished_at")).as_seconds_f64(),
-        STAGES
-            .windows(2)
-            .map(|w| {
-                (stage_at(w[1], "started_at") - stage_at(w[0], "finished_at")).as_seconds_f64()
-            })
-            .sum(),
+        gaps.iter().filter(|g| **g > 0.0).sum(),
+        -gaps.iter().filter(|g| **g < 0.0).sum::<f64>(),
     ];
     let mut calls = BTreeMap::new();
     for trace in job["tool_traces"].as_array().into_iter().flatten() {
@@ -244,8 +244,13 @@ fn main() {
                     run.stages[stage]
                 );
             }
-            let [post, queued, closing, between] = run.outside;
-            let accounted = post + queued + closing + between + run.stages.values().sum::<f64>();
+            let [post, queued, closing, between, overlap] = run.outside;
+            let accounted =
+                post + queued + closing + between - overlap + run.stages.values().sum::<f64>();
+            println!(
+                "    stages overlapping: {overlap:.2} s (enrichment under way before resolve \
+                 ended)"
+            );
             println!(
                 "    outside the stages: POST answered in {post:.2} s, first stage {queued:.2} s \
                  after creation, {between:.2} s between stages, success {closing:.2} s after \
