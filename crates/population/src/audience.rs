@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use icp_contract::{
     AudienceRecord, ExportFormat, FindPersonsRequest, FindPersonsResponse, IdType, MAX_SAMPLE,
-    ProviderError, RecordLine,
+    ProviderError, RecordBatch,
 };
 use roaring::RoaringBitmap;
 
@@ -149,10 +149,10 @@ impl Population {
         }
     }
 
-    /// One audience member's record as JSON, the bytes `serde_json` writes for
+    /// Appends one audience member's record to `batch` as JSON, the bytes `serde_json` writes for
     /// [`Population::audience_record`], written straight from the contact parts (no maps, no
     /// key strings: an export writes hundreds of thousands of these).
-    pub fn audience_line(&self, person: usize, id_type: IdType) -> RecordLine {
+    pub fn push_audience_line(&self, batch: &mut RecordBatch, person: usize, id_type: IdType) {
         let c = self.contact_parts_of(person, Wanted::only(id_type));
         let person_id = self.person_id(person);
         let address;
@@ -165,35 +165,36 @@ impl Population {
             }
             IdType::Maid => &c.maids,
         };
-        let mut json = Vec::with_capacity(48 + values.iter().map(|v| v.len() + 16).sum::<usize>());
-        json.extend_from_slice(b"{\"person_id\":");
-        json.extend_from_slice(itoa::Buffer::new().format(person_id.0).as_bytes());
-        json.extend_from_slice(b",\"identifiers\":{");
-        if !values.is_empty() {
-            let t = id_type.as_str();
-            json.push(b'"');
-            json.extend_from_slice(t.as_bytes());
-            json.extend_from_slice(b"\":{");
-            // The record's map orders its keys as strings: `email10` before `email2`.
-            let mut order: Vec<usize> = (0..values.len()).collect();
-            if values.len() >= 10 {
-                order.sort_by_key(|i| (i + 1).to_string());
-            }
-            for (n, i) in order.into_iter().enumerate() {
-                if n > 0 {
-                    json.push(b',');
-                }
+        batch.push_with(person_id, |json| {
+            json.reserve(48 + values.iter().map(|v| v.len() + 16).sum::<usize>());
+            json.extend_from_slice(b"{\"person_id\":");
+            json.extend_from_slice(itoa::Buffer::new().format(person_id.0).as_bytes());
+            json.extend_from_slice(b",\"identifiers\":{");
+            if !values.is_empty() {
+                let t = id_type.as_str();
                 json.push(b'"');
                 json.extend_from_slice(t.as_bytes());
-                json.extend_from_slice(itoa::Buffer::new().format(i + 1).as_bytes());
-                json.extend_from_slice(b"\":");
-                // Writing a `str` to memory cannot fail; it escapes what JSON needs escaped.
-                let _ = serde_json::to_writer(&mut json, values[i].as_str());
+                json.extend_from_slice(b"\":{");
+                // The record's map orders its keys as strings: `email10` before `email2`.
+                let mut order: Vec<usize> = (0..values.len()).collect();
+                if values.len() >= 10 {
+                    order.sort_by_key(|i| (i + 1).to_string());
+                }
+                for (n, i) in order.into_iter().enumerate() {
+                    if n > 0 {
+                        json.push(b',');
+                    }
+                    json.push(b'"');
+                    json.extend_from_slice(t.as_bytes());
+                    json.extend_from_slice(itoa::Buffer::new().format(i + 1).as_bytes());
+                    json.extend_from_slice(b"\":");
+                    // Writing a `str` to memory cannot fail; it escapes what JSON needs escaped.
+                    let _ = serde_json::to_writer(&mut *json, values[i].as_str());
+                }
+                json.push(b'}');
             }
-            json.push(b'}');
-        }
-        json.extend_from_slice(b"}}");
-        RecordLine { person_id, json }
+            json.extend_from_slice(b"}}");
+        });
     }
 
     /// The audience's records in person id order, `chunk` at a time (for streaming exports).
@@ -201,7 +202,7 @@ impl Population {
         &'a self,
         audience: &'a Audience,
         chunk: usize,
-    ) -> impl Iterator<Item = Vec<RecordLine>> + 'a {
+    ) -> impl Iterator<Item = RecordBatch> + 'a {
         self.audience_lane(audience, chunk, 0, 1)
     }
 
@@ -215,7 +216,7 @@ impl Population {
         chunk: usize,
         lane: usize,
         lanes: usize,
-    ) -> impl Iterator<Item = Vec<RecordLine>> + 'a {
+    ) -> impl Iterator<Item = RecordBatch> + 'a {
         let mut members = audience.members.iter();
         let (chunk, lanes) = (chunk.max(1), lanes.max(1));
         let mut next = 0usize;
@@ -224,11 +225,10 @@ impl Population {
                 let mine = next % lanes == lane;
                 next += 1;
                 if mine {
-                    let batch: Vec<RecordLine> = members
-                        .by_ref()
-                        .take(chunk)
-                        .map(|p| self.audience_line(p as usize, audience.id_type))
-                        .collect();
+                    let mut batch = RecordBatch::with_capacity(chunk, chunk * 64);
+                    for p in members.by_ref().take(chunk) {
+                        self.push_audience_line(&mut batch, p as usize, audience.id_type);
+                    }
                     return (!batch.is_empty()).then_some(batch);
                 }
                 if members.by_ref().take(chunk).count() == 0 {
@@ -404,16 +404,19 @@ mod tests {
         for (population, persons) in [(&generated, 2_000), (&imported, 1)] {
             for person in 0..persons {
                 for id_type in IdType::ALL {
-                    let line = population.audience_line(person, id_type);
-                    let record = population.audience_record(person, id_type);
-                    assert_eq!(line, RecordLine::encode(&record), "{person} {id_type:?}");
+                    let mut line = RecordBatch::default();
+                    population.push_audience_line(&mut line, person, id_type);
+                    let mut encoded = RecordBatch::default();
+                    encoded.push_record(&population.audience_record(person, id_type));
+                    assert_eq!(line, encoded, "{person} {id_type:?}");
                 }
             }
         }
         let sixteen = imported.audience_record(0, IdType::Email);
         assert_eq!(sixteen.identifiers["email"].len(), 16);
-        let address = imported.audience_line(0, IdType::Address).json;
-        let address = String::from_utf8(address).unwrap();
+        let mut line = RecordBatch::default();
+        imported.push_audience_line(&mut line, 0, IdType::Address);
+        let address = String::from_utf8(line.iter().next().unwrap().1.to_vec()).unwrap();
         assert!(address.contains(r#"1 \"Main\" St\\2"#), "{address}");
     }
 
@@ -429,11 +432,13 @@ mod tests {
             members: (0..1_000u32).filter(|p| p % 3 != 0).collect(),
             id_type: IdType::Email,
         };
-        let all: Vec<RecordLine> = audience
-            .members
-            .iter()
-            .map(|p| population.audience_line(p as usize, IdType::Email))
-            .collect();
+        let all: Vec<(PersonId, Vec<u8>)> = {
+            let mut batch = RecordBatch::default();
+            for p in audience.members.iter() {
+                population.push_audience_line(&mut batch, p as usize, IdType::Email);
+            }
+            batch.iter().map(|(id, json)| (id, json.to_vec())).collect()
+        };
         for (chunk, lanes) in [(1, 1), (100, 2), (64, 3), (1_000, 4), (7, 4)] {
             let mut lanes: Vec<_> = (0..lanes)
                 .map(|lane| population.audience_lane(&audience, chunk, lane, lanes))
@@ -444,7 +449,7 @@ mod tests {
                     match lane.next() {
                         Some(batch) => {
                             assert!(batch.len() <= chunk);
-                            read.extend(batch);
+                            read.extend(batch.iter().map(|(id, json)| (id, json.to_vec())));
                         }
                         None => break 'turns,
                     }

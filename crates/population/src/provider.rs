@@ -146,7 +146,7 @@ impl PopulationProvider for EmbeddedProvider {
         let audience = Arc::new(audience);
         let mut lane_rx = Vec::with_capacity(lanes);
         for lane in 0..lanes {
-            let (tx, rx) = tokio::sync::mpsc::channel::<Vec<icp_contract::RecordLine>>(2);
+            let (tx, rx) = tokio::sync::mpsc::channel::<icp_contract::RecordBatch>(2);
             lane_rx.push(rx);
             let (pop, audience) = (Arc::clone(&self.population), Arc::clone(&audience));
             tokio::task::spawn_blocking(move || {
@@ -161,9 +161,8 @@ impl PopulationProvider for EmbeddedProvider {
         let records = futures::stream::unfold((lane_rx, 0), |(mut lanes, k)| async move {
             let chunk = lanes[k].recv().await?;
             let next = (k + 1) % lanes.len();
-            Some((chunk, (lanes, next)))
+            Some((Ok(chunk), (lanes, next)))
         })
-        .flat_map(|chunk| futures::stream::iter(chunk.into_iter().map(Ok)))
         .boxed();
         Ok(AudienceExport { answer, records })
     }

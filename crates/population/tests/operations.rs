@@ -563,12 +563,12 @@ async fn provider_traces_and_streams_the_whole_audience() {
     assert_eq!(export.answer.sample, c.sample);
     assert_eq!(export.answer.workflow_id.as_deref(), Some("mine"));
     assert!(export.answer.tool_trace_id.is_some());
-    let records: Vec<_> = export.records.collect().await;
-    assert_eq!(records.len() as u64, c.total);
-    let ids: Vec<u64> = records
+    let batches: Vec<_> = export.records.collect().await;
+    let ids: Vec<u64> = batches
         .iter()
-        .map(|r| r.as_ref().unwrap().person_id.0)
+        .flat_map(|b| b.as_ref().unwrap().iter().map(|(id, _)| id.0))
         .collect();
+    assert_eq!(ids.len() as u64, c.total);
     assert!(
         ids.windows(2).all(|w| w[0] < w[1]),
         "id order, no duplicates"

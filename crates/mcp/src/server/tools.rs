@@ -270,13 +270,15 @@ impl Joined {
             let (mut records, mut out, mut any) = state?;
             loop {
                 match records.try_next().await {
-                    Ok(Some(line)) => {
-                        if any {
-                            out.extend_from_slice(self.between);
+                    Ok(Some(batch)) => {
+                        for (_, json) in batch.iter() {
+                            if any {
+                                out.extend_from_slice(self.between);
+                            }
+                            out.extend_from_slice(json);
+                            out.extend_from_slice(self.after_each);
+                            any = true;
                         }
-                        out.extend_from_slice(&line.json);
-                        out.extend_from_slice(self.after_each);
-                        any = true;
                         if out.len() >= SEND_AT {
                             let piece = Bytes::from(std::mem::take(&mut out));
                             return Some((Ok(piece), Some((records, out, any))));

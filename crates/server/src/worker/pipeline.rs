@@ -1041,27 +1041,29 @@ impl Run<'_> {
             // JSON Lines: the records' JSON as the provider encoded it, a line each.
             let mut chunk: Vec<u8> = Vec::new();
             let mut rows_in_chunk = 0usize;
-            while let Some(record) = stream.try_next().await.map_err(provider("find"))? {
-                if customers.contains(&record.person_id.0) {
-                    excluded += 1;
-                    continue;
-                }
-                if limit.is_some_and(|l| exported >= l) {
-                    truncated = true;
-                    break;
-                }
-                chunk.extend_from_slice(&record.json);
-                chunk.push(b'\n');
-                exported += 1;
-                rows_in_chunk += 1;
-                if rows_in_chunk == chunk_rows {
-                    // Fails only when the writer stopped, whose error `try_join` reports.
-                    let next = Vec::with_capacity(chunk.len());
-                    let _ = full
-                        .send((chunk_no, std::mem::replace(&mut chunk, next)))
-                        .await;
-                    rows_in_chunk = 0;
-                    chunk_no += 1;
+            'read: while let Some(batch) = stream.try_next().await.map_err(provider("find"))? {
+                for (person_id, json) in batch.iter() {
+                    if customers.contains(&person_id.0) {
+                        excluded += 1;
+                        continue;
+                    }
+                    if limit.is_some_and(|l| exported >= l) {
+                        truncated = true;
+                        break 'read;
+                    }
+                    chunk.extend_from_slice(json);
+                    chunk.push(b'\n');
+                    exported += 1;
+                    rows_in_chunk += 1;
+                    if rows_in_chunk == chunk_rows {
+                        // Fails only when the writer stopped, whose error `try_join` reports.
+                        let next = Vec::with_capacity(chunk.len());
+                        let _ = full
+                            .send((chunk_no, std::mem::replace(&mut chunk, next)))
+                            .await;
+                        rows_in_chunk = 0;
+                        chunk_no += 1;
+                    }
                 }
             }
             if rows_in_chunk > 0 {
