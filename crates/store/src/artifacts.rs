@@ -85,7 +85,7 @@ impl Store {
     /// of the calls behind it and the progress that counts it. (Three transactions were three
     /// commits, each a disk sync, per answer of the upstream.)
     pub async fn put_part(&self, lease: &Lease, part: Part<'_>) -> Result<()> {
-        let packed = pack(part.payload);
+        let packed = pack(part.payload.as_bytes());
         let now = now_millis();
         in_tx!(self, tx => {
             match part.progress {
@@ -159,7 +159,7 @@ impl Store {
         chunk_no: i64,
         body: &str,
     ) -> Result<()> {
-        self.put_export_chunks(lease, strategy, &[(chunk_no, body)])
+        self.put_export_chunks(lease, strategy, &[(chunk_no, body.as_bytes())])
             .await
     }
 
@@ -167,12 +167,13 @@ impl Store {
     /// transaction and one statement, LZ4-compressed: JSON lines shrink about four times. A
     /// writer that fell behind hands over what piled up at once: on SQLite each statement is a
     /// round trip to the connection's thread and each commit a disk sync, which (not the bytes)
-    /// had become an export's pace.
+    /// had become an export's pace. The bodies are UTF-8 text, checked when read back (the
+    /// writer has its lines from checked JSON and need not check them twice).
     pub async fn put_export_chunks(
         &self,
         lease: &Lease,
         strategy: &str,
-        chunks: &[(i64, &str)],
+        chunks: &[(i64, &[u8])],
     ) -> Result<()> {
         if chunks.is_empty() {
             return Ok(());
@@ -299,8 +300,8 @@ impl Store {
 }
 
 /// Text as stored: LZ4, its length first.
-fn pack(text: &str) -> Vec<u8> {
-    lz4_flex::compress_prepend_size(text.as_bytes())
+fn pack(text: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(text)
 }
 
 /// Stored text back: unpacked when it was packed, else the plain column (rows written before

@@ -384,17 +384,30 @@ async fn checkpoints_exports_and_traces_round_trip() {
             .map(|i| format!("{{\"person_id\":{i}}}\n"))
             .collect();
         store
-            .put_export_chunks(&lease, "hybrid", &[(1, "first"), (2, "h2")])
+            .put_export_chunks(&lease, "hybrid", &[(1, b"first"), (2, b"h2")])
             .await
             .unwrap();
         store
-            .put_export_chunks(&lease, "hybrid", &[(1, &large)])
+            .put_export_chunks(&lease, "hybrid", &[(1, large.as_bytes())])
             .await
             .unwrap();
         assert_eq!(chunk("hybrid", 0).await.as_deref(), Some("h0"));
         assert_eq!(chunk("hybrid", 1).await, Some(large));
         assert_eq!(chunk("hybrid", 2).await.as_deref(), Some("h2"));
         assert_eq!(store.export_chunk_count(job.id, "hybrid").await.unwrap(), 3);
+        // Bodies are checked as text when read back: bytes that are not UTF-8 are an error.
+        store
+            .put_export_chunks(&lease, "hybrid", &[(2, b"\xff\xfe")])
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.export_chunk(job.id, "hybrid", 2).await,
+            Err(icp_store::StoreError::InvalidData(_))
+        ));
+        store
+            .put_export_chunks(&lease, "hybrid", &[(2, b"h2")])
+            .await
+            .unwrap();
 
         // Traces in recording order.
         store

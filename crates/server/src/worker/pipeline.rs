@@ -86,11 +86,6 @@ fn corrupt(e: serde_json::Error) -> StageError {
     StageError::Corrupt(e.to_string())
 }
 
-/// JSON that serde_json wrote, as the text it is.
-fn utf8(bytes: &[u8]) -> Result<&str, StageError> {
-    std::str::from_utf8(bytes).map_err(|e| StageError::Corrupt(format!("export chunk: {e}")))
-}
-
 fn stopped(e: tokio::task::JoinError) -> StageError {
     StageError::Analysis(format!("the analysis task stopped: {e}"))
 }
@@ -1075,10 +1070,10 @@ impl Run<'_> {
             // What piled up while the last write ran goes in one transaction.
             let mut batch = Vec::with_capacity(CHUNKS_PER_WRITE);
             while to_store.recv_many(&mut batch, CHUNKS_PER_WRITE).await > 0 {
-                let bodies = batch
+                let bodies: Vec<(i64, &[u8])> = batch
                     .iter()
-                    .map(|(no, chunk)| Ok((*no, utf8(chunk)?)))
-                    .collect::<Result<Vec<_>, StageError>>()?;
+                    .map(|(no, chunk)| (*no, chunk.as_slice()))
+                    .collect();
                 self.store()
                     .put_export_chunks(self.lease, strategy_name, &bodies)
                     .await?;
