@@ -81,26 +81,12 @@ impl ExportRow for Identity {
 
 impl ExportRow for AudienceRecord {
     fn to_csv(rows: &[Self]) -> Result<Vec<u8>, ProviderError> {
-        let columns: BTreeSet<&str> = rows
-            .iter()
-            .flat_map(|r| {
-                r.identifiers
-                    .values()
-                    .flat_map(|m| m.keys().map(String::as_str))
-            })
-            .collect();
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(std::iter::once("person_id").chain(columns.iter().copied()))
-            .map_err(csv_err)?;
-        for r in rows {
-            let mut line = vec![r.person_id.to_string()];
-            for c in &columns {
-                let v = r.identifiers.values().find_map(|m| m.get(*c));
-                line.push(v.cloned().unwrap_or_default());
-            }
-            w.write_record(&line).map_err(csv_err)?;
-        }
-        w.into_inner().map_err(csv_err)
+        let mut columns = BTreeSet::new();
+        add_audience_columns(&mut columns, rows);
+        let mut out = Vec::new();
+        write_audience_csv_header(&mut out, &columns)?;
+        write_audience_csv_rows(&mut out, &columns, rows)?;
+        Ok(out)
     }
 
     fn from_csv(body: &[u8]) -> Result<Vec<Self>, ProviderError> {
@@ -132,6 +118,54 @@ impl ExportRow for AudienceRecord {
         }
         Ok(out)
     }
+}
+
+/// Every numbered identifier (`email1`, `phone2`, …) the records have into `columns`: the CSV
+/// columns of an audience past `person_id` are those of all its rows.
+pub(crate) fn add_audience_columns(columns: &mut BTreeSet<String>, rows: &[AudienceRecord]) {
+    for r in rows {
+        for m in r.identifiers.values() {
+            for key in m.keys() {
+                if !columns.contains(key) {
+                    columns.insert(key.clone());
+                }
+            }
+        }
+    }
+}
+
+/// An audience CSV's header: `person_id`, then `columns`.
+pub(crate) fn write_audience_csv_header(
+    out: &mut Vec<u8>,
+    columns: &BTreeSet<String>,
+) -> Result<(), ProviderError> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(std::iter::once("person_id").chain(columns.iter().map(String::as_str)))
+        .map_err(csv_err)?;
+    w.flush().map_err(csv_err)
+}
+
+/// Audience records as CSV rows under `columns` (a cell left empty where a record has no such
+/// identifier).
+pub(crate) fn write_audience_csv_rows(
+    out: &mut Vec<u8>,
+    columns: &BTreeSet<String>,
+    rows: &[AudienceRecord],
+) -> Result<(), ProviderError> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    let mut line: Vec<String> = Vec::with_capacity(columns.len() + 1);
+    for r in rows {
+        line.clear();
+        line.push(r.person_id.to_string());
+        for c in columns {
+            let v = r.identifiers.values().find_map(|m| m.get(c));
+            line.push(v.cloned().unwrap_or_default());
+        }
+        w.write_record(&line).map_err(csv_err)?;
+    }
+    w.flush().map_err(csv_err)
 }
 
 /// Writes rows in an export format, with the content type to serve them under.
