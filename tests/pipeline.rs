@@ -282,3 +282,30 @@ async fn a_csv_upload_runs_with_query_options() {
     );
     app.shutdown().await;
 }
+
+/// An idle worker claims a job the moment this process creates it, not at its next poll (here
+/// an hour away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_job_wakes_an_idle_worker() {
+    for db in databases().await {
+        let app = spawn_app_with(
+            db,
+            AppOptions {
+                workers: 1,
+                poll_interval: Some(Duration::from_secs(3600)),
+                ..AppOptions::default()
+            },
+        )
+        .await;
+        // The worker has looked once, found nothing, and sleeps.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (_, emails) = segment_emails(0, 300);
+        let body = job_body(&emails, json!({"min_support": 0.05}));
+        let job: Value = app.post_json("/v1/jobs", &body).await.json().await.unwrap();
+        let job = app
+            .wait_for(job["id"].as_str().unwrap(), Duration::from_secs(60))
+            .await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        app.shutdown().await;
+    }
+}

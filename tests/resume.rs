@@ -123,6 +123,7 @@ async fn run(provider: Arc<Flaky>) -> serde_json::Value {
             provider: Some(provider),
             resolve_chunk: Some(250),
             retry_base: Some(Duration::from_millis(20)),
+            ..AppOptions::default()
         },
     )
     .await;

@@ -54,6 +54,8 @@ pub struct AppOptions {
     pub resolve_chunk: Option<usize>,
     /// The first delay before a failed job is tried again; the service's default when absent.
     pub retry_base: Option<Duration>,
+    /// How long an idle worker waits before it looks for work again; 50 ms when absent.
+    pub poll_interval: Option<Duration>,
 }
 
 impl Default for AppOptions {
@@ -63,6 +65,7 @@ impl Default for AppOptions {
             provider: None,
             resolve_chunk: None,
             retry_base: None,
+            poll_interval: None,
         }
     }
 }
@@ -83,7 +86,7 @@ pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         worker: WorkerConfig {
             workers: opts.workers,
-            poll_interval: Duration::from_millis(50),
+            poll_interval: opts.poll_interval.unwrap_or(Duration::from_millis(50)),
             resolve_chunk: opts
                 .resolve_chunk
                 .unwrap_or(WorkerConfig::default().resolve_chunk),

@@ -59,10 +59,12 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let config = Arc::new(config);
+    let wake_workers = Arc::new(tokio::sync::Notify::new());
     let state = AppState {
         store: store.clone(),
         provider: provider.clone(),
         config: config.clone(),
+        wake_workers: wake_workers.clone(),
     };
 
     let app = crate::api::router(state)
@@ -87,6 +89,7 @@ pub async fn start(
         store: store.clone(),
         provider,
         config: config.worker.clone(),
+        wake: wake_workers,
     };
     let mut pool = spawn_pool(ctx, shutdown.clone());
     tasks.push(tokio::spawn(async move {

@@ -12,4 +12,7 @@ pub struct AppState {
     pub store: Store,
     pub provider: Arc<dyn PopulationProvider>,
     pub config: Arc<ServiceConfig>,
+    /// Wakes an idle worker of this process when a job is created, rather than leaving the job
+    /// to the next poll (workers of other processes still find it by polling).
+    pub wake_workers: Arc<tokio::sync::Notify>,
 }

@@ -142,6 +142,7 @@ async fn create_job(
     let job = Job::from_record(created.job, None);
     if created.created {
         tracing::info!(job = %job.id, identifiers = input.identifier_count(), "job created");
+        state.wake_workers.notify_one();
     }
     let mut response = (StatusCode::ACCEPTED, Json(&job)).into_response();
     let h = response.headers_mut();

@@ -26,6 +26,8 @@ pub struct WorkerContext {
     pub store: Store,
     pub provider: Arc<dyn PopulationProvider>,
     pub config: WorkerConfig,
+    /// Notified when this process creates a job: an idle worker claims it at once.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Starts `config.workers` workers; they stop when `shutdown` is cancelled.
@@ -50,6 +52,7 @@ async fn run_worker(ctx: WorkerContext, worker_id: String, shutdown: Cancellatio
             Ok(None) => {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
+                    _ = ctx.wake.notified() => {}
                     _ = tokio::time::sleep(jittered(ctx.config.poll_interval)) => {}
                 }
             }
