@@ -23,5 +23,9 @@ end=$(date +%s.%N)
 curl -sf "http://127.0.0.1:8097/v1/jobs/$ID" | python3 -c '
 import json,sys; j=json.load(sys.stdin)
 print("status", j["status"], "resolution", j["resolution"])
-print("progress", j["progress"])'
+print("progress", j["progress"])
+from datetime import datetime
+def at(s): return datetime.fromisoformat(s.rstrip("Z")[:26])
+begun = at(j["progress"]["resolve"]["started_at"]) - at(j["created_at"])
+print("resolve began %.3f s after the job was created" % begun.total_seconds())'
 python3 -c "print(f'{$N} customers, wall time POST→succeeded: {$end-$start:.2f} s')"
