@@ -66,10 +66,13 @@ impl RecordBatch {
             .map(|(&(id, end), start)| (id, &self.json[start..end]))
     }
 
-    /// Every record, parsed.
-    pub fn decode(&self) -> Result<Vec<AudienceRecord>, serde_json::Error> {
+    /// Every record, parsed; a record that is not one is a protocol error.
+    pub fn decode(&self) -> Result<Vec<AudienceRecord>, ProviderError> {
         self.iter()
-            .map(|(_, json)| serde_json::from_slice(json))
+            .map(|(_, json)| {
+                serde_json::from_slice(json)
+                    .map_err(|e| ProviderError::protocol(format!("audience record: {e}")))
+            })
             .collect()
     }
 }
@@ -99,11 +102,7 @@ impl AudienceExport {
         let batches: Vec<RecordBatch> = self.records.try_collect().await?;
         let mut records = Vec::new();
         for batch in &batches {
-            records.extend(
-                batch
-                    .decode()
-                    .map_err(|e| ProviderError::protocol(format!("audience record: {e}")))?,
-            );
+            records.extend(batch.decode()?);
         }
         Ok(records)
     }

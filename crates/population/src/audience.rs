@@ -197,19 +197,10 @@ impl Population {
         });
     }
 
-    /// The audience's records in person id order, `chunk` at a time (for streaming exports).
-    pub fn audience_chunks<'a>(
-        &'a self,
-        audience: &'a Audience,
-        chunk: usize,
-    ) -> impl Iterator<Item = RecordBatch> + 'a {
-        self.audience_lane(audience, chunk, 0, 1)
-    }
-
-    /// Chunks `lane`, `lane + lanes`, `lane + 2 × lanes`, … of [`Population::audience_chunks`]:
-    /// `lanes` threads, one a lane, build an export's records together and a reader taking a
-    /// chunk from each in turn gets them in order. The records of other lanes' chunks are
-    /// skipped, not built.
+    /// Chunks `lane`, `lane + lanes`, `lane + 2 × lanes`, … of the audience's records in person
+    /// id order, `chunk` records each (for streaming exports): `lanes` threads, one a lane,
+    /// build an export's records together and a reader taking a chunk from each in turn gets
+    /// them in order. The records of other lanes' chunks are skipped, not built.
     pub fn audience_lane<'a>(
         &'a self,
         audience: &'a Audience,

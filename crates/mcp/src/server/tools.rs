@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use icp_contract::{
-    AudienceRecord, AudienceStream, ExportFormat, ExportRef, FeedbackRequest, FindPersonsRequest,
+    AudienceStream, ExportFormat, ExportRef, FeedbackRequest, FindPersonsRequest,
     GetClusterRequest, GetPersonRequest, Identity, ListClustersRequest, ProviderError, RecordBatch,
     ResolveRequest, Traced,
 };
@@ -230,7 +230,7 @@ pub(crate) async fn audience_file(
     request: FindPersonsRequest,
     format: ExportFormat,
 ) -> Result<(Body, &'static str), ProviderError> {
-    let body = match format {
+    let shape: Box<dyn FileShape> = match format {
         ExportFormat::Csv => {
             let mut columns = BTreeSet::new();
             let mut first = state
@@ -239,27 +239,18 @@ pub(crate) async fn audience_file(
                 .await?
                 .records;
             while let Some(batch) = first.try_next().await? {
-                add_audience_columns(&mut columns, &decoded(&batch)?);
+                add_audience_columns(&mut columns, &batch.decode()?);
             }
-            let records = state.provider.export_persons(request).await?.records;
-            Body::from_stream(stream_file(CsvRows { columns }, records))
+            Box::new(CsvRows { columns })
         }
-        ExportFormat::Jsonl => {
-            let records = state.provider.export_persons(request).await?.records;
-            Body::from_stream(stream_file(Joined::LINES, records))
-        }
-        ExportFormat::Json | ExportFormat::None => {
-            let records = state.provider.export_persons(request).await?.records;
-            Body::from_stream(stream_file(Joined::ARRAY, records))
-        }
+        ExportFormat::Jsonl => Box::new(Joined::LINES),
+        ExportFormat::Json | ExportFormat::None => Box::new(Joined::ARRAY),
     };
-    Ok((body, content_type(format)))
-}
-
-fn decoded(batch: &RecordBatch) -> Result<Vec<AudienceRecord>, ProviderError> {
-    batch
-        .decode()
-        .map_err(|e| ProviderError::protocol(format!("audience record: {e}")))
+    let records = state.provider.export_persons(request).await?.records;
+    Ok((
+        Body::from_stream(stream_file(shape, records)),
+        content_type(format),
+    ))
 }
 
 /// How an export file is written around and between its records.
@@ -330,7 +321,7 @@ impl FileShape for CsvRows {
     }
 
     fn records(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ProviderError> {
-        write_audience_csv_rows(out, &self.columns, &decoded(batch)?)
+        write_audience_csv_rows(out, &self.columns, &batch.decode()?)
     }
 
     fn close(&mut self, _: &mut Vec<u8>) {}
@@ -339,7 +330,7 @@ impl FileShape for CsvRows {
 /// The file, in pieces of about `SEND_AT` bytes. An error breaks the body off: the download
 /// fails rather than ending short.
 fn stream_file(
-    shape: impl FileShape,
+    shape: Box<dyn FileShape>,
     records: AudienceStream,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     /// Bytes gathered before they are sent on.
@@ -413,7 +404,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use futures::StreamExt;
-    use icp_contract::PersonId;
+    use icp_contract::{AudienceRecord, PersonId};
 
     use super::*;
 
@@ -442,7 +433,10 @@ mod tests {
 
     /// The file, and how many pieces it came in.
     async fn file(shape: impl FileShape, records: AudienceStream) -> (Vec<u8>, usize) {
-        let pieces: Vec<Bytes> = stream_file(shape, records).try_collect().await.unwrap();
+        let pieces: Vec<Bytes> = stream_file(Box::new(shape), records)
+            .try_collect()
+            .await
+            .unwrap();
         (pieces.concat(), pieces.len())
     }
 

@@ -680,9 +680,12 @@ impl Run<'_> {
         acceptor: &mut Acceptor,
         last: bool,
     ) -> Result<(), StageError> {
-        let ready: Vec<(usize, Vec<u64>)> =
-            std::iter::from_fn(|| acceptor.next_batch(last).map(|(i, ids)| (i, ids.to_vec())))
-                .collect();
+        let ready: Vec<(usize, Vec<PersonId>)> = std::iter::from_fn(|| {
+            acceptor
+                .next_batch(last)
+                .map(|(i, ids)| (i, ids.iter().copied().map(PersonId).collect()))
+        })
+        .collect();
         if ready.is_empty() {
             return Ok(());
         }
@@ -699,7 +702,7 @@ impl Run<'_> {
                 continue;
             }
             let request = GetPersonRequest {
-                person_ids: ids.into_iter().map(PersonId).collect(),
+                person_ids: ids,
                 domains: flow.domains.clone(),
                 format: None,
                 workflow_id: self.workflow_id.clone(),
