@@ -26,20 +26,34 @@ impl fmt::Display for PersonId {
 
 impl<'de> Deserialize<'de> for PersonId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) => Ok(PersonId(n)),
-            Raw::Str(s) => {
-                s.trim().parse().map(PersonId).map_err(|_| {
-                    serde::de::Error::custom(format!("person_id {s:?} is not a number"))
-                })
+        // A visitor, not an untagged enum: that would buffer every id before parsing it, and
+        // checkpoints and exports carry hundreds of thousands of them.
+        struct Id;
+        impl serde::de::Visitor<'_> for Id {
+            type Value = PersonId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a person id: a number, or a string holding one")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<PersonId, E> {
+                Ok(PersonId(n))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<PersonId, E> {
+                u64::try_from(n)
+                    .map(PersonId)
+                    .map_err(|_| E::custom(format!("person_id {n} is negative")))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<PersonId, E> {
+                s.trim()
+                    .parse()
+                    .map(PersonId)
+                    .map_err(|_| E::custom(format!("person_id {s:?} is not a number")))
             }
         }
+        d.deserialize_any(Id)
     }
 }
 
@@ -175,4 +189,23 @@ pub struct ResolveResponse {
     pub tool_trace_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn person_ids_parse_from_numbers_and_strings() {
+        let parse = |json: &str| serde_json::from_str::<PersonId>(json);
+        assert_eq!(parse("42").unwrap(), PersonId(42));
+        assert_eq!(parse("\" 42 \"").unwrap(), PersonId(42));
+        assert_eq!(parse(&u64::MAX.to_string()).unwrap(), PersonId(u64::MAX));
+        let ids: Vec<(PersonId, f64)> = serde_json::from_str("[[7, 0.5], [\"8\", 1.0]]").unwrap();
+        assert_eq!(ids, vec![(PersonId(7), 0.5), (PersonId(8), 1.0)]);
+        for bad in ["-1", "1.5", "\"x7\"", "null", "[]"] {
+            assert!(parse(bad).is_err(), "{bad} parsed");
+        }
+        assert!(parse("-1").unwrap_err().to_string().contains("negative"));
+    }
 }
