@@ -8,6 +8,11 @@ use utoipa::ToSchema;
 /// Base of the stable `type` URIs; each problem kind appends its own slug.
 const TYPE_BASE: &str = "https://icp-service.dev/problems/";
 
+/// The stable `type` URI of a problem kind: the one place such URIs are built.
+pub fn problem_type(slug: &str) -> String {
+    format!("{TYPE_BASE}{slug}")
+}
+
 /// One thing wrong with a request, and where it is (a JSON pointer, a CSV line, a parameter).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
@@ -40,6 +45,25 @@ pub struct Problem {
     /// For validation failures: every field that was wrong.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// A problem of kind `slug` with no field errors.
+    pub fn new(
+        slug: &str,
+        title: impl Into<String>,
+        status: u16,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: problem_type(slug),
+            title: title.into(),
+            status,
+            detail: Some(detail.into()),
+            instance: None,
+            errors: vec![],
+        }
+    }
 }
 
 /// Every error an HTTP handler can answer with.
@@ -143,7 +167,7 @@ impl ApiError {
             | Self::Upstream(m) => (Some(m.clone()), vec![]),
         };
         Problem {
-            kind: format!("{TYPE_BASE}{}", self.slug()),
+            kind: problem_type(self.slug()),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,

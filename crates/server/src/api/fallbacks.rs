@@ -1,4 +1,5 @@
-//! Turns every error response — including axum's own rejections — into problem+json.
+//! The router's fallbacks and the layer that turns every error response — axum's own
+//! rejections included — into problem+json (the problem type itself is `crate::problem`).
 
 use axum::body::to_bytes;
 use axum::http::{Uri, header};
@@ -14,14 +15,12 @@ pub async fn not_found(uri: Uri) -> Response {
 }
 
 pub async fn method_not_allowed() -> Response {
-    let problem = Problem {
-        kind: "https://icp-service.dev/problems/method-not-allowed".to_owned(),
-        title: "Method Not Allowed".to_owned(),
-        status: 405,
-        detail: Some("this method is not supported on this resource".to_owned()),
-        instance: None,
-        errors: vec![],
-    };
+    let problem = Problem::new(
+        "method-not-allowed",
+        "Method Not Allowed",
+        405,
+        "this method is not supported on this resource",
+    );
     problem_response(&problem)
 }
 
@@ -57,14 +56,12 @@ pub async fn ensure_problem_json(response: Response) -> Response {
         .unwrap_or("error")
         .to_ascii_lowercase()
         .replace(' ', "-");
-    let problem = Problem {
-        kind: format!("https://icp-service.dev/problems/{slug}"),
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail: Some(detail),
-        instance: None,
-        errors: vec![],
-    };
+    let problem = Problem::new(
+        &slug,
+        status.canonical_reason().unwrap_or("Error"),
+        status.as_u16(),
+        detail,
+    );
     let mut out = problem_response(&problem);
     // Keep headers such as Retry-After or Allow; the body and its type are ours now.
     for (name, value) in parts.headers.iter() {

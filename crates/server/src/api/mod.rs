@@ -2,9 +2,9 @@
 //! OpenAPI document come from the same code and cannot drift.
 
 mod exports;
+mod fallbacks;
 mod health;
 mod jobs;
-mod problems;
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -48,10 +48,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (api, spec) = routes().split_for_parts();
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .fallback(problems::not_found)
-        .method_not_allowed_fallback(problems::method_not_allowed)
+        .fallback(fallbacks::not_found)
+        .method_not_allowed_fallback(fallbacks::method_not_allowed)
         .with_state(state)
         .layer(axum::middleware::map_response(
-            problems::ensure_problem_json,
+            fallbacks::ensure_problem_json,
         ))
 }
