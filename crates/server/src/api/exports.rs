@@ -2,7 +2,7 @@
 //! the find stage stored, re-encoded on the fly (never held in memory whole).
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -15,7 +15,8 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::jobs::{job_id, succeeded_result};
+use super::jobs::succeeded_result;
+use super::path_params::{AudienceStrategy, JobId};
 use crate::model::{JobResult, strategy_name};
 use crate::options::JobOptions;
 use crate::problem::{ApiError, Problem};
@@ -53,16 +54,10 @@ struct ExportQuery {
 )]
 async fn export_audience(
     State(state): State<AppState>,
-    Path((id, strategy)): Path<(String, String)>,
+    JobId(id): JobId,
+    AudienceStrategy(strategy): AudienceStrategy,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id = job_id(&id)?;
-    let strategy: Strategy = serde_json::from_value(serde_json::Value::String(strategy.clone()))
-        .map_err(|_| {
-            ApiError::NotFound(format!(
-                "no audience strategy {strategy:?}; use precision, reach or hybrid"
-            ))
-        })?;
     let q: ExportQuery =
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
             ApiError::validation("query.format", format!("{e}; use csv, json or jsonl"))

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::path_params::JobId;
 use crate::input::{self, CreateJobRequest, CsvOptionsQuery};
 use crate::model::{Job, JobPage, JobResult};
 use crate::problem::{ApiError, Problem};
@@ -34,13 +35,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_job))
         .routes(routes!(job_result))
         .routes(routes!(job_feedback))
-}
-
-/// Parses a job id from the path, answering 404 (not 400) for anything that is not one: no job
-/// can have that id.
-pub(crate) fn job_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ApiError::NotFound(format!("no job {raw:?} (job ids are UUIDs)")))
 }
 
 /// Submit a customer list; answers at once with the queued job.
@@ -262,11 +256,7 @@ fn decode_cursor(token: &str) -> Result<(OffsetDateTime, Uuid), ApiError> {
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn get_job(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Job>, ApiError> {
-    let id = job_id(&id)?;
+async fn get_job(State(state): State<AppState>, JobId(id): JobId) -> Result<Json<Job>, ApiError> {
     let (record, traces) = state
         .store
         .get_job_detail(id, None)
@@ -316,9 +306,8 @@ pub(crate) fn no_job(id: Uuid) -> ApiError {
 )]
 async fn delete_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> Result<StatusCode, ApiError> {
-    let id = job_id(&id)?;
     // A running job is cancelled first so its worker stops writing; the rows go either way.
     state.store.request_cancel(id, None).await?;
     if state.store.delete_job(id, None).await? {
@@ -341,11 +330,7 @@ async fn delete_job(
         (status = 409, description = "The job already finished", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn cancel_job(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = job_id(&id)?;
+async fn cancel_job(State(state): State<AppState>, JobId(id): JobId) -> Result<Response, ApiError> {
     let record = state
         .store
         .request_cancel(id, None)
@@ -372,11 +357,7 @@ async fn cancel_job(
         (status = 409, description = "The job has not succeeded (yet)", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn job_result(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = job_id(&id)?;
+async fn job_result(State(state): State<AppState>, JobId(id): JobId) -> Result<Response, ApiError> {
     let (_, result) = succeeded_result(&state, id).await?;
     Ok(Json(result).into_response())
 }
@@ -414,10 +395,9 @@ pub struct FeedbackAccepted {
 )]
 async fn job_feedback(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    JobId(id): JobId,
     body: axum::body::Bytes,
 ) -> Result<Json<FeedbackAccepted>, ApiError> {
-    let id = job_id(&id)?;
     let feedback: JobFeedback = input::parse_json(&body)?;
     if feedback.message.trim().is_empty() || feedback.message.len() > 10_000 {
         return Err(ApiError::validation(

@@ -5,6 +5,7 @@ mod exports;
 mod fallbacks;
 mod health;
 mod jobs;
+mod path_params;
 
 use axum::Router;
 use utoipa::OpenApi;
