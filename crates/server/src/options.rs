@@ -1,6 +1,6 @@
 //! A job's options: parsed once at the edge, with every default and bound in one place.
 
-use icp_analysis::Strategy;
+use icp_analysis::{AnalysisConfig, AudienceConfig, Strategy};
 use icp_contract::{CONTACT_DOMAINS, DOMAINS, DistanceUnit, IdType, Location};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -65,6 +65,23 @@ impl Default for JobOptions {
 }
 
 impl JobOptions {
+    /// The analysis these options ask for.
+    pub fn analysis_config(&self) -> AnalysisConfig {
+        AnalysisConfig {
+            min_support: self.min_support,
+            max_cluster_size: self.max_cluster_size,
+            ..AnalysisConfig::default()
+        }
+    }
+
+    /// The audiences these options ask for.
+    pub fn audience_config(&self) -> AudienceConfig {
+        AudienceConfig {
+            strategies: self.strategies.clone(),
+            ..AudienceConfig::default()
+        }
+    }
+
     /// Every reason these options cannot run, each with its JSON pointer.
     pub fn validate(&self, errors: &mut Vec<FieldError>) {
         let at = |field: &str| format!("/options/{field}");

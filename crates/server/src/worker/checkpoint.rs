@@ -1,0 +1,204 @@
+//! One job's run and what it persists: progress, trace ids, the workflow id and each stage's
+//! checkpoints. Every type written as a checkpoint is declared here, so a change to what is on
+//! disk (which jobs written by an older build must still read) shows in one file.
+
+use icp_analysis::{Analysis, Analyzer};
+use icp_contract::Cluster;
+use icp_store::{JobRecord, Lease, Part, Stage};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::context::WorkerContext;
+use super::error::{StageError, corrupt};
+use crate::model::{Progress, Resolution};
+use crate::options::JobOptions;
+
+/// Sequence numbers of whole-stage checkpoints (chunked stages use 1.. for their parts).
+pub(super) const FINAL: i64 = 0;
+
+/// One job's run by one worker: the job, its lease, and what it has reached so far.
+pub(super) struct Run<'a> {
+    pub(super) ctx: &'a WorkerContext,
+    pub(super) job: &'a JobRecord,
+    pub(super) lease: &'a Lease,
+    pub(super) options: JobOptions,
+    pub(super) progress: Progress,
+    pub(super) workflow_id: Option<String>,
+    /// The analyzer the enrich stage fed as profiles arrived, when it ran whole in this run.
+    pub(super) fed: Option<tokio::task::JoinHandle<Analyzer>>,
+}
+
+/// The analyze checkpoint as stored now, or as jobs written before the baseline moved into the
+/// analyze stage stored it (the bare report; the map stage then lists every cluster itself).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum AnalyzedCheckpoint {
+    Current(Analyzed),
+    ReportOnly(Analysis),
+}
+
+impl From<AnalyzedCheckpoint> for Analyzed {
+    fn from(c: AnalyzedCheckpoint) -> Self {
+        match c {
+            AnalyzedCheckpoint::Current(done) => done,
+            AnalyzedCheckpoint::ReportOnly(analysis) => Analyzed {
+                analysis,
+                clusters: Vec::new(),
+                population_size: None,
+            },
+        }
+    }
+}
+
+/// The checkpoint of one resolve call: enough to merge calls and to resume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct ResolvedChunk {
+    pub(super) requested: u64,
+    pub(super) resolved: u64,
+    /// Person id and the best `overall_quality_score` seen for them.
+    pub(super) persons: Vec<(u64, f64)>,
+}
+
+/// The finished resolve stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Resolved {
+    pub(super) resolution: Resolution,
+    /// Persons at or above the quality bar, in the order they are enriched (jobs resolved
+    /// before enrichment overlapped resolve hold them ascending): the customers to enrich.
+    pub(super) accepted: Vec<u64>,
+    /// Every matched person, whatever the quality: excluded from audiences.
+    pub(super) all: Vec<u64>,
+}
+
+/// The finished map stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Mapped {
+    pub(super) analysis: Analysis,
+    pub(super) clusters: Vec<Cluster>,
+}
+
+/// The finished analyze stage: the report, ranked against the population, and the clusters of
+/// every trait it can mention (the baseline it was ranked with, reused by the map stage).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Analyzed {
+    pub(super) analysis: Analysis,
+    pub(super) clusters: Vec<Cluster>,
+    pub(super) population_size: Option<u64>,
+}
+
+impl Run<'_> {
+    pub(super) fn store(&self) -> &icp_store::Store {
+        &self.ctx.store
+    }
+
+    pub(super) async fn enter(&mut self, stage: Stage, total: u64) -> Result<(), StageError> {
+        let p = self.progress.stage_mut(stage);
+        p.total = total;
+        p.done = p.done.min(total);
+        p.started_at.get_or_insert_with(OffsetDateTime::now_utc);
+        p.finished_at = None;
+        let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
+        self.store().set_stage(self.lease, stage, progress).await?;
+        Ok(())
+    }
+
+    /// Marks the stage complete: all done, and when it finished.
+    pub(super) async fn finish(&mut self, stage: Stage) -> Result<(), StageError> {
+        let p = self.progress.stage_mut(stage);
+        p.done = p.total;
+        p.finished_at = Some(OffsetDateTime::now_utc());
+        let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
+        self.store().set_progress(self.lease, progress).await?;
+        Ok(())
+    }
+
+    /// The trace ids to keep for a stage's call: every call of the tool the provider logged for
+    /// the workflow since the last time (it sees calls no answer reports, such as an export's
+    /// own `find_persons`), or else the answer's own id.
+    pub(super) fn traces_of(&self, tool: &str, id: Option<&String>) -> Vec<(String, String)> {
+        let logged = self
+            .workflow_id
+            .as_deref()
+            .and_then(|w| self.ctx.provider.drain_traces(w, tool));
+        match logged {
+            Some(entries) => entries,
+            None => id
+                .map(|id| vec![(tool.to_owned(), id.clone())])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Keeps the trace ids of a stage's call (see [`Run::traces_of`]).
+    pub(super) async fn trace(
+        &self,
+        stage: Stage,
+        tool: &str,
+        id: Option<&String>,
+    ) -> Result<(), StageError> {
+        for (tool, id) in self.traces_of(tool, id) {
+            self.store()
+                .add_trace(self.lease, stage, &tool, &id)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores part `seq` of a chunked stage with the trace ids of the calls behind it and the
+    /// stage's progress at `done`, in one transaction.
+    pub(super) async fn save_part(
+        &mut self,
+        stage: Stage,
+        seq: i64,
+        payload: &str,
+        traces: &[(String, String)],
+        done: u64,
+    ) -> Result<(), StageError> {
+        self.progress.stage_mut(stage).done = done;
+        let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
+        let part = Part {
+            stage,
+            seq,
+            payload,
+            traces,
+            progress: Some(&progress),
+        };
+        self.store().put_part(self.lease, part).await?;
+        Ok(())
+    }
+
+    pub(super) async fn adopt_workflow(
+        &mut self,
+        workflow_id: Option<&String>,
+    ) -> Result<(), StageError> {
+        if self.workflow_id.is_none()
+            && let Some(id) = workflow_id
+        {
+            self.store().set_workflow_id(self.lease, id).await?;
+            self.workflow_id = Some(id.clone());
+        }
+        Ok(())
+    }
+
+    pub(super) async fn final_checkpoint<T: serde::de::DeserializeOwned>(
+        &self,
+        stage: Stage,
+    ) -> Result<Option<T>, StageError> {
+        let parts = self.store().checkpoints(self.job.id, stage).await?;
+        match parts.into_iter().find(|(seq, _)| *seq == FINAL) {
+            Some((_, body)) => Ok(Some(serde_json::from_str(&body).map_err(corrupt)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) async fn save_final<T: Serialize>(
+        &self,
+        stage: Stage,
+        value: &T,
+    ) -> Result<(), StageError> {
+        let body = serde_json::to_string(value).map_err(corrupt)?;
+        self.store()
+            .put_checkpoint(self.lease, stage, FINAL, &body)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! Stage 5: each audience found, counted and exported in full into the store.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::{StreamExt, TryStreamExt};
+use icp_analysis::Strategy;
+use icp_contract::{AudienceExport, Cluster, FindPersonsRequest};
+use icp_store::{Part, Stage};
+
+use super::checkpoint::{Mapped, Resolved, Run};
+use super::error::{StageError, corrupt, provider};
+use crate::model::{AudienceExports, AudienceResult, strategy_name};
+
+/// The most export chunks stored in one transaction, and held while they wait for it.
+pub(super) const CHUNKS_PER_WRITE: usize = 8;
+
+impl Run<'_> {
+    /// Stage 5: each strategy's expression → its audience, exported in full into the store.
+    /// The audiences are found together (up to the enrichment concurrency): each is one
+    /// `find_persons` call and one download, so their round trips overlap, and one audience's
+    /// records are stored while the next downloads.
+    pub(super) async fn find(
+        &mut self,
+        mapped: &Mapped,
+        resolved: &Resolved,
+    ) -> Result<Vec<AudienceResult>, StageError> {
+        let plans = mapped.analysis.audiences(&self.options.audience_config());
+        let by_item: HashMap<(&str, &str), &Cluster> = mapped
+            .clusters
+            .iter()
+            .map(|c| ((c.name.as_str(), c.value.as_str()), c))
+            .collect();
+        let customers: HashSet<u64> = if self.options.exclude_customers {
+            resolved.all.iter().copied().collect()
+        } else {
+            HashSet::new()
+        };
+        self.enter(Stage::Find, plans.len() as u64).await?;
+        let mut done: BTreeMap<i64, AudienceResult> = BTreeMap::new();
+        for (seq, body) in self.store().checkpoints(self.job.id, Stage::Find).await? {
+            done.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
+        }
+        let mut todo = Vec::new();
+        for (i, plan) in plans.iter().enumerate() {
+            let seq = i as i64;
+            if done.contains_key(&seq) {
+                continue;
+            }
+            let Some(expression) = plan.render(|item| {
+                by_item
+                    .get(&(item.name.as_str(), item.value.as_str()))
+                    .map(|c| c.cluster_hash.clone())
+            }) else {
+                tracing::warn!(job = %self.job.id, strategy = ?plan.strategy, "an item of the audience has no cluster; audience skipped");
+                continue;
+            };
+            let description = plan
+                .render(|item| Some(format!("{}={}", item.name, item.value)))
+                .unwrap_or_default();
+            todo.push((seq, plan.strategy, expression, description));
+        }
+        // The audience likely largest goes first, its download being the longest: an OR of
+        // traits (reach) holds more people than a mix (hybrid), a mix more than an AND
+        // (precision). The result keeps the plans' order.
+        todo.sort_by_key(|(_, strategy, ..)| match strategy {
+            Strategy::Reach => 0,
+            Strategy::Hybrid => 1,
+            Strategy::Precision => 2,
+        });
+
+        // Every store write happens inside the audiences' futures: a write awaited beside them
+        // could wait on the job row that a paused one's transaction holds (Postgres locks it
+        // until commit), and that one would never be polled to commit.
+        let mut progress = self.progress.clone();
+        progress.stage_mut(Stage::Find).done = done.len() as u64;
+        let progress = tokio::sync::Mutex::new(progress);
+        let this = &*self;
+        let customers = &customers;
+        let progress_ref = &progress;
+        let finished: Vec<(i64, AudienceResult, Option<String>)> = futures::stream::iter(
+            todo.into_iter()
+                .map(|(seq, strategy, expression, description)| async move {
+                    let (audience, workflow) = this
+                        .find_one(strategy, expression, description, customers)
+                        .await?;
+                    let body = serde_json::to_string(&audience).map_err(corrupt)?;
+                    // Written under the lock, so the count a poller sees never goes back.
+                    let mut p = progress_ref.lock().await;
+                    p.stage_mut(Stage::Find).done += 1;
+                    let value = serde_json::to_value(&*p).map_err(corrupt)?;
+                    let part = Part {
+                        stage: Stage::Find,
+                        seq,
+                        payload: &body,
+                        traces: &[],
+                        progress: Some(&value),
+                    };
+                    this.store().put_part(this.lease, part).await?;
+                    drop(p);
+                    Ok::<_, StageError>((seq, audience, workflow))
+                }),
+        )
+        .buffer_unordered(self.ctx.config.enrich_concurrency.max(1))
+        .try_collect()
+        .await?;
+        self.progress = progress.into_inner();
+        let mut workflow = None;
+        for (seq, audience, answered_workflow) in finished {
+            done.insert(seq, audience);
+            workflow = workflow.or(answered_workflow);
+        }
+        self.adopt_workflow(workflow.as_ref()).await?;
+        self.finish(Stage::Find).await?;
+        Ok(done.into_values().collect())
+    }
+
+    /// One audience: count, sample and every record from one `find_persons` export, customers
+    /// dropped, the rest stored in chunks. Also answers the workflow id the call reported.
+    pub(super) async fn find_one(
+        &self,
+        strategy: Strategy,
+        expression: String,
+        description: String,
+        customers: &HashSet<u64>,
+    ) -> Result<(AudienceResult, Option<String>), StageError> {
+        // Ask for enough rows that the limit still holds once customers are dropped.
+        let limit = self.options.audience_limit;
+        let request = FindPersonsRequest {
+            expression: expression.clone(),
+            identifier_type: Some(self.options.identifier_type),
+            location: self.options.location,
+            audience_limit: limit.map(|l| l.saturating_add(customers.len() as u64)),
+            format: None,
+            workflow_id: self.workflow_id.clone(),
+        };
+        let count_request = request.clone();
+        let strategy_name = strategy_name(strategy);
+        self.store()
+            .clear_exports(self.lease, strategy_name)
+            .await?;
+        let AudienceExport {
+            answer,
+            records: mut stream,
+        } = self
+            .ctx
+            .provider
+            .export_persons(request)
+            .await
+            .map_err(provider("find"))?;
+        self.trace(Stage::Find, "find_persons", answer.tool_trace_id.as_ref())
+            .await?;
+        let workflow = answer.workflow_id.clone();
+        // The records are read and the full chunks stored side by side: a chunk's write (a
+        // commit of a megabyte) no longer stops the download, which waited on it.
+        let chunk_rows = self.ctx.config.export_chunk_rows;
+        let (full, mut to_store) = tokio::sync::mpsc::channel::<(i64, Vec<u8>)>(CHUNKS_PER_WRITE);
+        let read = async move {
+            let (mut exported, mut excluded, mut chunk_no) = (0u64, 0u64, 0i64);
+            let mut truncated = false;
+            // JSON Lines: the records' JSON as the provider encoded it, a line each.
+            let mut chunk: Vec<u8> = Vec::new();
+            let mut rows_in_chunk = 0usize;
+            'read: while let Some(batch) = stream.try_next().await.map_err(provider("find"))? {
+                for (person_id, json) in batch.iter() {
+                    if customers.contains(&person_id.0) {
+                        excluded += 1;
+                        continue;
+                    }
+                    if limit.is_some_and(|l| exported >= l) {
+                        truncated = true;
+                        break 'read;
+                    }
+                    chunk.extend_from_slice(json);
+                    chunk.push(b'\n');
+                    exported += 1;
+                    rows_in_chunk += 1;
+                    if rows_in_chunk == chunk_rows {
+                        // Fails only when the writer stopped, whose error `try_join` reports.
+                        let next = Vec::with_capacity(chunk.len());
+                        let _ = full
+                            .send((chunk_no, std::mem::replace(&mut chunk, next)))
+                            .await;
+                        rows_in_chunk = 0;
+                        chunk_no += 1;
+                    }
+                }
+            }
+            if rows_in_chunk > 0 {
+                let _ = full.send((chunk_no, chunk)).await;
+            }
+            Ok::<_, StageError>((exported, excluded, truncated))
+        };
+        let write = async {
+            // What piled up while the last write ran goes in one transaction.
+            let mut batch = Vec::with_capacity(CHUNKS_PER_WRITE);
+            while to_store.recv_many(&mut batch, CHUNKS_PER_WRITE).await > 0 {
+                let bodies: Vec<(i64, &[u8])> = batch
+                    .iter()
+                    .map(|(no, chunk)| (*no, chunk.as_slice()))
+                    .collect();
+                self.store()
+                    .put_export_chunks(self.lease, strategy_name, &bodies)
+                    .await?;
+                batch.clear();
+            }
+            Ok::<_, StageError>(())
+        };
+        let ((exported, excluded, truncated), ()) = tokio::try_join!(read, write)?;
+        // A limited export counts only what it returns; the audience's own size (and a sample
+        // of all of it) takes a count without the limit.
+        let counted = match limit {
+            None => answer,
+            Some(_) => {
+                let counted = self
+                    .ctx
+                    .provider
+                    .find_persons(FindPersonsRequest {
+                        audience_limit: None,
+                        ..count_request
+                    })
+                    .await
+                    .map_err(provider("find"))?;
+                self.trace(Stage::Find, "find_persons", counted.tool_trace_id.as_ref())
+                    .await?;
+                counted
+            }
+        };
+        let sample = counted
+            .sample
+            .into_iter()
+            .filter(|r| !customers.contains(&r.person_id.0))
+            .collect();
+        let result = AudienceResult {
+            strategy,
+            expression,
+            description,
+            total: counted.total,
+            excluded_customers: excluded,
+            exported,
+            truncated,
+            sample,
+            exports: AudienceExports::for_job(self.job.id, strategy),
+        };
+        Ok((result, workflow))
+    }
+}
