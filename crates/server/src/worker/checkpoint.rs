@@ -3,7 +3,7 @@
 //! disk (which jobs written by an older build must still read) shows in one file.
 
 use icp_analysis::{Analysis, Analyzer};
-use icp_contract::Cluster;
+use icp_contract::{Cluster, PersonId};
 use icp_store::{JobRecord, Lease, Part, Stage};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -56,7 +56,7 @@ pub(super) struct ResolvedChunk {
     pub(super) requested: u64,
     pub(super) resolved: u64,
     /// Person id and the best `overall_quality_score` seen for them.
-    pub(super) persons: Vec<(u64, f64)>,
+    pub(super) persons: Vec<(PersonId, f64)>,
 }
 
 /// The finished resolve stage.
@@ -65,9 +65,9 @@ pub(super) struct Resolved {
     pub(super) resolution: Resolution,
     /// Persons at or above the quality bar, in the order they are enriched (jobs resolved
     /// before enrichment overlapped resolve hold them ascending): the customers to enrich.
-    pub(super) accepted: Vec<u64>,
+    pub(super) accepted: Vec<PersonId>,
     /// Every matched person, whatever the quality: excluded from audiences.
-    pub(super) all: Vec<u64>,
+    pub(super) all: Vec<PersonId>,
 }
 
 /// The finished map stage.

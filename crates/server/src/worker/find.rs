@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use icp_analysis::Strategy;
-use icp_contract::{AudienceExport, Cluster, FindPersonsRequest};
+use icp_contract::{AudienceExport, Cluster, FindPersonsRequest, PersonId};
 use icp_store::{Part, Stage};
 
 use super::checkpoint::{Mapped, Resolved, Run};
@@ -30,7 +30,7 @@ impl Run<'_> {
             .iter()
             .map(|c| ((c.name.as_str(), c.value.as_str()), c))
             .collect();
-        let customers: HashSet<u64> = if self.options.exclude_customers {
+        let customers: HashSet<PersonId> = if self.options.exclude_customers {
             resolved.all.iter().copied().collect()
         } else {
             HashSet::new()
@@ -121,7 +121,7 @@ impl Run<'_> {
         strategy: Strategy,
         expression: String,
         description: String,
-        customers: &HashSet<u64>,
+        customers: &HashSet<PersonId>,
     ) -> Result<(AudienceResult, Option<String>), StageError> {
         // Ask for enough rows that the limit still holds once customers are dropped.
         let limit = self.options.audience_limit;
@@ -162,7 +162,7 @@ impl Run<'_> {
             let mut rows_in_chunk = 0usize;
             'read: while let Some(batch) = stream.try_next().await.map_err(provider("find"))? {
                 for (person_id, json) in batch.iter() {
-                    if customers.contains(&person_id.0) {
+                    if customers.contains(&person_id) {
                         excluded += 1;
                         continue;
                     }
@@ -228,7 +228,7 @@ impl Run<'_> {
         let sample = counted
             .sample
             .into_iter()
-            .filter(|r| !customers.contains(&r.person_id.0))
+            .filter(|r| !customers.contains(&r.person_id))
             .collect();
         let result = AudienceResult {
             strategy,

@@ -120,7 +120,7 @@ impl Run<'_> {
                             persons: answer
                                 .identities
                                 .iter()
-                                .map(|i| (i.person_id.0, i.overall_quality_score))
+                                .map(|i| (i.person_id, i.overall_quality_score))
                                 .collect(),
                         };
                         let body = serde_json::to_string(&part).map_err(corrupt)?;
@@ -255,7 +255,7 @@ impl Run<'_> {
             requested += chunk.requested;
             resolved += chunk.resolved;
         }
-        let mut all: Vec<u64> = acceptor.matched().collect();
+        let mut all: Vec<PersonId> = acceptor.matched().collect();
         all.sort_unstable();
         let accepted = acceptor.order().to_vec();
         let resolution = Resolution {
@@ -331,12 +331,9 @@ impl Run<'_> {
         acceptor: &mut Acceptor,
         last: bool,
     ) -> Result<(), StageError> {
-        let ready: Vec<(usize, Vec<PersonId>)> = std::iter::from_fn(|| {
-            acceptor
-                .next_batch(last)
-                .map(|(i, ids)| (i, ids.iter().copied().map(PersonId).collect()))
-        })
-        .collect();
+        let ready: Vec<(usize, Vec<PersonId>)> =
+            std::iter::from_fn(|| acceptor.next_batch(last).map(|(i, ids)| (i, ids.to_vec())))
+                .collect();
         if ready.is_empty() {
             return Ok(());
         }
