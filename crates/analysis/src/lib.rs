@@ -33,7 +33,6 @@
 //!
 //! The crate is pure: no I/O, no async. Definitions follow `DESIGN.md` §3.
 
-mod analysis;
 mod analyzer;
 mod audience;
 mod baseline;
@@ -44,9 +43,9 @@ mod error;
 mod item;
 mod mine;
 mod rank;
+mod report;
 pub mod synthetic;
 
-pub use analysis::{Analysis, AnalysisNotes, CappedAttribute, Cluster, Intersection, TopAttribute};
 pub use analyzer::Analyzer;
 pub use audience::{AudienceConfig, AudiencePlan, Expr, Strategy};
 pub use baseline::Baseline;
@@ -55,3 +54,4 @@ pub use contact::is_contact_attribute;
 pub use error::AnalysisError;
 pub use item::Item;
 pub use mine::{Itemset, Mined};
+pub use report::{Analysis, AnalysisNotes, CappedAttribute, Cluster, Intersection, TopAttribute};

@@ -12,10 +12,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::analysis::CappedAttribute;
 use crate::analyzer::Analyzer;
 use crate::bitset;
 use crate::config::MAX_CLUSTER_SIZE_LIMIT;
+use crate::report::CappedAttribute;
 use crate::{Analysis, AnalysisConfig, AnalysisError, Baseline, Item};
 
 /// Bytes of extension bitsets compared per chunk at the last level: about half a core's L2.
@@ -147,7 +147,7 @@ impl Mined {
         let mut items: Vec<Item> = (0..self.frequent.len() as u32)
             .map(|p| self.item(p))
             .chain(
-                crate::analysis::top_attributes(self)
+                crate::report::top_attributes(self)
                     .into_iter()
                     .map(|t| self.trait_item(t)),
             )
