@@ -1,53 +1,17 @@
-use std::collections::BTreeSet;
-
-use rustc_hash::{FxHashMap, FxHashSet};
-
-use crate::{Analysis, AnalysisConfig, AnalysisError, Baseline, Mined, is_contact_attribute, mine};
-
-/// How many excluded attribute names the result lists by name; past that it only counts them,
-/// so a feed with thousands of numbered contact fields cannot bloat the report.
-const EXCLUDED_NAMES_LISTED: usize = 100;
-
-/// What an attribute name turned out to be, decided once per distinct name.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Trait(u32),
-    Excluded,
-}
-
-/// One attribute that holds traits, with its distinct values.
-#[derive(Debug)]
-pub(crate) struct Attribute {
-    pub(crate) name: Box<str>,
-    pub(crate) values: FxHashMap<Box<str>, u32>,
-}
-
-/// One `attribute = value` seen in the data, with the rows (customers) that have it.
-#[derive(Debug)]
-pub(crate) struct ItemRows {
-    pub(crate) attr: u32,
-    pub(crate) value: Box<str>,
-    /// Ascending row numbers. Kept sparse while streaming because most distinct values are rare;
-    /// only the frequent ones become dense bitsets when mining starts.
-    pub(crate) rows: Vec<u32>,
-}
+use crate::baseline::Baseline;
+use crate::config::AnalysisConfig;
+use crate::error::AnalysisError;
+use crate::mine::{self, Mined};
+use crate::report::Analysis;
+use crate::rows::TraitRows;
 
 /// Streams customer profiles in and produces the [`Analysis`].
 ///
 /// Profiles are never kept as maps: each `attribute = value` is interned once and a profile
 /// costs four bytes per trait.
 pub struct Analyzer {
-    pub(crate) config: AnalysisConfig,
-    user_excluded: FxHashSet<String>,
-    slots: FxHashMap<Box<str>, Slot>,
-    pub(crate) attributes: Vec<Attribute>,
-    pub(crate) items: Vec<ItemRows>,
-    pub(crate) excluded: BTreeSet<String>,
-    pub(crate) excluded_unlisted: u64,
-    pub(crate) customers: u64,
-    pub(crate) customers_without_traits: u64,
-    /// Set when the input outgrew the 32-bit numbering; `finish` turns it into an error.
-    pub(crate) overflow: Option<&'static str>,
+    config: AnalysisConfig,
+    rows: TraitRows,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -55,32 +19,17 @@ impl std::fmt::Debug for Analyzer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Analyzer")
             .field("config", &self.config)
-            .field("customers", &self.customers)
-            .field("attributes", &self.attributes.len())
-            .field("distinct_traits", &self.items.len())
+            .field("customers", &self.rows.customers)
+            .field("attributes", &self.rows.attributes.len())
+            .field("distinct_traits", &self.rows.items.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Analyzer {
     pub fn new(config: AnalysisConfig) -> Self {
-        let user_excluded = config
-            .exclude_attributes
-            .iter()
-            .map(|name| name.to_lowercase())
-            .collect();
-        Self {
-            config,
-            user_excluded,
-            slots: FxHashMap::default(),
-            attributes: Vec::new(),
-            items: Vec::new(),
-            excluded: BTreeSet::new(),
-            excluded_unlisted: 0,
-            customers: 0,
-            customers_without_traits: 0,
-            overflow: None,
-        }
+        let rows = TraitRows::new(&config.exclude_attributes);
+        Self { config, rows }
     }
 
     /// Adds one customer: the `(attribute, value)` pairs of their flat `domains` map.
@@ -88,64 +37,19 @@ impl Analyzer {
     /// Contact and identity fields and the configured exclusions are skipped, as are empty
     /// values; values are trimmed. A pair repeated within one profile counts once.
     pub fn add_profile<'a>(&mut self, fields: impl IntoIterator<Item = (&'a str, &'a str)>) {
-        let row = self.customers;
-        self.customers += 1;
-        // Rows and counts are 32-bit; `finish` reports the overflow as an error.
-        let Some(row) = u32::try_from(row).ok().filter(|&r| r < u32::MAX) else {
-            self.overflow = Some("more than 2^32 - 1 customers");
-            return;
-        };
-        let mut has_trait = false;
-        for (name, value) in fields {
-            let value = value.trim();
-            if value.is_empty() {
-                continue;
-            }
-            let slot = match self.slots.get(name) {
-                Some(slot) => *slot,
-                None => self.register(name),
-            };
-            let Slot::Trait(attr) = slot else {
-                continue;
-            };
-            let attribute = &mut self.attributes[attr as usize];
-            let item = match attribute.values.get(value) {
-                Some(&item) => item,
-                None => {
-                    let Ok(item) = u32::try_from(self.items.len()) else {
-                        self.overflow = Some("more than 2^32 distinct traits");
-                        continue;
-                    };
-                    attribute.values.insert(value.into(), item);
-                    self.items.push(ItemRows {
-                        attr,
-                        value: value.into(),
-                        rows: Vec::new(),
-                    });
-                    item
-                }
-            };
-            let rows = &mut self.items[item as usize].rows;
-            if rows.last() != Some(&row) {
-                rows.push(row);
-            }
-            has_trait = true;
-        }
-        if !has_trait {
-            self.customers_without_traits += 1;
-        }
+        self.rows.add_profile(fields);
     }
 
     /// How many profiles have been added.
     pub fn customers(&self) -> u64 {
-        self.customers
+        self.rows.customers
     }
 
     /// Mines every frequent itemset (singles, pairs and clusters up to `max_cluster_size`) with
     /// exact counts. [`Analyzer::finish`] summarises this; it is public for checks against other
     /// itemset libraries and for callers who want the full lattice.
     pub fn mine(self) -> Result<Mined, AnalysisError> {
-        mine::mine(self)
+        mine::mine(self.config, self.rows)
     }
 
     /// Runs the analysis.
@@ -159,30 +63,5 @@ impl Analyzer {
     /// which traits it must cover first, [`Analyzer::mine`] and [`Mined::baseline_items`].
     pub fn finish_with_baseline(self, baseline: &Baseline) -> Result<Analysis, AnalysisError> {
         Ok(self.mine()?.analysis_with(baseline))
-    }
-
-    fn register(&mut self, name: &str) -> Slot {
-        let excluded =
-            is_contact_attribute(name) || self.user_excluded.contains(&name.to_lowercase());
-        let slot = if excluded {
-            if self.excluded.len() < EXCLUDED_NAMES_LISTED {
-                self.excluded.insert(name.to_owned());
-            } else {
-                self.excluded_unlisted += 1;
-            }
-            Slot::Excluded
-        } else {
-            let Ok(attr) = u32::try_from(self.attributes.len()) else {
-                self.overflow = Some("more than 2^32 distinct attributes");
-                return Slot::Excluded;
-            };
-            self.attributes.push(Attribute {
-                name: name.into(),
-                values: FxHashMap::default(),
-            });
-            Slot::Trait(attr)
-        };
-        self.slots.insert(name.into(), slot);
-        slot
     }
 }

@@ -44,6 +44,7 @@ mod item;
 mod mine;
 mod rank;
 mod report;
+mod rows;
 pub mod synthetic;
 
 pub use analyzer::Analyzer;

@@ -12,10 +12,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::analyzer::Analyzer;
 use crate::bitset;
 use crate::config::MAX_CLUSTER_SIZE_LIMIT;
 use crate::report::CappedAttribute;
+use crate::rows::TraitRows;
 use crate::{Analysis, AnalysisConfig, AnalysisError, Baseline, Item};
 
 /// Bytes of extension bitsets compared per chunk at the last level: about half a core's L2.
@@ -182,43 +182,41 @@ impl Mined {
     }
 }
 
-pub(crate) fn mine(analyzer: Analyzer) -> Result<Mined, AnalysisError> {
-    let config = analyzer.config.clone();
+pub(crate) fn mine(config: AnalysisConfig, input: TraitRows) -> Result<Mined, AnalysisError> {
     config.validate()?;
-    if let Some(what) = analyzer.overflow {
+    if let Some(what) = input.overflow {
         return Err(AnalysisError::TooLarge {
             message: what.to_owned(),
         });
     }
-    let customers = analyzer.customers;
+    let customers = input.customers;
     if customers == 0 {
         return Err(AnalysisError::NoCustomers);
     }
-    if customers == analyzer.customers_without_traits {
+    if customers == input.customers_without_traits {
         return Err(AnalysisError::NoTraits { customers });
     }
 
     let requested_min_count = config.min_count(customers);
-    let (eligible, capped) = apply_cap(&analyzer, config.max_values_per_attribute);
+    let (eligible, capped) = apply_cap(&input, config.max_values_per_attribute);
 
     // Frequent traits in mining order: ascending count, so the rare traits, whose extensions
     // fail fastest, root the widest subtrees (the usual Eclat ordering); ties by name and value
     // keep the order deterministic.
-    let mut frequent: Vec<u32> = (0..analyzer.items.len() as u32)
+    let mut frequent: Vec<u32> = (0..input.items.len() as u32)
         .filter(|&t| {
-            eligible[t as usize]
-                && analyzer.items[t as usize].rows.len() as u64 >= requested_min_count
+            eligible[t as usize] && input.items[t as usize].rows.len() as u64 >= requested_min_count
         })
         .collect();
     frequent.sort_by(|&x, &y| {
-        let (a, b) = (&analyzer.items[x as usize], &analyzer.items[y as usize]);
+        let (a, b) = (&input.items[x as usize], &input.items[y as usize]);
         a.rows
             .len()
             .cmp(&b.rows.len())
             .then_with(|| {
-                analyzer.attributes[a.attr as usize]
+                input.attributes[a.attr as usize]
                     .name
-                    .cmp(&analyzer.attributes[b.attr as usize].name)
+                    .cmp(&input.attributes[b.attr as usize].name)
             })
             .then_with(|| a.value.cmp(&b.value))
     });
@@ -227,20 +225,20 @@ pub(crate) fn mine(analyzer: Analyzer) -> Result<Mined, AnalysisError> {
     let mut bits = vec![0u64; frequent.len() * words];
     for (position, &t) in frequent.iter().enumerate() {
         let row = &mut bits[position * words..(position + 1) * words];
-        for &r in &analyzer.items[t as usize].rows {
+        for &r in &input.items[t as usize].rows {
             bitset::set(row, r);
         }
     }
 
     // The sparse rows are no longer needed: keep only names, values and counts.
-    let Analyzer {
+    let TraitRows {
         attributes,
         items,
         excluded,
         excluded_unlisted,
         customers_without_traits,
         ..
-    } = analyzer;
+    } = input;
     let traits: Vec<TraitCount> = items
         .into_iter()
         .map(|i| TraitCount {
@@ -311,16 +309,16 @@ pub(crate) fn mine(analyzer: Analyzer) -> Result<Mined, AnalysisError> {
 
 /// Marks which traits may enter the pair and cluster stages: all of them, except that an
 /// attribute with more than `cap` distinct values keeps only its `cap` most frequent ones.
-fn apply_cap(analyzer: &Analyzer, cap: usize) -> (Vec<bool>, Vec<CappedAttribute>) {
-    let mut eligible = vec![true; analyzer.items.len()];
+fn apply_cap(input: &TraitRows, cap: usize) -> (Vec<bool>, Vec<CappedAttribute>) {
+    let mut eligible = vec![true; input.items.len()];
     let mut capped = Vec::new();
-    for attribute in &analyzer.attributes {
+    for attribute in &input.attributes {
         if attribute.values.len() <= cap {
             continue;
         }
         let mut values: Vec<u32> = attribute.values.values().copied().collect();
         values.sort_by(|&x, &y| {
-            let (a, b) = (&analyzer.items[x as usize], &analyzer.items[y as usize]);
+            let (a, b) = (&input.items[x as usize], &input.items[y as usize]);
             b.rows
                 .len()
                 .cmp(&a.rows.len())
@@ -772,15 +770,16 @@ mod tests {
             attributes,
             ..Default::default()
         });
-        let mut analyzer = Analyzer::new(AnalysisConfig {
+        let mut input = TraitRows::new(&[]);
+        for c in 0..data.customers() {
+            input.add_profile(data.profile(c));
+        }
+        let config = AnalysisConfig {
             min_support,
             max_cluster_size: max_size,
             ..AnalysisConfig::default()
-        });
-        for c in 0..data.customers() {
-            analyzer.add_profile(data.profile(c));
-        }
-        analyzer.mine().expect("mines")
+        };
+        mine(config, input).expect("mines")
     }
 
     /// Every path of the walk (with and without the pair matrix, projecting or not, one or two
