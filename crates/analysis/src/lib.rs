@@ -45,6 +45,7 @@ mod mine;
 mod rank;
 mod report;
 mod rows;
+mod summary;
 pub mod synthetic;
 
 pub use analyzer::Analyzer;

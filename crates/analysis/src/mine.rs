@@ -13,10 +13,11 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::bitset;
-use crate::config::MAX_CLUSTER_SIZE_LIMIT;
+use crate::config::{AnalysisConfig, MAX_CLUSTER_SIZE_LIMIT};
+use crate::error::AnalysisError;
+use crate::item::Item;
 use crate::report::CappedAttribute;
 use crate::rows::TraitRows;
-use crate::{Analysis, AnalysisConfig, AnalysisError, Baseline, Item};
 
 /// Bytes of extension bitsets compared per chunk at the last level: about half a core's L2.
 const LEAF_CHUNK_BYTES: usize = 256 * 1024;
@@ -122,39 +123,6 @@ impl Mined {
             .iter()
             .map(|set| self.itemset(set.items(), u64::from(set.count)));
         singles.chain(pairs).chain(sets)
-    }
-
-    /// Summarises the lattice into the report.
-    pub fn analysis(&self) -> Analysis {
-        Analysis::from_mined(self, None)
-    }
-
-    /// Summarises the lattice into the report, ranking pairs and clusters against the
-    /// population **before** the top ones are taken: every frequent pair and every closed
-    /// cluster of the lattice competes on `support · ln(index)`, `index = support / Π
-    /// prevalence(i)` (the rule of [`Analysis::apply_baseline`]; sets with an item the baseline
-    /// lacks rank after the covered ones, on their lift score). The top attributes get their
-    /// index and the notes the baseline, as `apply_baseline` does; applying the same baseline
-    /// again changes nothing.
-    pub fn analysis_with(&self, baseline: &Baseline) -> Analysis {
-        Analysis::from_mined(self, Some(baseline))
-    }
-
-    /// Every trait the report can mention, sorted: the traits that enter pairs and clusters and
-    /// the top attributes. Their population sizes are the baseline [`Mined::analysis_with`]
-    /// needs (a trait left out simply has no index).
-    pub fn baseline_items(&self) -> Vec<Item> {
-        let mut items: Vec<Item> = (0..self.frequent.len() as u32)
-            .map(|p| self.item(p))
-            .chain(
-                crate::report::top_attributes(self)
-                    .into_iter()
-                    .map(|t| self.trait_item(t)),
-            )
-            .collect();
-        items.sort();
-        items.dedup();
-        items
     }
 
     pub(crate) fn count_of(&self, position: u32) -> u64 {
