@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Analysis, Item};
+use crate::item::Item;
+use crate::report::Analysis;
 
 /// How an audience trades size for likeness.
 #[derive(

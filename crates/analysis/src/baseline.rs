@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
-use crate::{Analysis, Item};
+use crate::item::Item;
+use crate::report::Analysis;
 
 /// What the population looks like: its size and the size of each trait's cluster, as the map
 /// stage learns them from `list_clusters` (`Cluster::size`, `ListClustersResponse::population_size`).

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::AnalysisError;
+use crate::error::AnalysisError;
 
 /// The largest cluster the miner can represent; itemsets are fixed-size arrays of this length.
 pub const MAX_CLUSTER_SIZE_LIMIT: usize = 8;
