@@ -2,11 +2,10 @@
 //! (`Mined::analysis_with`, `Analyzer::finish_with_baseline`) versus re-ranking a pool
 //! afterwards (`Analysis::apply_baseline`).
 
-use icp_analysis::{Analysis, AnalysisConfig, Analyzer, Baseline, Item};
+mod common;
 
-fn item(name: &str, value: &str) -> Item {
-    Item::new(name, value)
-}
+use common::item;
+use icp_analysis::{Analysis, AnalysisConfig, Analyzer, Baseline, Item};
 
 /// 100 customers. Every one has the segment `seg_a`, `seg_b`, `seg_c` = `Yes`: among the
 /// customers those traits are independent of everything (lift 1, score 0), but in the population
@@ -14,14 +13,14 @@ fn item(name: &str, value: &str) -> Item {
 /// four, 20 others one each), so their sets have a high lift among the customers alone — but they
 /// are common in the population.
 fn analyzer(top: usize) -> Analyzer {
-    let mut analyzer = Analyzer::new(AnalysisConfig {
+    let config = AnalysisConfig {
         min_support: 0.05,
         max_cluster_size: 4,
         top_intersections: top,
         top_clusters: top,
         ..AnalysisConfig::default()
-    });
-    for c in 0..100 {
+    };
+    let profiles = (0..100).map(|c| {
         let mut fields = vec![("seg_a", "Yes"), ("seg_b", "Yes"), ("seg_c", "Yes")];
         let y = ["y1", "y2", "y3", "y4"];
         if c < 30 {
@@ -29,9 +28,9 @@ fn analyzer(top: usize) -> Analyzer {
         } else if c < 50 {
             fields.push((y[c % 4], "Yes"));
         }
-        analyzer.add_profile(fields);
-    }
-    analyzer
+        fields
+    });
+    common::analyzer(config, profiles)
 }
 
 fn baseline() -> Baseline {

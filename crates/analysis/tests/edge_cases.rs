@@ -1,14 +1,13 @@
 //! Degenerate input, configuration errors, caps, budgets and determinism.
 
+mod common;
+
+use common::{analyzer, profiles};
 use icp_analysis::synthetic::{SyntheticConfig, generate};
-use icp_analysis::{Analysis, AnalysisConfig, AnalysisError, Analyzer, AudienceConfig, Strategy};
+use icp_analysis::{Analysis, AnalysisConfig, AnalysisError, AudienceConfig, Strategy};
 
 fn run(config: AnalysisConfig, profiles: &[Vec<(&str, &str)>]) -> Result<Analysis, AnalysisError> {
-    let mut analyzer = Analyzer::new(config);
-    for p in profiles {
-        analyzer.add_profile(p.iter().copied());
-    }
-    analyzer.finish()
+    analyzer(config, profiles.iter().map(|p| p.iter().copied())).finish()
 }
 
 /// serde_json writes a NaN or an infinity as `null`; no field of an analysis may be null.
@@ -164,11 +163,9 @@ fn high_cardinality_attributes_are_capped_and_noted() {
         top_intersections: usize::MAX,
         ..AnalysisConfig::default()
     };
-    let mut analyzer = Analyzer::new(config);
-    for c in 0..data.customers() {
-        analyzer.add_profile(data.profile(c));
-    }
-    let a = analyzer.finish().expect("analyses");
+    let a = analyzer(config, profiles(&data))
+        .finish()
+        .expect("analyses");
     let capped = &a.notes.capped_attributes;
     assert_eq!(capped.len(), 1);
     assert_eq!(capped[0].name, "zip_code");
@@ -192,14 +189,13 @@ fn an_exceeded_itemset_budget_raises_support_and_says_so() {
         ..SyntheticConfig::default()
     });
     let build = |max_itemsets| {
-        let mut analyzer = Analyzer::new(AnalysisConfig {
+        let config = AnalysisConfig {
             max_itemsets,
             ..AnalysisConfig::default()
-        });
-        for c in 0..data.customers() {
-            analyzer.add_profile(data.profile(c));
-        }
-        analyzer.finish().expect("analyses")
+        };
+        analyzer(config, profiles(&data))
+            .finish()
+            .expect("analyses")
     };
     let full = build(usize::MAX);
     assert!(full.notes.frequent_itemsets > 2000);
@@ -227,24 +223,24 @@ fn output_does_not_depend_on_order_or_threads() {
         ..SyntheticConfig::default()
     });
     let build = |threads: usize, reverse: bool| {
-        let mut analyzer = Analyzer::new(AnalysisConfig {
+        let config = AnalysisConfig {
             threads,
             min_support: 0.01,
             ..AnalysisConfig::default()
-        });
+        };
         let order: Vec<usize> = if reverse {
             (0..data.customers()).rev().collect()
         } else {
             (0..data.customers()).collect()
         };
-        for c in order {
+        let profiles = order.into_iter().map(|c| {
             let mut fields: Vec<(&str, &str)> = data.profile(c).collect();
             if reverse {
                 fields.reverse();
             }
-            analyzer.add_profile(fields);
-        }
-        analyzer.finish().expect("analyses")
+            fields
+        });
+        analyzer(config, profiles).finish().expect("analyses")
     };
     let one = build(1, false);
     assert_eq!(one, build(2, false));

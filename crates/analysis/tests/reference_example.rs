@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use icp_analysis::{AnalysisConfig, Analyzer, AudienceConfig, Baseline, Expr, Item, Strategy};
+mod common;
+
+use common::{analyzer, item};
+use icp_analysis::{AnalysisConfig, AudienceConfig, Baseline, Expr, Item, Strategy};
 
 const JANE: &[(&str, &str)] = &[
     ("gender", "Female"),
@@ -65,15 +68,13 @@ const CLUSTERS: &[(&str, &str, &str, u64)] = &[
 /// The document gives no population size; 250 million (US adults) is this test's assumption.
 const POPULATION: u64 = 250_000_000;
 
-fn item(name: &str, value: &str) -> Item {
-    Item::new(name, value)
-}
-
 fn analysis() -> icp_analysis::Analysis {
-    let mut analyzer = Analyzer::new(AnalysisConfig::default());
-    analyzer.add_profile(JANE.iter().copied());
-    analyzer.add_profile(SARAH.iter().copied());
-    analyzer.finish().expect("two profiles analyse")
+    analyzer(
+        AnalysisConfig::default(),
+        [JANE, SARAH].map(|p| p.iter().copied()),
+    )
+    .finish()
+    .expect("two profiles analyse")
 }
 
 fn hashes() -> HashMap<Item, String> {
