@@ -31,6 +31,22 @@
 //! can fall outside that pool and is then lost. [`Mined::baseline_items`] lists the traits whose
 //! population sizes the baseline should hold.
 //!
+//! **Modules**, bottom-up; each imports only from the ones listed before it:
+//!
+//! 1. `item`, `error`, `contact`, `rank`, `bitset`: a trait, the errors, which fields are contact
+//!    data, lift and score, the bitset kernels. They import nothing from the crate.
+//! 2. `config` (the [`AnalysisConfig`]) and `report`: the [`Analysis`] and the types it is made of.
+//! 3. `baseline` and `audience`: the population [`Baseline`] and re-ranking against it, and the
+//!    audience expressions, both over a finished report.
+//! 4. `rows`: profiles interned into the ascending rows of each trait, what the miner reads.
+//! 5. `mine`: the [`Mined`] lattice of frequent itemsets over dense bitsets.
+//! 6. `summary`: the lattice summarised into the report (top attributes, ranked pairs, closed
+//!    clusters).
+//! 7. `analyzer`: the [`Analyzer`], profiles in and the report out.
+//!
+//! [`synthetic`] is seeded data for tests and benchmarks (the miner's unit tests, `tests/`,
+//! `benches/` and the `icp_bench` example); the engine itself never uses it.
+//!
 //! The crate is pure: no I/O, no async. Definitions follow `DESIGN.md` §3.
 
 mod analyzer;
