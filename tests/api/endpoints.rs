@@ -1,10 +1,8 @@
 //! Every endpoint of the API, its errors included, on both database backends.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn emails(n: usize) -> Vec<String> {

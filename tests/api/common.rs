@@ -1,7 +1,5 @@
 //! Starts the real service on 127.0.0.1:0 against a real database, one database per test.
 
-#![allow(dead_code)] // each test binary uses its own part of this module
-
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 

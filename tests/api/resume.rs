@@ -3,14 +3,12 @@
 //! persons it asks to enrich, in any attempt, is one an uninterrupted run asks for — the batches
 //! are formed again the same way while resolve and enrichment overlap.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use icp_contract::*;
 use icp_population::EmbeddedProvider;
 

@@ -2,12 +2,10 @@
 //! served over MCP (`icp mcp-serve`'s router), behind a test upstream that can inject faults.
 //! The ICP and the audiences must equal those of the embedded provider, with or without faults.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use icp_contract::PopulationProvider;
 use icp_mcp::faults::{FaultConfig, FaultyUpstream, FaultyUpstreamHandle};
 use icp_mcp::{Secret, WattConfig, WattProvider};

@@ -1,12 +1,10 @@
 //! The whole pipeline through the real HTTP API: customers drawn from one known segment of the
 //! generated population must come back as that segment's ICP and a lookalike audience of it.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use icp_contract::{AudienceRecord, PersonId};
 use serde_json::{Value, json};
 

@@ -1,0 +1,9 @@
+//! The service end to end: the real server on 127.0.0.1:0, a database per test, SQLite always and
+//! Postgres too when `ICP_TEST_DATABASE_URL` is set. One test binary, so the service and its
+//! dependencies link once and the generated population is built once for every module.
+
+mod common;
+mod endpoints;
+mod pipeline;
+mod remote_provider;
+mod resume;
