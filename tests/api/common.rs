@@ -7,6 +7,7 @@ use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
 use icp_server::{RunningService, ServiceConfig, WorkerConfig};
 use icp_store::Store;
 use icp_store::test_support::TestDatabase;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Persons in the tests' population: large enough for real segments, quick to generate.
@@ -72,6 +73,15 @@ pub async fn spawn_app(db: TestDatabase) -> TestApp {
     spawn_app_with(db, AppOptions::default()).await
 }
 
+/// The service without workers: a created job stays queued until the test acts on it.
+pub async fn spawn_app_without_workers(db: TestDatabase) -> TestApp {
+    let opts = AppOptions {
+        workers: 0,
+        ..AppOptions::default()
+    };
+    spawn_app_with(db, opts).await
+}
+
 pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
     let store = Store::connect(db.url())
         .await
@@ -117,6 +127,24 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// GETs `path` and decodes its JSON body, whatever its status.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> T {
+        self.get(path).await.json().await.expect("a JSON body")
+    }
+
+    /// POSTs to `path` with no body (the job actions: cancel).
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.expect("POST")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
@@ -130,12 +158,7 @@ impl TestApp {
     pub async fn wait_for(&self, id: &str, timeout: Duration) -> Value {
         let started = Instant::now();
         loop {
-            let job: Value = self
-                .get(&format!("/v1/jobs/{id}"))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let job: Value = self.get_json(&format!("/v1/jobs/{id}")).await;
             let status = job["status"].as_str().unwrap().to_owned();
             if status != "queued" && status != "running" {
                 return job;
@@ -208,12 +231,7 @@ pub async fn run_normalized_job(app: &TestApp, customers: usize) -> (Value, Vec<
     let id = job["id"].as_str().unwrap().to_owned();
     let job = app.wait_for(&id, Duration::from_secs(180)).await;
     assert_eq!(job["status"], "succeeded", "{job}");
-    let mut result: Value = app
-        .get(&format!("/v1/jobs/{id}/result"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mut result: Value = app.get_json(&format!("/v1/jobs/{id}/result")).await;
     let obj = result.as_object_mut().unwrap();
     obj.remove("job_id");
     obj.remove("workflow_id");

@@ -17,15 +17,8 @@ fn emails(n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness() {
     for db in databases().await {
-        let app = spawn_app_with(
-            db,
-            AppOptions {
-                workers: 0,
-                ..AppOptions::default()
-            },
-        )
-        .await;
-        let health: Value = app.get("/healthz").await.json().await.unwrap();
+        let app = spawn_app_without_workers(db).await;
+        let health: Value = app.get_json("/healthz").await;
         assert_eq!(health["status"], "ok");
         assert_eq!(health["provider"], "embedded");
         let ready = app.get("/readyz").await;
@@ -43,15 +36,8 @@ async fn health_and_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docs_and_spec_are_served() {
-    let app = spawn_app_with(
-        databases().await.remove(0),
-        AppOptions {
-            workers: 0,
-            ..AppOptions::default()
-        },
-    )
-    .await;
-    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let app = spawn_app_without_workers(databases().await.remove(0)).await;
+    let spec: Value = app.get_json("/openapi.json").await;
     assert!(spec["paths"]["/v1/jobs"]["post"].is_object());
     let docs = app.get("/docs/").await;
     assert_eq!(docs.status().as_u16(), 200);
@@ -79,14 +65,7 @@ fn committed_openapi_matches_the_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_problem_details() {
     for db in databases().await {
-        let app = spawn_app_with(
-            db,
-            AppOptions {
-                workers: 0,
-                ..AppOptions::default()
-            },
-        )
-        .await;
+        let app = spawn_app_without_workers(db).await;
         let post_raw = |ct: &'static str, body: &'static str| {
             app.client
                 .post(app.url("/v1/jobs"))
@@ -173,14 +152,7 @@ async fn malformed_requests_get_problem_details() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_pages_through_jobs_with_a_status_filter() {
     for db in databases().await {
-        let app = spawn_app_with(
-            db,
-            AppOptions {
-                workers: 0,
-                ..AppOptions::default()
-            },
-        )
-        .await;
+        let app = spawn_app_without_workers(db).await;
         let mut ids = Vec::new();
         for _ in 0..5 {
             let job: Value = app
@@ -193,11 +165,8 @@ async fn listing_pages_through_jobs_with_a_status_filter() {
         }
         let cancelled = &ids[0];
         assert_eq!(
-            app.client
-                .post(app.url(&format!("/v1/jobs/{cancelled}/cancel")))
-                .send()
+            app.post(&format!("/v1/jobs/{cancelled}/cancel"))
                 .await
-                .unwrap()
                 .status()
                 .as_u16(),
             202
@@ -210,7 +179,7 @@ async fn listing_pages_through_jobs_with_a_status_filter() {
                 Some(t) => format!("/v1/jobs?page_size=2&page_token={t}"),
                 None => "/v1/jobs?page_size=2".to_owned(),
             };
-            let page: Value = app.get(&path).await.json().await.unwrap();
+            let page: Value = app.get_json(&path).await;
             let jobs = page["jobs"].as_array().unwrap();
             assert!(jobs.len() <= 2);
             seen.extend(jobs.iter().map(|j| j["id"].as_str().unwrap().to_owned()));
@@ -223,19 +192,9 @@ async fn listing_pages_through_jobs_with_a_status_filter() {
         newest_first.reverse();
         assert_eq!(seen, newest_first);
 
-        let queued: Value = app
-            .get("/v1/jobs?status=queued")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let queued: Value = app.get_json("/v1/jobs?status=queued").await;
         assert_eq!(queued["jobs"].as_array().unwrap().len(), 4);
-        let cancelled_page: Value = app
-            .get("/v1/jobs?status=cancelled")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let cancelled_page: Value = app.get_json("/v1/jobs?status=cancelled").await;
         assert_eq!(cancelled_page["jobs"][0]["id"], cancelled.as_str());
         app.shutdown().await;
     }
@@ -244,14 +203,7 @@ async fn listing_pages_through_jobs_with_a_status_filter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_return_the_same_job_or_refuse_a_different_body() {
     for db in databases().await {
-        let app = spawn_app_with(
-            db,
-            AppOptions {
-                workers: 0,
-                ..AppOptions::default()
-            },
-        )
-        .await;
+        let app = spawn_app_without_workers(db).await;
         let body = job_body(&emails(3), json!({}));
         let post = |body: Value| {
             app.client
@@ -276,14 +228,7 @@ async fn idempotency_keys_return_the_same_job_or_refuse_a_different_body() {
 async fn cancel_result_and_delete() {
     for db in databases().await {
         // No workers: the job stays queued until we act on it.
-        let app = spawn_app_with(
-            db,
-            AppOptions {
-                workers: 0,
-                ..AppOptions::default()
-            },
-        )
-        .await;
+        let app = spawn_app_without_workers(db).await;
         let job: Value = app
             .post_json("/v1/jobs", &job_body(&emails(5), json!({})))
             .await
@@ -298,40 +243,19 @@ async fn cancel_result_and_delete() {
             409,
         )
         .await;
-        let cancel = app
-            .client
-            .post(app.url(&format!("/v1/jobs/{id}/cancel")))
-            .send()
-            .await
-            .unwrap();
+        let cancel = app.post(&format!("/v1/jobs/{id}/cancel")).await;
         assert_eq!(cancel.status().as_u16(), 202);
-        let job: Value = app
-            .get(&format!("/v1/jobs/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let job: Value = app.get_json(&format!("/v1/jobs/{id}")).await;
         assert_eq!(job["status"], "cancelled");
         assert_eq!(
-            app.client
-                .delete(app.url(&format!("/v1/jobs/{id}")))
-                .send()
+            app.delete(&format!("/v1/jobs/{id}"))
                 .await
-                .unwrap()
                 .status()
                 .as_u16(),
             204
         );
         assert_problem(app.get(&format!("/v1/jobs/{id}")).await, 404).await;
-        assert_problem(
-            app.client
-                .delete(app.url(&format!("/v1/jobs/{id}")))
-                .send()
-                .await
-                .unwrap(),
-            404,
-        )
-        .await;
+        assert_problem(app.delete(&format!("/v1/jobs/{id}")).await, 404).await;
         app.shutdown().await;
     }
 }
@@ -356,15 +280,7 @@ async fn a_finished_job_can_be_exported_given_feedback_and_purged() {
         let id = job["id"].as_str().unwrap().to_owned();
         let job = app.wait_for(&id, Duration::from_secs(120)).await;
         assert_eq!(job["status"], "succeeded", "{job}");
-        assert_problem(
-            app.client
-                .post(app.url(&format!("/v1/jobs/{id}/cancel")))
-                .send()
-                .await
-                .unwrap(),
-            409,
-        )
-        .await;
+        assert_problem(app.post(&format!("/v1/jobs/{id}/cancel")).await, 409).await;
         assert_problem(
             app.get(&format!("/v1/jobs/{id}/audiences/reach/export"))
                 .await,
@@ -415,11 +331,8 @@ async fn a_finished_job_can_be_exported_given_feedback_and_purged() {
                 .is_some()
         );
         assert_eq!(
-            app.client
-                .delete(app.url(&format!("/v1/jobs/{id}")))
-                .send()
+            app.delete(&format!("/v1/jobs/{id}"))
                 .await
-                .unwrap()
                 .status()
                 .as_u16(),
             204

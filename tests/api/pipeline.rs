@@ -111,12 +111,7 @@ async fn run_segment_job(app: &TestApp) {
         2
     );
 
-    let result: Value = app
-        .get(&format!("/v1/jobs/{id}/result"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let result: Value = app.get_json(&format!("/v1/jobs/{id}/result")).await;
     // The ICP: a multi-attribute cluster made of 3+ of the segment's defining traits.
     let clusters = result["multi_attribute_clusters"]
         .as_array()
@@ -204,13 +199,10 @@ async fn run_segment_job(app: &TestApp) {
         assert!(records.iter().all(|r| r.identifiers.contains_key("email")));
 
         let json: Vec<AudienceRecord> = app
-            .get(&format!(
+            .get_json(&format!(
                 "/v1/jobs/{id}/audiences/{strategy}/export?format=json"
             ))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(json, records);
         let csv = app
             .get(&format!(
@@ -263,11 +255,8 @@ async fn a_csv_upload_runs_with_query_options() {
     let job = app.wait_for(job["id"].as_str().unwrap(), JOB_TIMEOUT).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let result: Value = app
-        .get(&format!("/v1/jobs/{}/result", job["id"].as_str().unwrap()))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/jobs/{}/result", job["id"].as_str().unwrap()))
+        .await;
     let audiences = result["audiences"].as_array().unwrap();
     assert_eq!(audiences.len(), 1);
     assert_eq!(audiences[0]["exported"], 50);

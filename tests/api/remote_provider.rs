@@ -10,6 +10,7 @@ use icp_contract::PopulationProvider;
 use icp_mcp::faults::{FaultConfig, FaultyUpstream, FaultyUpstreamHandle};
 use icp_mcp::{Secret, WattConfig, WattProvider};
 use icp_population::EmbeddedProvider;
+use icp_store::test_support::TestDatabase;
 
 async fn remote(faults: FaultConfig) -> (Arc<dyn PopulationProvider>, FaultyUpstreamHandle) {
     let embedded: Arc<dyn PopulationProvider> = Arc::new(EmbeddedProvider::new(population()));
@@ -27,6 +28,18 @@ async fn remote(faults: FaultConfig) -> (Arc<dyn PopulationProvider>, FaultyUpst
     (Arc::new(provider), handle)
 }
 
+/// The service with `provider`, asking it to resolve in several calls (the embedded run makes
+/// one): the result must be the same, in one workflow.
+async fn spawn_app_over(db: TestDatabase, provider: Arc<dyn PopulationProvider>) -> TestApp {
+    let opts = AppOptions {
+        workers: 2,
+        provider: Some(provider),
+        resolve_chunk: Some(500),
+        ..AppOptions::default()
+    };
+    spawn_app_with(db, opts).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
     let db = || async { databases().await.remove(0) };
@@ -36,17 +49,7 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
     app.shutdown().await;
 
     let (provider, clean) = remote(FaultConfig::default()).await;
-    let app = spawn_app_with(
-        db().await,
-        AppOptions {
-            workers: 2,
-            provider: Some(provider),
-            // Several resolve calls (the embedded run makes one): same result, one workflow.
-            resolve_chunk: Some(500),
-            ..AppOptions::default()
-        },
-    )
-    .await;
+    let app = spawn_app_over(db().await, provider).await;
     let (over_mcp, traces) = run_normalized_job(&app, 1200).await;
     app.shutdown().await;
     assert_eq!(over_mcp, embedded, "the MCP round trip changed the result");
@@ -81,17 +84,7 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
         ..FaultConfig::default()
     };
     let (provider, faulty) = remote(faults).await;
-    let app = spawn_app_with(
-        db().await,
-        AppOptions {
-            workers: 2,
-            provider: Some(provider),
-            // Several resolve calls (the embedded run makes one): same result, one workflow.
-            resolve_chunk: Some(500),
-            ..AppOptions::default()
-        },
-    )
-    .await;
+    let app = spawn_app_over(db().await, provider).await;
     let (under_faults, _) = run_normalized_job(&app, 1200).await;
     app.shutdown().await;
     assert_eq!(under_faults, embedded, "faults changed the result");
