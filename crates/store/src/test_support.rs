@@ -1,15 +1,18 @@
 //! Throwaway databases for tests: a SQLite file in a temp dir, always; a fresh Postgres database
-//! when `ICP_TEST_DATABASE_URL` names a server. Test code: failures here panic with a message.
+//! when `ICP_TEST_DATABASE_URL` names a server. Also the jobs tests create and the rows they read
+//! or write behind the store's back. Test code: failures here panic with a message.
 
 use std::future::Future;
 use std::time::Duration;
 
+use serde_json::json;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::connect::{Backend, Pool, Store};
-use crate::model::Stage;
+use crate::model::{NewJob, Stage};
 
 /// The env var naming a Postgres server (any database on it) where tests may create databases.
 pub const TEST_DATABASE_URL_ENV: &str = "ICP_TEST_DATABASE_URL";
@@ -143,6 +146,19 @@ impl Drop for TestDatabase {
                 eprintln!("warning: could not drop test database {name}: {err}");
             }
         }
+    }
+}
+
+/// A job to create, expiring in a day.
+pub fn new_job(owner: Option<&str>, key: Option<&str>, hash: &str) -> NewJob {
+    NewJob {
+        id: Uuid::new_v4(),
+        owner: owner.map(str::to_owned),
+        options: json!({ "strategies": ["precision", "reach"] }),
+        input: json!({ "emails": ["a@example.com", "b@example.com"] }),
+        idempotency_key: key.map(str::to_owned),
+        request_hash: hash.to_owned(),
+        expires_at: OffsetDateTime::now_utc() + time::Duration::days(1),
     }
 }
 

@@ -1,11 +1,8 @@
 //! Creating, reading, listing, cancelling and deleting jobs, on every configured backend.
 
-mod common;
-
 use std::time::Duration;
 
-use common::new_job;
-use icp_store::test_support::{TestDatabase, job_footprint};
+use icp_store::test_support::{TestDatabase, job_footprint, new_job};
 use icp_store::{Backend, JobStatus, ListJobs, Stage, Store, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;

@@ -1,12 +1,9 @@
 //! Claiming, leases and fencing, on every configured backend.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::new_job;
-use icp_store::test_support::{TestDatabase, job_footprint};
+use icp_store::test_support::{TestDatabase, job_footprint, new_job};
 use icp_store::{Backend, JobStatus, Stage, Store, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
