@@ -129,7 +129,34 @@ async fn malformed_requests_get_problem_details() {
         let p = assert_problem(app.post_json("/v1/jobs", &bad_hash).await, 422).await;
         assert_eq!(p["errors"][0]["location"], "/multi_identifiers/0/values/0");
 
-        assert_problem(app.get("/v1/jobs/not-a-uuid").await, 404).await;
+        // Every route under a job answers a malformed id as it answers an unknown one.
+        for (method, path) in [
+            (reqwest::Method::GET, "/v1/jobs/not-a-uuid"),
+            (reqwest::Method::DELETE, "/v1/jobs/not-a-uuid"),
+            (reqwest::Method::POST, "/v1/jobs/not-a-uuid/cancel"),
+            (reqwest::Method::GET, "/v1/jobs/not-a-uuid/result"),
+            (reqwest::Method::POST, "/v1/jobs/not-a-uuid/feedback"),
+            (
+                reqwest::Method::GET,
+                "/v1/jobs/not-a-uuid/audiences/precision/export",
+            ),
+        ] {
+            let response = app
+                .client
+                .request(method, app.url(path))
+                .send()
+                .await
+                .unwrap();
+            let p = assert_problem(response, 404).await;
+            assert_eq!(
+                p["type"], "https://icp-service.dev/problems/not-found",
+                "{path}"
+            );
+            assert!(
+                p["detail"].as_str().unwrap().contains("not-a-uuid"),
+                "{path}: {p}"
+            );
+        }
         assert_problem(
             app.get("/v1/jobs/00000000-0000-0000-0000-000000000000")
                 .await,
