@@ -15,6 +15,7 @@ mod config;
 mod download;
 pub mod export_rows;
 pub mod faults;
+mod jsonrpc;
 mod payload;
 mod provider;
 mod server;

@@ -9,8 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-const INVALID_PARAMS: i64 = -32602;
-const INTERNAL_ERROR: i64 = -32603;
+use crate::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS};
 
 /// A `tools/call` result, read only as far as finding the payload: the parts stay unparsed
 /// slices of the answer until one of them is chosen.

@@ -23,6 +23,7 @@ use serde_json::value::RawValue;
 use tokio::sync::Mutex;
 
 use crate::config::WattConfig;
+use crate::jsonrpc::{Envelope, Request, RpcError};
 use crate::payload;
 use crate::stats::Counters;
 
@@ -68,38 +69,9 @@ impl From<ProviderError> for Failure {
 }
 
 #[derive(Serialize)]
-struct Request<'a, P: Serialize> {
-    jsonrpc: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<u64>,
-    method: &'a str,
-    params: P,
-}
-
-#[derive(Serialize)]
 struct ToolCall<'a> {
     name: &'a str,
     arguments: &'a Value,
-}
-
-/// A JSON-RPC message from the server, read only as far as deciding whether it answers us.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default, borrow)]
-    result: Option<&'a RawValue>,
-    #[serde(default)]
-    error: Option<RpcError>,
-}
-
-#[derive(Deserialize)]
-struct RpcError {
-    code: i64,
-    #[serde(default)]
-    message: String,
 }
 
 #[derive(Deserialize)]
@@ -137,16 +109,15 @@ impl McpSession {
     /// The handshake: `initialize`, then `notifications/initialized` on the new session.
     async fn open(&self) -> Result<Session, ProviderError> {
         let id = self.next_id();
-        let init = Request {
-            jsonrpc: "2.0",
-            id: Some(id),
-            method: "initialize",
-            params: serde_json::json!({
+        let init = Request::call(
+            id,
+            "initialize",
+            serde_json::json!({
                 "protocolVersion": PROTOCOL_VERSION,
                 "capabilities": {},
                 "clientInfo": {"name": "icp-mcp", "version": env!("CARGO_PKG_VERSION")},
             }),
-        };
+        );
         let exchange = async {
             let resp = self.post(&init, None).await?;
             let session_id = resp.headers().get(SESSION_HEADER).cloned();
@@ -158,12 +129,8 @@ impl McpSession {
                 id: session_id,
                 version,
             };
-            let initialized = Request {
-                jsonrpc: "2.0",
-                id: None,
-                method: "notifications/initialized",
-                params: serde_json::json!({}),
-            };
+            let initialized =
+                Request::notification("notifications/initialized", serde_json::json!({}));
             let resp = self.post(&initialized, Some(&session)).await?;
             if !resp.status().is_success() {
                 return Err(http_failure(&resp));
@@ -202,15 +169,14 @@ impl McpSession {
         loop {
             let (generation, session) = self.session(counters).await?;
             let id = self.next_id();
-            let request = Request {
-                jsonrpc: "2.0",
-                id: Some(id),
-                method: "tools/call",
-                params: ToolCall {
+            let request = Request::call(
+                id,
+                "tools/call",
+                ToolCall {
                     name: tool,
                     arguments,
                 },
-            };
+            );
             let exchange = async {
                 let resp = self.post(&request, Some(&session)).await?;
                 self.read_message(resp, id).await

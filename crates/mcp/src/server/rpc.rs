@@ -9,23 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{SESSION_HEADER, ServerState, schemas, tools, unauthorized};
+use crate::jsonrpc::{self, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR};
 
 /// Protocol revisions this server speaks; a client asking for another gets the newest of these.
 const PROTOCOL_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
-
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-pub(crate) const INVALID_PARAMS: i64 = -32602;
-const INTERNAL_ERROR: i64 = -32603;
-
-fn rpc_result(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
-}
-
-pub(crate) fn rpc_error(id: &Value, code: i64, message: impl Into<String>) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
-}
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
@@ -63,7 +50,7 @@ pub(crate) async fn handle_post(
         Err(e) => {
             return json_response(
                 StatusCode::BAD_REQUEST,
-                &rpc_error(&Value::Null, PARSE_ERROR, format!("not JSON: {e}")),
+                &jsonrpc::error(&Value::Null, PARSE_ERROR, format!("not JSON: {e}")),
             );
         }
     };
@@ -71,7 +58,7 @@ pub(crate) async fn handle_post(
         // 2025-06-18 removed JSON-RPC batching.
         return json_response(
             StatusCode::BAD_REQUEST,
-            &rpc_error(
+            &jsonrpc::error(
                 &Value::Null,
                 INVALID_REQUEST,
                 "expected one JSON-RPC object",
@@ -98,7 +85,7 @@ pub(crate) async fn handle_post(
             "serverInfo": {"name": "icp-mcp", "version": env!("CARGO_PKG_VERSION")},
             "instructions": "A population served with the Watt Data V1 tools: resolve_identities, get_person, list_clusters, get_cluster, find_persons, submit_feedback.",
         });
-        let mut resp = json_response(StatusCode::OK, &rpc_result(&id, result));
+        let mut resp = json_response(StatusCode::OK, &jsonrpc::result(&id, result));
         if let Ok(v) = HeaderValue::from_str(&session) {
             resp.headers_mut().insert(SESSION_HEADER, v);
         }
@@ -108,7 +95,7 @@ pub(crate) async fn handle_post(
     let Some(session) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return json_response(
             StatusCode::BAD_REQUEST,
-            &rpc_error(
+            &jsonrpc::error(
                 &id,
                 INVALID_REQUEST,
                 "Mcp-Session-Id header required; initialize first",
@@ -118,7 +105,7 @@ pub(crate) async fn handle_post(
     if !state.touch_session(session) {
         return json_response(
             StatusCode::NOT_FOUND,
-            &rpc_error(
+            &jsonrpc::error(
                 &id,
                 INVALID_REQUEST,
                 "unknown or expired session; initialize again",
@@ -127,8 +114,8 @@ pub(crate) async fn handle_post(
     }
 
     let answer = match method {
-        "ping" => rpc_result(&id, json!({})),
-        "tools/list" => rpc_result(&id, json!({"tools": schemas::tools()})),
+        "ping" => jsonrpc::result(&id, json!({})),
+        "tools/list" => jsonrpc::result(&id, json!({"tools": schemas::tools()})),
         "tools/call" => match tools::call(&state, &headers, &params).await {
             Ok(result) => {
                 // Off the async threads, as the payload was: the body holds it twice.
@@ -137,12 +124,14 @@ pub(crate) async fn handle_post(
                     tokio::task::spawn_blocking(move || tools::response_body(&answered, result));
                 match body.await {
                     Ok(body) => return json_text_response(body),
-                    Err(e) => rpc_error(&id, INTERNAL_ERROR, format!("writing the answer: {e}")),
+                    Err(e) => {
+                        jsonrpc::error(&id, INTERNAL_ERROR, format!("writing the answer: {e}"))
+                    }
                 }
             }
-            Err((code, message)) => rpc_error(&id, code, message),
+            Err((code, message)) => jsonrpc::error(&id, code, message),
         },
-        other => rpc_error(&id, METHOD_NOT_FOUND, format!("unknown method {other}")),
+        other => jsonrpc::error(&id, METHOD_NOT_FOUND, format!("unknown method {other}")),
     };
     json_response(StatusCode::OK, &answer)
 }

@@ -18,11 +18,11 @@ use serde_json::{Value, json};
 
 use super::ServerState;
 use super::exports::ExportBody;
-use super::rpc::INVALID_PARAMS;
 use crate::export_rows::{
     ExportRow, add_audience_columns, content_type, encode, write_audience_csv_header,
     write_audience_csv_rows,
 };
+use crate::jsonrpc::{self, INVALID_PARAMS};
 
 /// What a tool answered: its payload as JSON text, or why it failed.
 pub(crate) type ToolAnswer = Result<String, ProviderError>;
@@ -68,33 +68,31 @@ pub(crate) async fn call(
 /// tool did (each step a fresh allocation the kernel zeroes).
 pub(crate) fn response_body(id: &Value, answer: ToolAnswer) -> Vec<u8> {
     let id = id.to_string();
-    let mut out;
     match answer {
         Ok(payload) => {
             let escapes = payload
                 .bytes()
                 .filter(|b| matches!(b, b'"' | b'\\'))
                 .count();
-            out = Vec::with_capacity(2 * payload.len() + escapes + id.len() + 160);
-            out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-            out.extend_from_slice(id.as_bytes());
-            out.extend_from_slice(br#","result":{"content":[{"type":"text","text":"#);
-            // Writing a `str` to memory cannot fail.
-            let _ = serde_json::to_writer(&mut out, payload.as_str());
-            out.extend_from_slice(br#"}],"structuredContent":"#);
-            out.extend_from_slice(payload.as_bytes());
-            out.extend_from_slice(br#","isError":false}}"#);
+            let mut out = Vec::with_capacity(2 * payload.len() + escapes + id.len() + 160);
+            jsonrpc::write_result(&mut out, &id, |out| {
+                out.extend_from_slice(br#"{"content":[{"type":"text","text":"#);
+                // Writing a `str` to memory cannot fail.
+                let _ = serde_json::to_writer(&mut *out, payload.as_str());
+                out.extend_from_slice(br#"}],"structuredContent":"#);
+                out.extend_from_slice(payload.as_bytes());
+                out.extend_from_slice(br#","isError":false}"#);
+            });
+            out
         }
         Err(e) => {
-            out = Vec::with_capacity(256);
-            out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-            out.extend_from_slice(id.as_bytes());
-            out.extend_from_slice(br#","result":"#);
-            let _ = serde_json::to_writer(&mut out, &failure(&e));
-            out.push(b'}');
+            let mut out = Vec::with_capacity(256);
+            jsonrpc::write_result(&mut out, &id, |out| {
+                let _ = serde_json::to_writer(&mut *out, &failure(&e));
+            });
+            out
         }
     }
-    out
 }
 
 fn parse<T: DeserializeOwned>(args: Value) -> Result<T, ProviderError> {
