@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::server::{ServeConfig, mcp_router};
+use crate::streamable_http::SESSION_HEADER;
 
 /// One way a call can go wrong (or, for `SseAnswer`, merely differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -303,7 +304,7 @@ async fn tool_call(state: &FaultState, req: Request, next: Next) -> (Response, b
             .then(|| v.get("params")?.get("name")?.as_str().map(str::to_owned))
             .flatten()
     });
-    let has_session = parts.headers.contains_key("mcp-session-id");
+    let has_session = parts.headers.contains_key(SESSION_HEADER);
     let req = Request::from_parts(parts, Body::from(bytes));
     // Only tool calls are faulted: they are what the client must survive, and the handshake has
     // its own recovery path (a fresh session) that a lost session already exercises.

@@ -21,6 +21,7 @@ mod provider;
 mod server;
 mod session;
 mod stats;
+mod streamable_http;
 pub mod testkit;
 mod trace_log;
 

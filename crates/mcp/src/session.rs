@@ -26,10 +26,10 @@ use crate::config::WattConfig;
 use crate::jsonrpc::{Envelope, Request, RpcError};
 use crate::payload;
 use crate::stats::Counters;
+use crate::streamable_http::{PROTOCOL_VERSIONS, SESSION_HEADER};
 
 /// The revision this client speaks (initialize handshake, sessions).
-pub(crate) const PROTOCOL_VERSION: &str = "2025-06-18";
-const SESSION_HEADER: &str = "mcp-session-id";
+const PROTOCOL_VERSION: &str = PROTOCOL_VERSIONS[0];
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const ACCEPT: &str = "application/json, text/event-stream";
 

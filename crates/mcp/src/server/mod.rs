@@ -24,6 +24,7 @@ use icp_contract::PopulationProvider;
 use rand::Rng;
 
 use crate::config::Secret;
+use crate::streamable_http::SESSION_HEADER;
 use exports::{ExportBody, ExportStore, Lookup};
 pub use schemas::TOOL_NAMES;
 
@@ -148,8 +149,6 @@ fn unauthorized() -> Response {
     )
         .into_response()
 }
-
-const SESSION_HEADER: &str = "mcp-session-id";
 
 async fn end_session(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
     if !state.authorized(&headers) {

@@ -8,11 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{SESSION_HEADER, ServerState, schemas, tools, unauthorized};
+use super::{ServerState, schemas, tools, unauthorized};
 use crate::jsonrpc::{self, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR};
-
-/// Protocol revisions this server speaks; a client asking for another gets the newest of these.
-const PROTOCOL_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
+use crate::streamable_http::{PROTOCOL_VERSIONS, SESSION_HEADER};
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
