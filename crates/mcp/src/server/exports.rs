@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use icp_contract::{ExportFormat, FindPersonsRequest};
 
+use super::token::random_token;
+
 pub(crate) struct ExportStore {
     ttl: Duration,
     files: Mutex<HashMap<String, ExportFile>>,
@@ -59,7 +61,7 @@ impl ExportStore {
     }
 
     pub(crate) fn put(&self, body: ExportBody) -> String {
-        let token = crate::server::random_token();
+        let token = random_token();
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         let forget_after = self.ttl.saturating_mul(TOMBSTONE_FACTOR);
         files.retain(|_, f| f.created.elapsed() < forget_after);

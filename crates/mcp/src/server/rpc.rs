@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ServerState, schemas, tools, unauthorized};
+use super::state::{ServerState, unauthorized};
+use super::{schemas, tools};
 use crate::jsonrpc::{self, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR};
 use crate::streamable_http::{PROTOCOL_VERSIONS, SESSION_HEADER};
 

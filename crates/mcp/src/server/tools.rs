@@ -16,8 +16,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::ServerState;
 use super::exports::ExportBody;
+use super::state::ServerState;
+use super::token::random_token;
 use crate::export_rows::{
     ExportRow, add_audience_columns, content_type, encode, write_audience_csv_header,
     write_audience_csv_rows,
@@ -125,10 +126,10 @@ where
 {
     let (trace, flow) = resp.trace_fields_mut();
     if flow.is_none() {
-        *flow = Some(workflow.unwrap_or_else(super::random_token));
+        *flow = Some(workflow.unwrap_or_else(random_token));
     }
     if trace.is_none() {
-        *trace = Some(super::random_token());
+        *trace = Some(random_token());
     }
     tokio::task::spawn_blocking(move || serde_json::to_string(&resp))
         .await
