@@ -5,6 +5,7 @@
 //! Hand-written on axum rather than rmcp's server: the tools take and give the contract's serde
 //! types as they are, and the fault layer and export downloads share the same router.
 
+mod audience_file;
 mod exports;
 mod rpc;
 mod schemas;
@@ -72,7 +73,7 @@ async fn download(State(state): State<Arc<ServerState>>, Path(token): Path<Strin
             content_type,
         }) => (Body::from(bytes), content_type),
         Lookup::Found(ExportBody::Audience { request, format }) => {
-            match tools::audience_file(&state, request, format).await {
+            match audience_file::open(&*state.provider, request, format).await {
                 Ok(file) => file,
                 Err(e) => {
                     let code = if e.is_retryable() {
