@@ -5,15 +5,17 @@
 //!   with backoff and jitter, export downloads, counters and the workflow's trace ids.
 //! - [`mcp_router`]: any provider (the embedded population) served as an MCP server with the same
 //!   tool names and shapes, plus the `/exports/{token}` downloads its answers point to.
-//! - [`faults`]: a test upstream that injects the faults remote APIs have.
-//! - [`testkit`]: a small deterministic population for tests and benches; [`bench_env`]: the
-//!   benches' knobs.
+//! - With the `test-support` feature, for tests and benches only: `faults`, a test upstream that
+//!   injects the faults remote APIs have; `testkit`, a small deterministic population;
+//!   `bench_env`, the benches' knobs.
 
 mod batching;
+#[cfg(feature = "test-support")]
 pub mod bench_env;
 mod config;
 mod download;
 pub mod export_rows;
+#[cfg(feature = "test-support")]
 pub mod faults;
 mod jsonrpc;
 mod payload;
@@ -22,6 +24,7 @@ mod server;
 mod session;
 mod stats;
 mod streamable_http;
+#[cfg(feature = "test-support")]
 pub mod testkit;
 mod trace_log;
 
