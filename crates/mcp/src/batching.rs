@@ -4,13 +4,9 @@ use std::collections::HashMap;
 
 use icp_contract::{IdentifierGroup, Identity, PersonId, ResolveResponse, ResolveStats};
 
-/// The upstream's limits for one `resolve_identities` call, from the contract.
-pub use icp_contract::{
-    MAX_RESOLVE_GROUPS_PER_CALL as MAX_GROUPS_PER_CALL,
-    MAX_RESOLVE_VALUES_PER_GROUP as MAX_VALUES_PER_GROUP,
-};
-
-/// The groups of each `resolve_identities` call, within the upstream's limits only.
+/// The groups of each `resolve_identities` call, within the upstream's limits only (the
+/// contract's [`MAX_RESOLVE_GROUPS_PER_CALL`](icp_contract::MAX_RESOLVE_GROUPS_PER_CALL) and
+/// [`MAX_RESOLVE_VALUES_PER_GROUP`](icp_contract::MAX_RESOLVE_VALUES_PER_GROUP)).
 pub fn plan_resolve_calls(groups: &[IdentifierGroup]) -> Vec<Vec<IdentifierGroup>> {
     icp_contract::plan_resolve_calls(groups, usize::MAX)
 }
@@ -88,7 +84,9 @@ fn merge_identity(into: &mut Identity, from: Identity) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use icp_contract::{HashType, IdType, IdentityMatch};
+    use icp_contract::{
+        HashType, IdType, IdentityMatch, MAX_RESOLVE_GROUPS_PER_CALL, MAX_RESOLVE_VALUES_PER_GROUP,
+    };
 
     fn group(id_type: IdType, n: usize) -> IdentifierGroup {
         IdentifierGroup {
@@ -109,8 +107,11 @@ mod tests {
         // 54 email groups + 1 phone group = 55 regular groups → 2 calls; 3 address groups → 1.
         assert_eq!(calls.len(), 3);
         for call in &calls {
-            assert!(call.len() <= MAX_GROUPS_PER_CALL);
-            assert!(call.iter().all(|g| g.values.len() <= MAX_VALUES_PER_GROUP));
+            assert!(call.len() <= MAX_RESOLVE_GROUPS_PER_CALL);
+            assert!(
+                call.iter()
+                    .all(|g| g.values.len() <= MAX_RESOLVE_VALUES_PER_GROUP)
+            );
             let addresses = call.iter().filter(|g| g.id_type == IdType::Address).count();
             assert!(addresses == 0 || addresses == call.len());
         }

@@ -28,7 +28,7 @@ mod streamable_http;
 pub mod testkit;
 mod trace_log;
 
-pub use batching::{MAX_GROUPS_PER_CALL, MAX_VALUES_PER_GROUP, merge_resolve, plan_resolve_calls};
+pub use batching::{merge_resolve, plan_resolve_calls};
 pub use config::{ConfigError, Secret, WattConfig};
 pub use provider::WattProvider;
 pub use server::{ServeConfig, TOOL_NAMES, mcp_router};
