@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{normalized, start};
+use common::{audience, normalized, start};
 use icp_contract::*;
 use icp_mcp::faults::FaultConfig;
 
@@ -149,13 +149,7 @@ async fn all_six_tools_answer_as_the_provider_does() {
     // One call gives the count and sample too, the same as find_persons'.
     assert_eq!(normalized(&export.answer), normalized(&via));
     let streamed: Vec<AudienceRecord> = export.parsed_records().await.unwrap();
-    let direct: Vec<AudienceRecord> = d
-        .export_persons(find)
-        .await
-        .unwrap()
-        .parsed_records()
-        .await
-        .unwrap();
+    let direct = audience(d.as_ref(), find).await;
     assert_eq!(streamed.len() as u64, via.total);
     assert_eq!(streamed, direct);
 

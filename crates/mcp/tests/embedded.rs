@@ -6,10 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::{client_config, normalized};
+use common::{audience, normalized, serve};
 use icp_contract::*;
-use icp_mcp::WattProvider;
-use icp_mcp::faults::{FaultConfig, FaultyUpstream};
+use icp_mcp::faults::FaultConfig;
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,13 +18,7 @@ async fn the_embedded_population_over_mcp_equals_the_embedded_provider() {
         seed: 7,
     }));
     let direct = Arc::new(EmbeddedProvider::new(population));
-    let served: Arc<dyn PopulationProvider> = direct.clone();
-    let mut faults = FaultConfig::default();
-    faults.serve.api_key = Some(icp_mcp::Secret::new(common::KEY));
-    let (addr, _upstream) = FaultyUpstream::start(served, faults).await.unwrap();
-    let client = WattProvider::connect(client_config(format!("http://{addr}/mcp")))
-        .await
-        .unwrap();
+    let (client, _upstream, _) = serve(direct.clone(), FaultConfig::default()).await;
 
     let page = ListClustersRequest {
         limit: Some(40),
@@ -79,14 +72,8 @@ async fn the_embedded_population_over_mcp_equals_the_embedded_provider() {
                 format: None,
                 workflow_id: None,
             };
-            let records: Vec<AudienceRecord> = d
-                .export_persons(req)
+            audience(d.as_ref(), req)
                 .await
-                .unwrap()
-                .parsed_records()
-                .await
-                .unwrap();
-            records
                 .into_iter()
                 .flat_map(|r| r.identifiers.into_values().flat_map(|m| m.into_values()))
                 .collect::<Vec<String>>()
@@ -149,20 +136,8 @@ async fn the_embedded_population_over_mcp_equals_the_embedded_provider() {
         normalized(&found),
         normalized(&direct.find_persons(find.clone()).await.unwrap())
     );
-    let streamed: Vec<AudienceRecord> = client
-        .export_persons(find.clone())
-        .await
-        .unwrap()
-        .parsed_records()
-        .await
-        .unwrap();
-    let want: Vec<AudienceRecord> = direct
-        .export_persons(find.clone())
-        .await
-        .unwrap()
-        .parsed_records()
-        .await
-        .unwrap();
+    let streamed = audience(&client, find.clone()).await;
+    let want = audience(direct.as_ref(), find.clone()).await;
     assert_eq!(streamed, want);
     // The server's export files, in every format, hold the same records: written as they are
     // downloaded, and the same file at every download of a URL.

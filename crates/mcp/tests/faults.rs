@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{KEY, client_config, normalized, start};
+use common::{KEY, audience, client_config, normalized, start};
 use icp_contract::*;
 use icp_mcp::faults::{FaultConfig, FaultKind};
 use icp_mcp::{Secret, WattProvider};
@@ -72,14 +72,7 @@ async fn workload(c: &WattProvider) -> Vec<Value> {
         workflow_id: workflow.clone(),
     };
     out.push(normalized(&c.find_persons(find.clone()).await.unwrap()));
-    let audience: Vec<AudienceRecord> = c
-        .export_persons(find)
-        .await
-        .unwrap()
-        .parsed_records()
-        .await
-        .unwrap();
-    out.push(serde_json::to_value(&audience).unwrap());
+    out.push(serde_json::to_value(audience(c, find).await).unwrap());
     let fb = c
         .submit_feedback(FeedbackRequest {
             workflow_id: workflow,
@@ -91,6 +84,22 @@ async fn workload(c: &WattProvider) -> Vec<Value> {
         .unwrap();
     out.push(normalized(&fb));
     out
+}
+
+/// A fault of `kind` on the first tool call or download, and none after.
+fn first_fails(kind: FaultKind) -> FaultConfig {
+    FaultConfig {
+        fail_first: 1,
+        kinds: vec![kind],
+        ..FaultConfig::default()
+    }
+}
+
+fn cluster(id: &str) -> GetClusterRequest {
+    GetClusterRequest {
+        cluster_id: Some(id.to_owned()),
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,21 +194,13 @@ async fn retry_after_is_honoured() {
     let up = start(
         100,
         FaultConfig {
-            fail_first: 1,
-            kinds: vec![FaultKind::RateLimited],
             retry_after: Duration::from_secs(1),
-            ..FaultConfig::default()
+            ..first_fails(FaultKind::RateLimited)
         },
     )
     .await;
     let started = Instant::now();
-    up.client
-        .get_cluster(GetClusterRequest {
-            cluster_id: Some("1000000000".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    up.client.get_cluster(cluster("1000000000")).await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "{:?}",
@@ -211,23 +212,8 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn a_lost_session_is_reopened_and_the_call_replayed() {
-    let up = start(
-        100,
-        FaultConfig {
-            fail_first: 1,
-            kinds: vec![FaultKind::LostSession],
-            ..FaultConfig::default()
-        },
-    )
-    .await;
-    let got = up
-        .client
-        .get_cluster(GetClusterRequest {
-            cluster_id: Some("1000000000".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let up = start(100, first_fails(FaultKind::LostSession)).await;
+    let got = up.client.get_cluster(cluster("1000000000")).await.unwrap();
     assert_eq!(got.cluster.cluster_id, "1000000000");
     assert_eq!(up.handle.faults().get(&FaultKind::LostSession), Some(&1));
     assert_eq!(up.handle.calls().get("get_cluster"), Some(&2));
@@ -235,15 +221,7 @@ async fn a_lost_session_is_reopened_and_the_call_replayed() {
 
 #[tokio::test]
 async fn an_expired_export_reruns_the_request() {
-    let up = start(
-        2_000,
-        FaultConfig {
-            fail_first: 1,
-            kinds: vec![FaultKind::ExpiredExport],
-            ..FaultConfig::default()
-        },
-    )
-    .await;
+    let up = start(2_000, first_fails(FaultKind::ExpiredExport)).await;
     let find = FindPersonsRequest {
         expression: "1000000000 OR 1000000011".into(),
         identifier_type: Some(IdType::Address),
@@ -252,22 +230,8 @@ async fn an_expired_export_reruns_the_request() {
         format: None,
         workflow_id: None,
     };
-    let got: Vec<AudienceRecord> = up
-        .client
-        .export_persons(find.clone())
-        .await
-        .unwrap()
-        .parsed_records()
-        .await
-        .unwrap();
-    let want: Vec<AudienceRecord> = up
-        .direct
-        .export_persons(find)
-        .await
-        .unwrap()
-        .parsed_records()
-        .await
-        .unwrap();
+    let got = audience(&up.client, find.clone()).await;
+    let want = audience(up.direct.as_ref(), find).await;
     assert_eq!(got, want);
     assert_eq!(up.client.stats().export_reruns, 1);
     assert_eq!(up.handle.export_downloads(), 2);
@@ -384,13 +348,7 @@ fn the_key_never_appears_in_debug_or_logs() {
             "1000000011",
             "1000000012",
         ] {
-            up.client
-                .get_cluster(GetClusterRequest {
-                    cluster_id: Some(id.to_owned()),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+            up.client.get_cluster(cluster(id)).await.unwrap();
         }
         assert!(up.client.stats().retries > 0 || !up.handle.faults().is_empty());
         let shown = format!(

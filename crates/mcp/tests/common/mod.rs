@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use icp_contract::PopulationProvider;
+use icp_contract::{AudienceRecord, FindPersonsRequest, PopulationProvider};
 use icp_mcp::faults::{FaultConfig, FaultyUpstream, FaultyUpstreamHandle};
 use icp_mcp::testkit::SyntheticPopulation;
 use icp_mcp::{Secret, WattConfig, WattProvider};
@@ -29,19 +29,43 @@ pub fn client_config(url: String) -> WattConfig {
     cfg
 }
 
-pub async fn start(persons: u64, mut faults: FaultConfig) -> Upstream {
-    let direct = Arc::new(SyntheticPopulation::new(persons));
+/// `provider` served behind the fault layer, with [`KEY`] required, and a client connected to
+/// it: the client, the fault layer's handle and the client's configuration.
+pub async fn serve(
+    provider: Arc<dyn PopulationProvider>,
+    mut faults: FaultConfig,
+) -> (WattProvider, FaultyUpstreamHandle, WattConfig) {
     faults.serve.api_key = Some(Secret::new(KEY));
-    let provider: Arc<dyn PopulationProvider> = direct.clone();
     let (addr, handle) = FaultyUpstream::start(provider, faults).await.unwrap();
     let cfg = client_config(format!("http://{addr}/mcp"));
     let client = WattProvider::connect(cfg.clone()).await.unwrap();
+    (client, handle, cfg)
+}
+
+/// A synthetic population of `persons` served as [`serve`] does.
+pub async fn start(persons: u64, faults: FaultConfig) -> Upstream {
+    let direct = Arc::new(SyntheticPopulation::new(persons));
+    let (client, handle, cfg) = serve(direct.clone(), faults).await;
     Upstream {
         direct,
         client,
         handle,
         cfg,
     }
+}
+
+/// The whole audience `find` selects, as `provider` exports it.
+pub async fn audience(
+    provider: &dyn PopulationProvider,
+    find: FindPersonsRequest,
+) -> Vec<AudienceRecord> {
+    provider
+        .export_persons(find)
+        .await
+        .unwrap()
+        .parsed_records()
+        .await
+        .unwrap()
 }
 
 /// Drops the per-call fields that legitimately differ between two runs of the same request.
