@@ -8,6 +8,16 @@
 //! - With the `test-support` feature, for tests and benches only: `faults`, a test upstream that
 //!   injects the faults remote APIs have; `testkit`, a small deterministic population;
 //!   `bench_env`, the benches' knobs.
+//!
+//! The modules, bottom-up (each imports only modules listed before it):
+//! 1. shared by client and server, importing nothing of the crate: `jsonrpc` (the envelope and
+//!    error codes), `streamable_http` (the session header, protocol revisions), `config`,
+//!    `stats`, `trace_log`, `batching` (resolve calls split and merged), `export_rows` (export
+//!    files' formats);
+//! 2. the client: `payload` (a tool's answer read), `download` (export files), `session` (one
+//!    MCP session), `provider` ([`WattProvider`]);
+//! 3. the server: `server` (its own files are listed bottom-up in its module doc);
+//! 4. with `test-support`: `testkit` and `bench_env` (importing nothing), `faults` (over `server`).
 
 mod batching;
 #[cfg(feature = "test-support")]

@@ -4,6 +4,11 @@
 //!
 //! Hand-written on axum rather than rmcp's server: the tools take and give the contract's serde
 //! types as they are, and the fault layer and export downloads share the same router.
+//!
+//! Its files, bottom-up: `token` (random ids), `schemas` (`tools/list`), `audience_file` (an
+//! audience export written as it is downloaded), `exports` (the files handed out by URL),
+//! `state` (configuration, sessions, the key check), `tools` (`tools/call`), `rpc` (`POST /mcp`);
+//! this file only wires the routes.
 
 mod audience_file;
 mod exports;
