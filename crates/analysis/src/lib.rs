@@ -20,8 +20,8 @@
 //! the rule in `rank.rs`, repeated on [`Intersection::score`]). Against the population, once a
 //! [`Baseline`] gives each trait's prevalence, the score becomes `support · ln(index)`,
 //! `index = support / Π prevalence(i)`: how much more common the whole set is among the customers
-//! than in a population where its traits were independent (`DESIGN.md` §3 defines the index of
-//! one trait; this is the same for a set). Sets with a trait the baseline lacks keep their lift
+//! than in a population where its traits were independent (the index of one trait, below, is
+//! the same for a set of one). Sets with a trait the baseline lacks keep their lift
 //! score and rank after the covered ones; ties go to the larger count, then the smaller item
 //! list. Give the baseline **before** ranking — [`Mined::analysis_with`] or
 //! [`Analyzer::finish_with_baseline`] — and every frequent pair and closed cluster of the lattice
@@ -47,7 +47,22 @@
 //! [`synthetic`] is seeded data for tests and benchmarks (the miner's unit tests, `tests/`,
 //! `benches/` and the `icp_bench` example); the engine itself never uses it.
 //!
-//! The crate is pure: no I/O, no async. Definitions follow `DESIGN.md` §3.
+//! **Definitions.** N customers (enriched profiles); for a set S of `attribute = value` items,
+//! `count(S)` the customers having all of S and `supp(S) = count(S) / N`.
+//!
+//! - Contact and identity fields (names, emails, phones, addresses, maids, ids, anything
+//!   numbered like `email2`) are never traits ([`is_contact_attribute`]).
+//! - **Frequency** of an item: `supp({a})`.
+//! - **Index** of an item: `supp({a}) / (cluster size / population size)`. With no population
+//!   size from the provider there is no index, and pairs and clusters keep their lift ranking.
+//! - **Pair lift**: `supp({a,b}) / (supp({a}) · supp({b}))`; above 1, they co-occur more than
+//!   chance.
+//! - **Clusters** (3+ items): closed frequent itemsets above the minimum support, with support
+//!   and lift `supp(S) / Π supp({i})`. Two values of one attribute never form a set.
+//! - Counts are exact and ties are broken stably; the figures agree with mlxtend's to
+//!   floating-point precision (`tests/mlxtend_check.rs`).
+//!
+//! The crate is pure: no I/O, no async.
 
 mod analyzer;
 mod audience;

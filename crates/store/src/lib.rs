@@ -1,4 +1,4 @@
-//! The durable job store of the ICP service (DESIGN.md §4).
+//! The durable job store of the ICP service: jobs, their leases, checkpoints and exports.
 //!
 //! One [`Store`] over either SQLite (the embedded default: one file, no server) or PostgreSQL
 //! (production; several service processes share one queue). The schema is the same on both
