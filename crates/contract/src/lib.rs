@@ -2,13 +2,15 @@
 //!
 //! Shapes follow the upstream (Watt Data V1 tools) so the embedded population, the remote MCP
 //! client and the MCP server built on the embedded population all exchange the same JSON.
-//! Nothing in this crate does I/O.
+//! It also holds the normal forms and digests identifiers are matched in (`normalize`), which
+//! every side that sends or matches identifiers must agree on. Nothing in this crate does I/O.
 
 mod audience;
 mod cluster;
 mod error;
 mod expression_terms;
 mod identity;
+mod normalize;
 mod person;
 mod provider;
 mod resolve_calls;
@@ -19,6 +21,7 @@ pub use cluster::*;
 pub use error::*;
 pub use expression_terms::*;
 pub use identity::*;
+pub use normalize::*;
 pub use person::*;
 pub use provider::*;
 pub use resolve_calls::*;

@@ -11,9 +11,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use icp_contract::{
     DistanceUnit, FindPersonsRequest, GetPersonRequest, HashType, IdType, IdentifierGroup,
-    Location, ResolveRequest,
+    Location, ResolveRequest, digest_hex, normalize_address,
 };
-use icp_population::{GeneratorConfig, Population, digest_hex};
+use icp_population::{GeneratorConfig, Population};
 
 fn million() -> &'static Population {
     static POP: OnceLock<Population> = OnceLock::new();
@@ -86,7 +86,7 @@ fn identifiers(pop: &Population, id_type: IdType, hash: HashType) -> Vec<String>
                 }
             };
             let v = match id_type {
-                IdType::Address => icp_population::normalize_address(&v).unwrap(),
+                IdType::Address => normalize_address(&v).unwrap(),
                 _ => v,
             };
             out.push(digest_hex(hash, &v));

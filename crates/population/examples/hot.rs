@@ -12,8 +12,11 @@
 
 use std::io::Write;
 
-use icp_contract::{GetPersonRequest, HashType, IdType, IdentifierGroup, ResolveRequest};
-use icp_population::{GeneratorConfig, Population, digest_hex};
+use icp_contract::{
+    GetPersonRequest, HashType, IdType, IdentifierGroup, ResolveRequest, digest_hex, normalize,
+    normalize_address,
+};
+use icp_population::{GeneratorConfig, Population};
 
 /// The benchmark's identifiers: 3,000 of persons spread over the population, every 4th unknown.
 fn identifiers(pop: &Population, id_type: IdType, hash: HashType, count: usize) -> Vec<String> {
@@ -47,7 +50,7 @@ fn identifiers(pop: &Population, id_type: IdType, hash: HashType, count: usize) 
                 }
             };
             let v = match id_type {
-                IdType::Address => icp_population::normalize_address(&v).unwrap(),
+                IdType::Address => normalize_address(&v).unwrap(),
                 _ => v,
             };
             out.push(digest_hex(hash, &v));
@@ -109,7 +112,7 @@ fn suite(pop: &Population, out: &mut impl Write) {
                     let value = match hash {
                         HashType::Plaintext => raw,
                         _ => {
-                            let n = icp_population::normalize(id_type, &raw).unwrap();
+                            let n = normalize(id_type, &raw).unwrap();
                             let h = digest_hex(hash, &n);
                             if k % 5 == 4 { h.to_uppercase() } else { h }
                         }

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
+use icp_contract::{normalize_email, normalize_maid, normalize_phone};
+
 use crate::contacts::Contact;
 use crate::population::{Attribute, Codes, ContactSource, Population};
-use crate::resolve::{normalize_email, normalize_maid, normalize_phone};
 use crate::traits;
 
 /// Most persons an imported population may hold (index entries pack the row into 30 bits).

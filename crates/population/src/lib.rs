@@ -32,8 +32,5 @@ pub use geo::great_circle_distance;
 pub use import::ImportError;
 pub use population::{CLUSTER_ID_BASE, GeneratorConfig, PERSON_ID_BASE, Population, cluster_hash};
 pub use provider::EmbeddedProvider;
-pub use resolve::{
-    MAX_IDENTIFIER_GROUPS, MAX_VALUES_PER_GROUP, digest_hex, normalize, normalize_address,
-    normalize_email, normalize_maid, normalize_phone,
-};
+pub use resolve::{MAX_IDENTIFIER_GROUPS, MAX_VALUES_PER_GROUP};
 pub use traits::Segment;

@@ -1,9 +1,7 @@
 //! `resolve_identities`: identifiers (plain or hashed) to persons.
 //!
-//! Identifiers are normalised before matching and before hashing: emails trimmed and lower-cased,
-//! phones reduced to 10 digits (dropping `+1`, spaces and punctuation), addresses lower-cased with
-//! punctuation and repeated spaces removed, mobile ad ids trimmed and lower-cased. A hashed
-//! identifier is the hex digest of that normal form.
+//! Identifiers are normalised before matching and before hashing (`icp_contract`'s normal
+//! forms); a hashed identifier is the hex digest of that normal form.
 //!
 //! Each `(id type, hash type)` has its own index, built on first use: a sorted array of 64-bit
 //! keys (a stable hash of the normal form for plaintext, the digest's first 8 bytes otherwise)
@@ -16,8 +14,9 @@ use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
 use icp_contract::{
-    HashType, IdType, Identity, IdentityMatch, ProviderError, ResolveRequest, ResolveResponse,
-    ResolveStats,
+    DigestBytes, HashType, IdType, Identity, IdentityMatch, ProviderError, ResolveRequest,
+    ResolveResponse, ResolveStats, decode_digest, digest, digest_len, normalize_append,
+    normalize_into,
 };
 
 use crate::contacts::{ContactParts, Wanted, round4};
@@ -30,195 +29,6 @@ pub use icp_contract::{
     MAX_RESOLVE_GROUPS_PER_CALL as MAX_IDENTIFIER_GROUPS,
     MAX_RESOLVE_VALUES_PER_GROUP as MAX_VALUES_PER_GROUP,
 };
-
-pub fn normalize_email(s: &str) -> Option<String> {
-    normalize(IdType::Email, s)
-}
-
-/// Ten digits, or nothing. A leading country code 1 is dropped from 11 digits.
-pub fn normalize_phone(s: &str) -> Option<String> {
-    normalize(IdType::Phone, s)
-}
-
-pub fn normalize_address(s: &str) -> Option<String> {
-    normalize(IdType::Address, s)
-}
-
-pub fn normalize_maid(s: &str) -> Option<String> {
-    normalize(IdType::Maid, s)
-}
-
-pub fn normalize(id_type: IdType, s: &str) -> Option<String> {
-    let mut out = String::new();
-    normalize_into(id_type, s, &mut out).then_some(out)
-}
-
-/// The normal form of `s` into `out` (replacing what it held); false when `s` is not an
-/// identifier of that type. Look-ups reuse one buffer instead of allocating per value.
-fn normalize_into(id_type: IdType, s: &str, out: &mut String) -> bool {
-    out.clear();
-    normalize_append(id_type, s, out)
-}
-
-/// The normal form of `s` appended to `out`; false (and `out` as it was) when `s` is not an
-/// identifier of that type.
-fn normalize_append(id_type: IdType, s: &str, out: &mut String) -> bool {
-    let start = out.len();
-    let ok = match id_type {
-        IdType::Email => {
-            trimmed_lower_append(s, out);
-            out.len() - start >= 3 && out[start..].contains('@')
-        }
-        IdType::Phone => phone_append(s, out),
-        IdType::Address => address_append(s, out),
-        IdType::Maid => {
-            trimmed_lower_append(s, out);
-            out.len() > start
-        }
-    };
-    if !ok {
-        out.truncate(start);
-    }
-    ok
-}
-
-/// Trimmed and lower-cased (ASCII, the usual case, without Unicode case tables).
-fn trimmed_lower_append(s: &str, out: &mut String) {
-    let t = s.trim();
-    if t.is_ascii() {
-        let start = out.len();
-        out.push_str(t);
-        out[start..].make_ascii_lowercase();
-    } else {
-        out.extend(t.chars().flat_map(char::to_lowercase));
-    }
-}
-
-fn phone_append(s: &str, out: &mut String) -> bool {
-    let mut digits = [0u8; 11];
-    let mut n = 0;
-    for b in s.bytes().filter(u8::is_ascii_digit) {
-        if n == digits.len() {
-            return false;
-        }
-        digits[n] = b;
-        n += 1;
-    }
-    let d = match n {
-        11 if digits[0] == b'1' => &digits[1..],
-        10 => &digits[..10],
-        _ => return false,
-    };
-    out.push_str(std::str::from_utf8(d).unwrap_or_default());
-    true
-}
-
-/// Words (runs of alphanumerics) lower-cased, joined by single spaces.
-fn address_append(s: &str, out: &mut String) -> bool {
-    let start = out.len();
-    let mut gap = false;
-    if s.is_ascii() {
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() {
-                if gap && out.len() > start {
-                    out.push(' ');
-                }
-                gap = false;
-                out.push(char::from(b.to_ascii_lowercase()));
-            } else {
-                gap = true;
-            }
-        }
-    } else {
-        for c in s.chars() {
-            if c.is_alphanumeric() {
-                if gap && out.len() > start {
-                    out.push(' ');
-                }
-                gap = false;
-                out.extend(c.to_lowercase());
-            } else {
-                gap = true;
-            }
-        }
-    }
-    out.len() > start
-}
-
-fn normalize_address_into(s: &str, out: &mut String) -> bool {
-    out.clear();
-    address_append(s, out)
-}
-
-/// The hex digest of an already-normalised identifier (`plaintext` returns it unchanged).
-pub fn digest_hex(hash: HashType, normal: &str) -> String {
-    match hash {
-        HashType::Plaintext => normal.to_owned(),
-        _ => hex::encode(digest(hash, normal).as_bytes()),
-    }
-}
-
-/// A digest of at most 32 bytes, held inline.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct DigestBytes {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl DigestBytes {
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-fn digest(hash: HashType, normal: &str) -> DigestBytes {
-    use sha2::Digest;
-    let mut out = DigestBytes {
-        bytes: [0; 32],
-        len: digest_len(hash),
-    };
-    let d = &mut out.bytes[..out.len];
-    match hash {
-        HashType::Plaintext => {}
-        HashType::Md5 => d.copy_from_slice(&md5::Md5::digest(normal.as_bytes())),
-        HashType::Sha1 => d.copy_from_slice(&sha1::Sha1::digest(normal.as_bytes())),
-        HashType::Sha256 => d.copy_from_slice(&sha2::Sha256::digest(normal.as_bytes())),
-    }
-    out
-}
-
-fn digest_len(hash: HashType) -> usize {
-    match hash {
-        HashType::Plaintext => 0,
-        HashType::Md5 => 16,
-        HashType::Sha1 => 20,
-        HashType::Sha256 => 32,
-    }
-}
-
-/// Hex (either case) of exactly `len` bytes, as `hex::decode` reads it.
-fn decode_digest(s: &str, len: usize) -> Option<DigestBytes> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let s = s.as_bytes();
-    if s.len() != 2 * len {
-        return None;
-    }
-    let mut out = DigestBytes {
-        bytes: [0; 32],
-        len,
-    };
-    for (o, pair) in out.bytes.iter_mut().zip(s.chunks_exact(2)) {
-        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
-}
 
 fn key_of_digest(d: &[u8]) -> u64 {
     let mut k = [0u8; 8];
@@ -280,7 +90,7 @@ fn own_identifier<'c>(
         IdType::Maid => c.maids.get(slot).map(String::as_str),
         IdType::Address => {
             let a = c.address.as_deref()?;
-            normalize_address_into(a, buf).then_some(buf.as_str())
+            normalize_into(IdType::Address, a, buf).then_some(buf.as_str())
         }
     }
 }
@@ -295,7 +105,7 @@ fn identifier_count(c: &ContactParts<'_>, id_type: IdType, buf: &mut String) -> 
         IdType::Address => usize::from(
             c.address
                 .as_deref()
-                .is_some_and(|a| normalize_address_into(a, buf)),
+                .is_some_and(|a| normalize_into(IdType::Address, a, buf)),
         ),
     }
 }
@@ -776,109 +586,6 @@ fn known_identifiers(c: ContactParts<'_>) -> BTreeMap<String, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalisation() {
-        assert_eq!(
-            normalize_email("  Jane.Doe@Example.COM ").unwrap(),
-            "jane.doe@example.com"
-        );
-        assert!(normalize_email("nobody").is_none());
-        assert_eq!(normalize_phone("+1 (512) 555-0134").unwrap(), "5125550134");
-        assert_eq!(normalize_phone("512.555.0134").unwrap(), "5125550134");
-        assert!(normalize_phone("555-0134").is_none());
-        assert!(normalize_phone("25125550134").is_none());
-        assert_eq!(
-            normalize_address("12  Main St., Austin, TX 78701").unwrap(),
-            "12 main st austin tx 78701"
-        );
-        assert!(normalize_address(" ,. ").is_none());
-    }
-
-    /// The straightforward forms the buffered, ASCII-fast normalisers must equal.
-    mod reference {
-        pub fn email(s: &str) -> Option<String> {
-            let e = s.trim().to_lowercase();
-            (e.len() >= 3 && e.contains('@')).then_some(e)
-        }
-        pub fn phone(s: &str) -> Option<String> {
-            let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-            let d = match digits.len() {
-                11 if digits.starts_with('1') => &digits[1..],
-                10 => &digits[..],
-                _ => return None,
-            };
-            Some(d.to_owned())
-        }
-        pub fn address(s: &str) -> Option<String> {
-            let mut out = String::new();
-            for word in s
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-            {
-                if !out.is_empty() {
-                    out.push(' ');
-                }
-                out.extend(word.chars().flat_map(char::to_lowercase));
-            }
-            (!out.is_empty()).then_some(out)
-        }
-        pub fn maid(s: &str) -> Option<String> {
-            let m = s.trim().to_lowercase();
-            (!m.is_empty()).then_some(m)
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn normalisers_equal_their_reference(s in "[ -~]{0,24}|\\PC{0,16}|[+1 ().0-9-]{0,16}") {
-            proptest::prop_assert_eq!(normalize_email(&s), reference::email(&s));
-            proptest::prop_assert_eq!(normalize_phone(&s), reference::phone(&s));
-            proptest::prop_assert_eq!(normalize_address(&s), reference::address(&s));
-            proptest::prop_assert_eq!(normalize_maid(&s), reference::maid(&s));
-        }
-
-        #[test]
-        fn digest_decoding_equals_hex_decode(s in "[0-9a-fA-F]{30,34}|[0-9a-gA-G]{32}|\\PC{0,34}") {
-            for len in [16, 20, 32] {
-                let ours = decode_digest(&s, len).map(|d| d.as_bytes().to_vec());
-                let theirs = hex::decode(&s).ok().filter(|b| b.len() == len);
-                proptest::prop_assert_eq!(ours, theirs);
-            }
-        }
-    }
-
-    #[test]
-    fn normalisers_handle_unicode_like_their_reference() {
-        for s in [
-            " Ünïcode@Exämple.COM ",
-            "İstanbul Cd. 5, İzmir",
-            "ＡＢＣ １２３",
-            "\u{2003}x@y\u{2003}",
-            "ß@straße.de",
-        ] {
-            assert_eq!(normalize_email(s), reference::email(s));
-            assert_eq!(normalize_address(s), reference::address(s));
-            assert_eq!(normalize_maid(s), reference::maid(s));
-            assert_eq!(normalize_phone(s), reference::phone(s));
-        }
-    }
-
-    #[test]
-    fn digests_are_lower_hex_of_the_normal_form() {
-        assert_eq!(
-            digest_hex(HashType::Md5, "test@example.com"),
-            "55502f40dc8b7c769880b10874abc9d0"
-        );
-        assert_eq!(
-            digest_hex(HashType::Sha1, "abc"),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(
-            digest_hex(HashType::Sha256, "abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 
     #[test]
     fn index_finds_every_key_and_only_those() {

@@ -2,9 +2,9 @@
 
 use icp_contract::{
     DistanceUnit, FindPersonsRequest, GetPersonRequest, HashType, IdType, IdentifierGroup,
-    ListClustersRequest, Location, ResolveRequest,
+    ListClustersRequest, Location, ResolveRequest, digest_hex,
 };
-use icp_population::{ImportError, PERSON_ID_BASE, Population, digest_hex};
+use icp_population::{ImportError, PERSON_ID_BASE, Population};
 
 const GOOD: &str = "\
 email,email2,phone,address,latitude,longitude,first_name,gender,interested_fitness,interest:likes_cats,plan

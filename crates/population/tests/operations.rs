@@ -7,11 +7,10 @@ use futures::StreamExt;
 use icp_contract::{
     DistanceUnit, FeedbackRequest, FindPersonsRequest, GetClusterRequest, GetPersonRequest,
     HashType, IdType, IdentifierGroup, ListClustersRequest, Location, PersonId, PopulationProvider,
-    ProviderError, ResolveRequest,
+    ProviderError, ResolveRequest, digest_hex,
 };
 use icp_population::{
-    EmbeddedProvider, GeneratorConfig, PERSON_ID_BASE, Population, digest_hex,
-    great_circle_distance,
+    EmbeddedProvider, GeneratorConfig, PERSON_ID_BASE, Population, great_circle_distance,
 };
 
 const N: usize = 60_000;
