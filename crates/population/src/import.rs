@@ -10,11 +10,10 @@ use std::path::Path;
 use icp_contract::{normalize_email, normalize_maid, normalize_phone};
 
 use crate::contacts::Contact;
+use crate::id_index::{MAX_IDENTIFIERS_PER_KIND, MAX_PERSONS};
 use crate::population::{Attribute, Codes, ContactSource, Population};
 use crate::traits;
 
-/// Most persons an imported population may hold (index entries pack the row into 30 bits).
-pub const MAX_IMPORT_ROWS: usize = 1 << 28;
 /// Most distinct values one trait column may hold.
 pub const MAX_VALUES_PER_ATTRIBUTE: usize = u16::MAX as usize;
 const MAX_VALUE_LEN: usize = 256;
@@ -154,7 +153,7 @@ impl Population {
             if let Some(c) = identifier_column(h) {
                 let of_kind = columns.iter().filter(|k| **k == c).count();
                 if matches!(c, Column::Email | Column::Phone | Column::Maid)
-                    && of_kind >= crate::resolve::MAX_IDENTIFIERS_PER_KIND
+                    && of_kind >= MAX_IDENTIFIERS_PER_KIND
                 {
                     return Err(invalid(
                         1,
@@ -162,7 +161,7 @@ impl Population {
                         format!(
                             "at most {} columns of each of email, phone and maid: a person is \
                              found by at most that many of each",
-                            crate::resolve::MAX_IDENTIFIERS_PER_KIND
+                            MAX_IDENTIFIERS_PER_KIND
                         ),
                     ));
                 }
@@ -216,12 +215,8 @@ impl Population {
                 Err(e) => return Err(csv_error(e, line + 1)),
             }
             line = record.position().map_or(line + 1, |p| p.line());
-            if contacts.len() >= MAX_IMPORT_ROWS {
-                return Err(invalid(
-                    line,
-                    None,
-                    format!("more than {MAX_IMPORT_ROWS} rows"),
-                ));
+            if contacts.len() >= MAX_PERSONS {
+                return Err(invalid(line, None, format!("more than {MAX_PERSONS} rows")));
             }
             let mut contact = Contact::default();
             let mut row = vec![0u16; width];

@@ -14,6 +14,7 @@ mod customers;
 mod evaluate;
 pub mod expression;
 mod geo;
+mod id_index;
 mod import;
 mod metros;
 mod population;

@@ -7,7 +7,7 @@ use roaring::RoaringBitmap;
 
 use crate::contacts::{self, Contact};
 use crate::geo::GeoGrid;
-use crate::resolve::IdIndexes;
+use crate::id_index::{IdIndexes, MAX_PERSONS};
 use crate::rng::Rng;
 use crate::traits::{self, Segment, TraitSpec};
 
@@ -153,15 +153,15 @@ fn threads() -> usize {
 }
 
 impl Population {
-    /// Generates `config.persons` people (at most 2^30) deterministically from `config.seed`.
+    /// Generates `config.persons` people (at most [`MAX_PERSONS`]) deterministically from
+    /// `config.seed`.
     ///
     /// Person `i` depends only on `(seed, i)`, never on the population size, so a 1M population
     /// is the first million of a 10M one.
     pub fn generate(config: &GeneratorConfig) -> Population {
         let specs = traits::trait_specs();
         let width = specs.len();
-        // Identifier indexes pack a row into 30 bits.
-        let n = config.persons.min(crate::import::MAX_IMPORT_ROWS);
+        let n = config.persons.min(MAX_PERSONS);
         let seed = config.seed;
         let gender_attr = specs.iter().position(|s| s.name == "gender");
 
