@@ -14,6 +14,7 @@ use icp_contract::{
 };
 
 use crate::contacts::ContactParts;
+use crate::parallel::threads;
 use crate::rng::stable_hash;
 
 fn key_of_digest(d: &[u8]) -> u64 {
@@ -186,11 +187,7 @@ impl IdIndexes {
     ) -> &IdIndex {
         let contact_of = &contact_of;
         self.slots[type_slot(id_type)][hash_slot(hash)].get_or_init(|| {
-            let threads = std::thread::available_parallelism()
-                .map(|t| t.get())
-                .unwrap_or(1)
-                .clamp(1, 8);
-            let per = persons.div_ceil(threads).max(1);
+            let per = persons.div_ceil(threads()).max(1);
             let parts: Vec<Vec<(u64, u32)>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..persons)
                     .step_by(per)

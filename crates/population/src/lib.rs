@@ -17,11 +17,13 @@ mod geo;
 mod id_index;
 mod import;
 mod metros;
+mod parallel;
 mod population;
 mod profile;
 mod provider;
 mod resolve;
 mod rng;
+mod row_map;
 mod traits;
 
 pub use audience::{Audience, AudienceEncoder, csv_columns};

@@ -8,6 +8,7 @@ use roaring::RoaringBitmap;
 use crate::contacts::{self, Contact};
 use crate::geo::GeoGrid;
 use crate::id_index::{IdIndexes, MAX_PERSONS};
+use crate::parallel::threads;
 use crate::rng::Rng;
 use crate::traits::{self, Segment, TraitSpec};
 
@@ -143,13 +144,6 @@ pub fn cluster_hash(domain: &str, name: &str, value: &str) -> String {
     h.update([0x1f]);
     h.update(value.as_bytes());
     hex::encode(h.finalize())
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8)
 }
 
 impl Population {

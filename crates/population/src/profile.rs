@@ -8,8 +8,9 @@ use icp_contract::{
 };
 
 use crate::contacts::{MAX_EMAILS, MAX_MAIDS, MAX_PHONES, Wanted};
+use crate::parallel::parallelism;
 use crate::population::{ContactInputs, Population};
-use crate::resolve::{RowMap, parallelism};
+use crate::row_map::RowMap;
 
 /// Which domains a request wants, as flags over [`DOMAINS`].
 struct DomainSet([bool; DOMAINS.len()]);

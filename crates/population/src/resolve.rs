@@ -5,8 +5,7 @@
 //! the identifier index of their type and hashing (`id_index`), and every candidate is confirmed
 //! against the person's own identifier.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::BuildHasherDefault;
+use std::collections::BTreeMap;
 
 use icp_contract::{
     HashType, IdType, Identity, IdentityMatch, ProviderError, ResolveRequest, ResolveResponse,
@@ -15,9 +14,9 @@ use icp_contract::{
 
 use crate::contacts::{ContactParts, Wanted, round4};
 use crate::id_index::{IdIndex, Probe, own_identifier, probe};
-use crate::population::ContactInputs;
-use crate::population::Population;
-use crate::rng::mix64;
+use crate::parallel::parallelism;
+use crate::population::{ContactInputs, Population};
+use crate::row_map::RowMap;
 
 /// Upstream limits for one call (the contract's, under this crate's names).
 pub use icp_contract::{
@@ -35,29 +34,6 @@ fn slot_quality(id_type: IdType, slot: usize) -> f64 {
     };
     base[slot.min(base.len() - 1)]
 }
-
-/// Hashes a row number with one multiplication-based mix (rows are not chosen by an adversary:
-/// the map only groups a request's matches by person).
-#[derive(Default)]
-pub(crate) struct RowHasher(u64);
-
-impl std::hash::Hasher for RowHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = mix64(self.0 ^ u64::from(*b));
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = mix64(self.0 ^ n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type RowMap<V> = HashMap<usize, V, BuildHasherDefault<RowHasher>>;
 
 /// A person whose identifier has the key of a submitted value: to be confirmed.
 struct Candidate {
@@ -342,17 +318,6 @@ impl Population {
             workflow_id: req.workflow_id.clone(),
         })
     }
-}
-
-/// Threads worth using for `items` independent look-ups: one per core, but only when each gets
-/// enough work to pay for starting it.
-pub(crate) fn parallelism(items: usize) -> usize {
-    const MIN_PER_THREAD: usize = 256;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    (items / MIN_PER_THREAD).clamp(1, cores)
 }
 
 /// A person's identifiers by type, as `resolve_identities` reports them (keys in map order).
