@@ -9,10 +9,10 @@ use std::path::Path;
 
 use icp_contract::{normalize_email, normalize_maid, normalize_phone};
 
+use crate::attributes;
 use crate::contacts::Contact;
 use crate::id_index::{MAX_IDENTIFIERS_PER_KIND, MAX_PERSONS};
 use crate::population::{Attribute, Codes, ContactSource, Population};
-use crate::traits;
 
 /// Most distinct values one trait column may hold.
 pub const MAX_VALUES_PER_ATTRIBUTE: usize = u16::MAX as usize;
@@ -79,7 +79,7 @@ fn identifier_column(name: &str) -> Option<Column> {
 /// The domain of a trait column: `domain:name` says it outright; otherwise the generator's
 /// attribute of that name, the upstream's naming prefixes, and `lifestyle` last.
 fn trait_domain(name: &str) -> &'static str {
-    if let Some(spec) = traits::trait_specs().iter().find(|s| s.name == name) {
+    if let Some(spec) = attributes::trait_specs().iter().find(|s| s.name == name) {
         return spec.domain;
     }
     const PREFIXES: &[(&str, &str)] = &[

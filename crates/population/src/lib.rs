@@ -7,6 +7,7 @@
 //! bitmaps; contact data of generated persons is recomputed from the seed instead of stored.
 //! No HTTP here: [`EmbeddedProvider`] puts it behind `icp_contract::PopulationProvider`.
 
+mod attributes;
 mod audience;
 mod clusters;
 mod contacts;
@@ -18,13 +19,14 @@ mod id_index;
 mod import;
 mod metros;
 mod parallel;
+mod persona_table;
+mod personas;
 mod population;
 mod profile;
 mod provider;
 mod resolve;
 mod rng;
 mod row_map;
-mod traits;
 
 pub use audience::{Audience, AudienceEncoder, csv_columns};
 pub use clusters::DEFAULT_CLUSTER_PAGE;
@@ -33,7 +35,7 @@ pub use customers::{CustomerContact, write_customer_csv};
 pub use expression::{Expr, ParseError};
 pub use geo::great_circle_distance;
 pub use import::ImportError;
+pub use personas::Segment;
 pub use population::{CLUSTER_ID_BASE, GeneratorConfig, PERSON_ID_BASE, Population, cluster_hash};
 pub use provider::EmbeddedProvider;
 pub use resolve::{MAX_IDENTIFIER_GROUPS, MAX_VALUES_PER_GROUP};
-pub use traits::Segment;

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use icp_contract::PersonId;
 use roaring::RoaringBitmap;
 
+use crate::attributes::{self, TraitSpec};
 use crate::contacts::{self, Contact};
 use crate::geo::GeoGrid;
 use crate::id_index::{IdIndexes, MAX_PERSONS};
 use crate::parallel::threads;
+use crate::personas::{self, Latent, Segment};
 use crate::rng::Rng;
-use crate::traits::{self, Segment, TraitSpec};
 
 /// Person ids are the row index plus this offset, so they never look like cluster ids.
 pub const PERSON_ID_BASE: u64 = 10_000_000_000;
@@ -153,7 +154,7 @@ impl Population {
     /// Person `i` depends only on `(seed, i)`, never on the population size, so a 1M population
     /// is the first million of a 10M one.
     pub fn generate(config: &GeneratorConfig) -> Population {
-        let specs = traits::trait_specs();
+        let specs = attributes::trait_specs();
         let width = specs.len();
         let n = config.persons.min(MAX_PERSONS);
         let seed = config.seed;
@@ -210,7 +211,7 @@ impl Population {
             },
             lat,
             lon,
-            traits::segments(),
+            personas::segments(),
             segment,
             seed,
         )
@@ -507,9 +508,9 @@ fn fill_bitmaps(
     }
 }
 
-fn fill_row(specs: &[TraitSpec], seed: u64, index: u64, row: &mut [u8]) -> traits::Latent {
+fn fill_row(specs: &[TraitSpec], seed: u64, index: u64, row: &mut [u8]) -> Latent {
     let mut rng = Rng::new(seed, index, 0);
-    let latent = traits::draw_latent(&mut rng);
+    let latent = personas::draw_latent(&mut rng);
     let mut r = Rng::new(seed, index, 1);
     for (slot, spec) in row.iter_mut().zip(specs) {
         *slot = (spec.draw)(&latent, &mut r);
