@@ -9,11 +9,11 @@ use icp_contract::{
 };
 use roaring::RoaringBitmap;
 
+use crate::columns::Population;
 use crate::contacts::{ContactParts, MAX_EMAILS, MAX_MAIDS, MAX_PHONES, Wanted};
 use crate::evaluate;
 use crate::expression::{self, Expr};
 use crate::geo;
-use crate::population::Population;
 use crate::rng::{Rng, stable_hash};
 
 /// The persons an audience request selects, as row indexes.
@@ -367,17 +367,19 @@ impl AudienceEncoder {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use icp_contract::PersonId;
+
+    use super::*;
+    use crate::generate::GeneratorConfig;
 
     /// The line written straight from the contact parts is the record's serde JSON, byte for
     /// byte, for every identifier type: generated persons (with and without each type) and an
     /// imported one with sixteen emails (keys ordered as strings) and characters to escape.
     #[test]
     fn an_audience_line_is_the_records_json() {
-        let generated = Population::generate(&crate::GeneratorConfig {
+        let generated = Population::generate(&GeneratorConfig {
             persons: 2_000,
-            ..crate::GeneratorConfig::default()
+            ..GeneratorConfig::default()
         });
         let emails: Vec<String> = (1..=16).map(|i| format!("e{i}@x.io")).collect();
         // The address holds a quote and a backslash, which JSON escapes.
@@ -415,9 +417,9 @@ mod tests {
     /// for chunk sizes that do and do not divide the audience and for more lanes than chunks.
     #[test]
     fn lanes_taken_in_turn_are_the_audience_in_order() {
-        let population = Population::generate(&crate::GeneratorConfig {
+        let population = Population::generate(&GeneratorConfig {
             persons: 1_000,
-            ..crate::GeneratorConfig::default()
+            ..GeneratorConfig::default()
         });
         let audience = Audience {
             members: (0..1_000u32).filter(|p| p % 3 != 0).collect(),

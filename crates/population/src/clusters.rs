@@ -5,7 +5,7 @@ use icp_contract::{
     MAX_CLUSTERS_PER_PAGE, ProviderError,
 };
 
-use crate::population::Population;
+use crate::columns::Population;
 
 /// Page size when a request gives none.
 pub const DEFAULT_CLUSTER_PAGE: u64 = 1_000;

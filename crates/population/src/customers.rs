@@ -4,7 +4,7 @@ use std::io::Write;
 
 use icp_contract::{PersonId, ProviderError};
 
-use crate::population::Population;
+use crate::columns::Population;
 use crate::rng::Rng;
 
 /// One customer of a drawn list: the person it came from (for tests), and what a customer file

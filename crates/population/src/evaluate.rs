@@ -4,8 +4,8 @@ use std::borrow::Cow;
 
 use roaring::RoaringBitmap;
 
+use crate::columns::ClusterEntry;
 use crate::expression::Expr;
-use crate::population::ClusterEntry;
 
 /// A term's bitmap is borrowed; only compound results are built.
 fn operand<'a>(e: &Expr, clusters: &'a [ClusterEntry]) -> Cow<'a, RoaringBitmap> {

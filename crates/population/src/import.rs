@@ -10,9 +10,9 @@ use std::path::Path;
 use icp_contract::{normalize_email, normalize_maid, normalize_phone};
 
 use crate::attributes;
+use crate::columns::{Attribute, Codes, ContactSource, Population};
 use crate::contacts::Contact;
 use crate::id_index::{MAX_IDENTIFIERS_PER_KIND, MAX_PERSONS};
-use crate::population::{Attribute, Codes, ContactSource, Population};
 
 /// Most distinct values one trait column may hold.
 pub const MAX_VALUES_PER_ATTRIBUTE: usize = u16::MAX as usize;

@@ -7,9 +7,9 @@ use icp_contract::{
     ProfileMetadata, ProviderError,
 };
 
+use crate::columns::{ContactInputs, Population};
 use crate::contacts::{MAX_EMAILS, MAX_MAIDS, MAX_PHONES, Wanted};
 use crate::parallel::parallelism;
-use crate::population::{ContactInputs, Population};
 use crate::row_map::RowMap;
 
 /// Which domains a request wants, as flags over [`DOMAINS`].
@@ -293,7 +293,8 @@ mod tests {
 
     use icp_contract::{DOMAINS, GetPersonRequest};
 
-    use crate::population::{GeneratorConfig, Population};
+    use crate::columns::Population;
+    use crate::generate::GeneratorConfig;
 
     /// A profile map as the first version built it: every field pushed in domain order, then
     /// one collect (sorting, later duplicates winning).

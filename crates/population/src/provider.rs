@@ -10,7 +10,7 @@ use icp_contract::{
     ResolveResponse,
 };
 
-use crate::population::Population;
+use crate::columns::Population;
 
 /// Records per message on an export stream: large enough to amortise the channel, small enough
 /// to keep memory flat.

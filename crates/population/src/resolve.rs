@@ -12,10 +12,10 @@ use icp_contract::{
     ResolveStats, digest,
 };
 
+use crate::columns::{ContactInputs, Population};
 use crate::contacts::{ContactParts, Wanted, round4};
 use crate::id_index::{IdIndex, Probe, own_identifier, probe};
 use crate::parallel::parallelism;
-use crate::population::{ContactInputs, Population};
 use crate::row_map::RowMap;
 
 /// Upstream limits for one call (the contract's, under this crate's names).
