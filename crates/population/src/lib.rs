@@ -40,4 +40,3 @@ pub use geo::great_circle_distance;
 pub use import::ImportError;
 pub use personas::Segment;
 pub use provider::EmbeddedProvider;
-pub use resolve::{MAX_IDENTIFIER_GROUPS, MAX_VALUES_PER_GROUP};

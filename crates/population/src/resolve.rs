@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 
 use icp_contract::{
-    HashType, IdType, Identity, IdentityMatch, ProviderError, ResolveRequest, ResolveResponse,
-    ResolveStats, digest,
+    HashType, IdType, Identity, IdentityMatch, MAX_RESOLVE_GROUPS_PER_CALL,
+    MAX_RESOLVE_VALUES_PER_GROUP, ProviderError, ResolveRequest, ResolveResponse, ResolveStats,
+    digest,
 };
 
 use crate::columns::{ContactInputs, Population};
@@ -17,12 +18,6 @@ use crate::contacts::{ContactParts, Wanted, round4};
 use crate::id_index::{IdIndex, Probe, own_identifier, probe};
 use crate::parallel::parallelism;
 use crate::row_map::RowMap;
-
-/// Upstream limits for one call (the contract's, under this crate's names).
-pub use icp_contract::{
-    MAX_RESOLVE_GROUPS_PER_CALL as MAX_IDENTIFIER_GROUPS,
-    MAX_RESOLVE_VALUES_PER_GROUP as MAX_VALUES_PER_GROUP,
-};
 
 /// How much a match on this identifier says: primary identifiers more than later ones.
 fn slot_quality(id_type: IdType, slot: usize) -> f64 {
@@ -240,16 +235,16 @@ impl Population {
         &self,
         req: &ResolveRequest,
     ) -> Result<ResolveResponse, ProviderError> {
-        if req.multi_identifiers.len() > MAX_IDENTIFIER_GROUPS {
+        if req.multi_identifiers.len() > MAX_RESOLVE_GROUPS_PER_CALL {
             return Err(ProviderError::validation(format!(
-                "multi_identifiers holds {} groups; at most {MAX_IDENTIFIER_GROUPS} a call",
+                "multi_identifiers holds {} groups; at most {MAX_RESOLVE_GROUPS_PER_CALL} a call",
                 req.multi_identifiers.len()
             )));
         }
         for (g, group) in req.multi_identifiers.iter().enumerate() {
-            if group.values.len() > MAX_VALUES_PER_GROUP {
+            if group.values.len() > MAX_RESOLVE_VALUES_PER_GROUP {
                 return Err(ProviderError::validation(format!(
-                    "multi_identifiers[{g}].values holds {} values; at most {MAX_VALUES_PER_GROUP} a group",
+                    "multi_identifiers[{g}].values holds {} values; at most {MAX_RESOLVE_VALUES_PER_GROUP} a group",
                     group.values.len()
                 )));
             }
