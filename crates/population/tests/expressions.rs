@@ -2,23 +2,20 @@
 //! expression then parsing it gives it back. Plus the parser's bad-input corpus against a real
 //! population.
 
+mod common;
+
 use std::sync::OnceLock;
 
 use icp_contract::ProviderError;
+use icp_population::Population;
 use icp_population::expression::{Expr, parse};
-use icp_population::{GeneratorConfig, Population};
 use proptest::prelude::*;
 
 const N: usize = 20_000;
 
 fn pop() -> &'static Population {
     static POP: OnceLock<Population> = OnceLock::new();
-    POP.get_or_init(|| {
-        Population::generate(&GeneratorConfig {
-            persons: N,
-            seed: 3,
-        })
-    })
+    POP.get_or_init(|| common::generated(N, 3))
 }
 
 /// Random expressions in the parser's own shape (an AND has ≥ 2 operands or a NOT; an OR has

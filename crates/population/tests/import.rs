@@ -1,8 +1,10 @@
 //! Importing a population from CSV: what is accepted, and bad files refused whole.
 
+mod common;
+
 use icp_contract::{
-    DistanceUnit, FindPersonsRequest, GetPersonRequest, HashType, IdType, IdentifierGroup,
-    ListClustersRequest, Location, ResolveRequest, digest_hex,
+    DistanceUnit, FindPersonsRequest, HashType, IdType, IdentifierGroup, ListClustersRequest,
+    Location, digest_hex,
 };
 use icp_population::{ImportError, PERSON_ID_BASE, Population};
 
@@ -45,45 +47,34 @@ fn imports_identifiers_traits_and_places() {
         icp_population::cluster_hash("demographic", "gender", "Female")
     );
 
-    let profiles = p
-        .get_person(&GetPersonRequest {
-            person_ids: vec![p.person_id(0)],
-            domains: None,
-            format: None,
-            workflow_id: None,
-        })
-        .unwrap()
-        .profiles;
-    let d = &profiles[0].domains;
+    let d = common::profile(&p, p.person_id(0));
     assert_eq!(d["email1"], "ann@example.com");
     assert_eq!(d["email2"], "ann2@example.com");
     assert_eq!(d["phone1"], "5125550101");
     assert_eq!(d["first_name"], "Ann");
     assert_eq!(d["plan"], "Gold");
 
-    let out = p
-        .resolve_identities(&ResolveRequest {
-            multi_identifiers: vec![
-                IdentifierGroup {
-                    id_type: IdType::Phone,
-                    hash_type: HashType::Plaintext,
-                    values: vec!["(512) 555-0102".to_owned()],
-                },
-                IdentifierGroup {
-                    id_type: IdType::Email,
-                    hash_type: HashType::Sha256,
-                    values: vec![digest_hex(HashType::Sha256, "cat@example.com")],
-                },
-                IdentifierGroup {
-                    id_type: IdType::Address,
-                    hash_type: HashType::Plaintext,
-                    values: vec!["1 main st austin tx 78701".to_owned()],
-                },
-            ],
-            format: None,
-            workflow_id: None,
-        })
-        .unwrap();
+    let out = common::resolve(
+        &p,
+        vec![
+            IdentifierGroup {
+                id_type: IdType::Phone,
+                hash_type: HashType::Plaintext,
+                values: vec!["(512) 555-0102".to_owned()],
+            },
+            IdentifierGroup {
+                id_type: IdType::Email,
+                hash_type: HashType::Sha256,
+                values: vec![digest_hex(HashType::Sha256, "cat@example.com")],
+            },
+            IdentifierGroup {
+                id_type: IdType::Address,
+                hash_type: HashType::Plaintext,
+                values: vec!["1 main st austin tx 78701".to_owned()],
+            },
+        ],
+    )
+    .unwrap();
     assert_eq!(out.stats.resolved, 3);
     let ids: Vec<u64> = out
         .identities
@@ -172,10 +163,7 @@ fn malformed_files_are_refused_with_line_and_reason() {
 
 #[test]
 fn a_generated_population_written_as_csv_imports_to_the_same_clusters() {
-    let generated = Population::generate(&icp_population::GeneratorConfig {
-        persons: 2_000,
-        seed: 4,
-    });
+    let generated = common::generated(2_000, 4);
     let mut csv = Vec::new();
     generated.write_csv(&mut csv).unwrap();
     let back = Population::from_csv_reader(&csv[..]).unwrap();
@@ -213,17 +201,15 @@ fn every_email_of_a_person_with_many_resolves() {
     );
     let p = Population::from_csv_reader(csv.as_bytes()).unwrap();
     for (who, person) in [("first", 0), ("last", 1)] {
-        let answer = p
-            .resolve_identities(&ResolveRequest {
-                multi_identifiers: vec![IdentifierGroup {
-                    id_type: IdType::Email,
-                    hash_type: HashType::Plaintext,
-                    values: row(who),
-                }],
-                format: None,
-                workflow_id: None,
-            })
-            .unwrap();
+        let answer = common::resolve(
+            &p,
+            vec![IdentifierGroup {
+                id_type: IdType::Email,
+                hash_type: HashType::Plaintext,
+                values: row(who),
+            }],
+        )
+        .unwrap();
         assert_eq!(answer.stats.resolved, 16, "{who}: {:?}", answer.stats);
         assert!(
             answer

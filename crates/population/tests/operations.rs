@@ -1,5 +1,7 @@
 //! The five operations and the provider, end to end on a generated population.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
@@ -7,36 +9,19 @@ use futures::StreamExt;
 use icp_contract::{
     DistanceUnit, FeedbackRequest, FindPersonsRequest, GetClusterRequest, GetPersonRequest,
     HashType, IdType, IdentifierGroup, ListClustersRequest, Location, PersonId, PopulationProvider,
-    ProviderError, ResolveRequest, digest_hex,
+    ProviderError, digest_hex,
 };
-use icp_population::{
-    EmbeddedProvider, GeneratorConfig, PERSON_ID_BASE, Population, great_circle_distance,
-};
+use icp_population::{EmbeddedProvider, PERSON_ID_BASE, Population, great_circle_distance};
 
 const N: usize = 60_000;
 
 fn pop() -> &'static Arc<Population> {
     static POP: OnceLock<Arc<Population>> = OnceLock::new();
-    POP.get_or_init(|| {
-        Arc::new(Population::generate(&GeneratorConfig {
-            persons: N,
-            seed: 11,
-        }))
-    })
+    POP.get_or_init(|| Arc::new(common::generated(N, 11)))
 }
 
 fn profile(id: PersonId) -> std::collections::BTreeMap<String, String> {
-    pop()
-        .get_person(&GetPersonRequest {
-            person_ids: vec![id],
-            domains: None,
-            format: None,
-            workflow_id: None,
-        })
-        .unwrap()
-        .profiles
-        .remove(0)
-        .domains
+    common::profile(pop(), id)
 }
 
 fn find(expression: &str) -> FindPersonsRequest {
@@ -104,13 +89,7 @@ fn resolve_normalises_hashes_and_groups_by_person() {
         });
     }
     let with_phone = a.contains_key("phone1");
-    let out = pop()
-        .resolve_identities(&ResolveRequest {
-            multi_identifiers: groups,
-            format: None,
-            workflow_id: None,
-        })
-        .unwrap();
+    let out = common::resolve(pop(), groups).unwrap();
     let requested = 7 + if with_phone { 2 } else { 0 };
     assert_eq!(out.stats.requested, requested);
     assert_eq!(out.stats.resolved, requested - 3);
@@ -153,17 +132,15 @@ fn resolve_normalises_hashes_and_groups_by_person() {
 
 #[test]
 fn resolve_refuses_more_than_the_upstream_limits() {
-    let err = pop()
-        .resolve_identities(&ResolveRequest {
-            multi_identifiers: vec![IdentifierGroup {
-                id_type: IdType::Email,
-                hash_type: HashType::Plaintext,
-                values: vec!["a@b.c".to_owned(); 3_001],
-            }],
-            format: None,
-            workflow_id: None,
-        })
-        .unwrap_err();
+    let err = common::resolve(
+        pop(),
+        vec![IdentifierGroup {
+            id_type: IdType::Email,
+            hash_type: HashType::Plaintext,
+            values: vec!["a@b.c".to_owned(); 3_001],
+        }],
+    )
+    .unwrap_err();
     assert!(
         matches!(err, ProviderError::Validation { ref message } if message.contains("multi_identifiers[0]"))
     );
@@ -329,10 +306,7 @@ fn list_and_get_clusters() {
 
 #[test]
 fn cluster_hashes_do_not_depend_on_seed_or_size() {
-    let other = Population::generate(&GeneratorConfig {
-        persons: 500,
-        seed: 99,
-    });
+    let other = common::generated(500, 99);
     for (name, value) in [("gender", "Female"), ("interested_fitness", "Yes")] {
         assert_eq!(
             other.cluster_for(name, value).unwrap().cluster_hash,
@@ -523,17 +497,15 @@ fn sample_customers_draws_from_a_segment_and_resolves_back() {
     let text = String::from_utf8(csv).unwrap();
     assert!(text.starts_with("email,phone,address\n"));
     assert_eq!(text.lines().count(), 601);
-    let out = p
-        .resolve_identities(&ResolveRequest {
-            multi_identifiers: vec![IdentifierGroup {
-                id_type: IdType::Email,
-                hash_type: HashType::Plaintext,
-                values: customers.iter().filter_map(|c| c.email.clone()).collect(),
-            }],
-            format: None,
-            workflow_id: None,
-        })
-        .unwrap();
+    let out = common::resolve(
+        p,
+        vec![IdentifierGroup {
+            id_type: IdType::Email,
+            hash_type: HashType::Plaintext,
+            values: customers.iter().filter_map(|c| c.email.clone()).collect(),
+        }],
+    )
+    .unwrap();
     assert_eq!(out.stats.resolved, 600);
     let back: HashSet<_> = out.identities.iter().map(|i| i.person_id).collect();
     assert_eq!(back, distinct);
