@@ -6,6 +6,18 @@
 //! the upstream's names, semantics and JSON shapes. Cluster membership lives in compressed
 //! bitmaps; contact data of generated persons is recomputed from the seed instead of stored.
 //! No HTTP here: [`EmbeddedProvider`] puts it behind `icp_contract::PopulationProvider`.
+//!
+//! Modules, bottom-up (each uses only modules listed before it; identifier normalisation and
+//! hashing are `icp_contract`'s):
+//! - no dependencies: `rng` (seeded streams, stable hashes), `parallel` (thread counts), `metros`
+//!   and `persona_table` (the generator's data), `expression` (the `find_persons` language);
+//! - `row_map`, `geo` (radius search), `contacts` (contact data), `personas` (latent facts),
+//!   `attributes` (the published traits), `id_index` (the identifier index);
+//! - `columns`: the [`Population`] in memory, which every module after it works on;
+//! - building one: `generate`, `import`;
+//! - the operations: `clusters`, `evaluate`, `resolve`, `profile`, `audience` (`find_persons`
+//!   and exports), `customers` (sample customer lists);
+//! - `provider`: [`EmbeddedProvider`].
 
 mod attributes;
 mod audience;
