@@ -4,6 +4,7 @@
 
 mod common;
 mod endpoints;
+mod layering;
 mod pipeline;
 mod remote_provider;
 mod resume;
