@@ -1,5 +1,13 @@
 //! The ICP job service: the HTTP API and the worker pool that runs each job through
 //! resolve → enrich → analyze → map → find against a population provider.
+//!
+//! Modules, bottom-up (each uses only modules listed before it):
+//! - no dependencies: `rfc3339`, `problem` (problem+json and `ApiError`), `config`;
+//! - `options` (a job's options), `input` (a job's identifiers, JSON or CSV), `model` (jobs and
+//!   results as the API shows them), `state` (what handlers share);
+//! - `worker` (the pool and one file per stage) and `api` (one router per resource), which do
+//!   not use each other;
+//! - `app`: the service started and stopped.
 
 pub mod api;
 pub mod app;
