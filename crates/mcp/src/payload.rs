@@ -47,9 +47,16 @@ fn shape_error(e: serde_json::Error) -> ProviderError {
     ProviderError::protocol(format!("answered an unexpected shape: {e}"))
 }
 
-/// The payload of a `tools/call` answer, parsed into `T` from `structuredContent`, else from
-/// JSON text in the first text content, else from the bare result (older servers put the
-/// payload there). `isError: true` is a typed tool failure.
+/// The payload of a `tools/call` answer, parsed into `T`:
+///
+/// 1. `structuredContent` when it has the tool's shape (it parses as `T`);
+/// 2. unwrapped from `structuredContent: {"result": X}`, X the payload or a string holding its
+///    JSON: the official Python SDK (FastMCP) wraps every return value that is not an object so,
+///    a tool that returns its JSON as a string included;
+/// 3. JSON text in the first text content;
+/// 4. the bare result (older servers put the payload there).
+///
+/// `isError: true` is a typed tool failure.
 pub(crate) fn tool_payload<T: DeserializeOwned>(result: &RawValue) -> Result<T, ProviderError> {
     let r: ToolResult<'_> = serde_json::from_str(result.get()).map_err(shape_error)?;
     if r.is_error == Some(true) {
@@ -61,20 +68,56 @@ pub(crate) fn tool_payload<T: DeserializeOwned>(result: &RawValue) -> Result<T, 
             r.text().as_deref().unwrap_or(""),
         ));
     }
+    // Why the structured content was passed over, reported if the text does not serve either.
+    let mut passed_over = None;
     if let Some(raw) = r.structured_content {
-        return serde_json::from_str(raw.get()).map_err(shape_error);
+        match structured_payload(raw) {
+            Ok(payload) => return Ok(payload),
+            Err(e) => passed_over = Some(e),
+        }
     }
     if r.content.is_none() {
+        if let Some(e) = passed_over {
+            return Err(e);
+        }
         return serde_json::from_str(result.get()).map_err(shape_error);
     }
-    match r.text() {
-        Some(t) => serde_json::from_str(&t).map_err(|e| {
-            ProviderError::protocol(format!("tool answered text that is not JSON: {e}"))
+    match (r.text(), passed_over) {
+        (Some(t), passed_over) => serde_json::from_str(&t).map_err(|e| match passed_over {
+            Some(structured) => structured,
+            None => ProviderError::protocol(format!("tool answered text that is not JSON: {e}")),
         }),
-        None => Err(ProviderError::protocol(
+        (None, Some(structured)) => Err(structured),
+        (None, None) => Err(ProviderError::protocol(
             "tool answered neither structuredContent nor text content",
         )),
     }
+}
+
+/// `structuredContent: {"result": X}` and nothing else: the Python SDK's wrapper.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wrapped<'a> {
+    #[serde(borrow)]
+    result: &'a RawValue,
+}
+
+/// The payload in `structuredContent`: the content itself when it has the tool's shape, else
+/// what a `{"result": X}` wrapper holds (X the payload, or a string holding its JSON).
+fn structured_payload<T: DeserializeOwned>(raw: &RawValue) -> Result<T, ProviderError> {
+    // The wrapper first: a payload whose fields all have defaults would also parse from it.
+    if let Ok(Wrapped { result }) = serde_json::from_str::<Wrapped<'_>>(raw.get()) {
+        let parsed = match serde_json::from_str::<String>(result.get()) {
+            Ok(text) => serde_json::from_str(&text),
+            Err(_) => serde_json::from_str(result.get()),
+        };
+        return parsed.map_err(|e| {
+            ProviderError::protocol(format!(
+                "answered an unexpected shape in structuredContent.result: {e}"
+            ))
+        });
+    }
+    serde_json::from_str(raw.get()).map_err(shape_error)
 }
 
 /// A tool failure (`isError: true`). Our own server says what kind it is in
@@ -198,6 +241,86 @@ mod tests {
         assert_eq!(payload(text).unwrap(), want);
         let bare = json!({"total": 3, "sample": [], "workflow_id": "w"});
         assert_eq!(payload(bare).unwrap()["workflow_id"], "w");
+    }
+
+    /// A payload with the shape of a tool's answer (not any JSON, as `Value` would be).
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Found {
+        total: u64,
+        #[serde(default)]
+        workflow_id: Option<String>,
+    }
+
+    fn found(v: Value) -> Result<Found, ProviderError> {
+        let raw = RawValue::from_string(v.to_string()).unwrap();
+        tool_payload(&raw)
+    }
+
+    #[test]
+    fn the_python_sdks_result_wrapper_is_unwrapped() {
+        let want = Found {
+            total: 3,
+            workflow_id: Some("w".to_owned()),
+        };
+        let json = json!({"total": 3, "workflow_id": "w"});
+        // A FastMCP tool that returns its JSON as a string: the string twice.
+        let as_string = json!({
+            "content": [{"type": "text", "text": json.to_string()}],
+            "structuredContent": {"result": json.to_string()},
+        });
+        assert_eq!(found(as_string).unwrap(), want);
+        // A tool whose return value is wrapped as it is.
+        let as_value = json!({
+            "content": [{"type": "text", "text": json.to_string()}],
+            "structuredContent": {"result": json},
+        });
+        assert_eq!(found(as_value).unwrap(), want);
+        // A typed object: structuredContent is the payload itself.
+        let typed = json!({
+            "content": [{"type": "text", "text": json.to_string()}],
+            "structuredContent": json,
+        });
+        assert_eq!(found(typed).unwrap(), want);
+        // Structured content of another shape: the text serves.
+        let other = json!({
+            "content": [{"type": "text", "text": json.to_string()}],
+            "structuredContent": {"rows": []},
+        });
+        assert_eq!(found(other).unwrap(), want);
+        // Neither serves: the structured content's fault is the one reported.
+        let neither = json!({
+            "content": [{"type": "text", "text": "done"}],
+            "structuredContent": {"result": "{\"sample\": []}"},
+        });
+        let err = found(neither).unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::Protocol { message } if message.contains("structuredContent.result") && message.contains("total")),
+            "{err:?}"
+        );
+        let only_structured = json!({"structuredContent": {"sample": []}});
+        assert!(matches!(
+            found(only_structured).unwrap_err(),
+            ProviderError::Protocol { .. }
+        ));
+    }
+
+    #[test]
+    fn python_sdk_tool_errors_keep_their_meaning() {
+        // FastMCP answers a raised exception as text, prefixed with the tool's name.
+        let error = |text: &str| {
+            found(json!({
+                "isError": true,
+                "content": [{"type": "text", "text": format!("Error executing tool find_persons: {text}")}],
+            }))
+            .unwrap_err()
+        };
+        assert!(!error("expression has no positive term").is_retryable());
+        assert!(error("upstream timed out").is_retryable());
+        assert!(error("rate limit exceeded").is_retryable());
+        assert!(matches!(
+            error("cluster 9 not found"),
+            ProviderError::NotFound { .. }
+        ));
     }
 
     #[test]
