@@ -3,6 +3,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use icp_contract::PopulationProvider;
+use icp_mcp::{Secret, WattConfig, WattProvider};
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
 use icp_server::{RunningService, ServiceConfig, WorkerConfig};
 use icp_store::Store;
@@ -242,4 +244,30 @@ pub async fn run_normalized_job(app: &TestApp, customers: usize) -> (Value, Vec<
     }
     let traces = job["tool_traces"].as_array().cloned().unwrap_or_default();
     (result, traces)
+}
+
+/// The Watt Data client pointed at the MCP endpoint `url`, with timeouts and backoff short
+/// enough for tests and retries enough to ride out injected faults.
+pub async fn watt_provider(url: &str) -> Arc<dyn PopulationProvider> {
+    let mut config = WattConfig::new(url.to_owned(), Secret::new("test-key"));
+    config.timeout = Duration::from_secs(2);
+    config.backoff_base = Duration::from_millis(20);
+    config.backoff_cap = Duration::from_millis(200);
+    config.max_retries = 8;
+    let provider = WattProvider::connect(config)
+        .await
+        .expect("connect to the test upstream");
+    Arc::new(provider)
+}
+
+/// The service with `provider`, asking it to resolve in several calls (the embedded run makes
+/// one): the result must be the same, in one workflow.
+pub async fn spawn_app_over(db: TestDatabase, provider: Arc<dyn PopulationProvider>) -> TestApp {
+    let opts = AppOptions {
+        workers: 2,
+        provider: Some(provider),
+        resolve_chunk: Some(500),
+        ..AppOptions::default()
+    };
+    spawn_app_with(db, opts).await
 }

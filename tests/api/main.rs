@@ -6,5 +6,6 @@ mod common;
 mod endpoints;
 mod layering;
 mod pipeline;
+mod python_sdk;
 mod remote_provider;
 mod resume;

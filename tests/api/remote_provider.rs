@@ -8,36 +8,14 @@ use std::time::Duration;
 use crate::common::*;
 use icp_contract::PopulationProvider;
 use icp_mcp::faults::{FaultConfig, FaultyUpstream, FaultyUpstreamHandle};
-use icp_mcp::{Secret, WattConfig, WattProvider};
 use icp_population::EmbeddedProvider;
-use icp_store::test_support::TestDatabase;
 
 async fn remote(faults: FaultConfig) -> (Arc<dyn PopulationProvider>, FaultyUpstreamHandle) {
     let embedded: Arc<dyn PopulationProvider> = Arc::new(EmbeddedProvider::new(population()));
     let (addr, handle) = FaultyUpstream::start(embedded, faults)
         .await
         .expect("start the test upstream");
-    let mut config = WattConfig::new(format!("http://{addr}/mcp"), Secret::new("test-key"));
-    config.timeout = Duration::from_secs(2);
-    config.backoff_base = Duration::from_millis(20);
-    config.backoff_cap = Duration::from_millis(200);
-    config.max_retries = 8;
-    let provider = WattProvider::connect(config)
-        .await
-        .expect("connect to the test upstream");
-    (Arc::new(provider), handle)
-}
-
-/// The service with `provider`, asking it to resolve in several calls (the embedded run makes
-/// one): the result must be the same, in one workflow.
-async fn spawn_app_over(db: TestDatabase, provider: Arc<dyn PopulationProvider>) -> TestApp {
-    let opts = AppOptions {
-        workers: 2,
-        provider: Some(provider),
-        resolve_chunk: Some(500),
-        ..AppOptions::default()
-    };
-    spawn_app_with(db, opts).await
+    (watt_provider(&format!("http://{addr}/mcp")).await, handle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
