@@ -112,6 +112,10 @@ struct ServeArgs {
     /// Provider calls in flight per job (resolve and `get_person` calls, audiences at once).
     #[arg(long, env = "ICP_ENRICH_CONCURRENCY", default_value_t = WorkerConfig::default().enrich_concurrency)]
     enrich_concurrency: usize,
+    /// Seconds the clusters a job listed serve the next jobs instead of new `list_clusters`
+    /// calls (0: list every time).
+    #[arg(long, env = "ICP_CLUSTER_CACHE_SECS", default_value_t = WorkerConfig::default().cluster_cache_ttl.as_secs())]
+    cluster_cache_secs: u64,
     /// Hours a job and its data are kept.
     #[arg(long, env = "ICP_RETENTION_HOURS", default_value_t = 168)]
     retention_hours: u64,
@@ -220,6 +224,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         worker: WorkerConfig {
             workers: args.workers,
             enrich_concurrency: args.enrich_concurrency.max(1),
+            cluster_cache_ttl: Duration::from_secs(args.cluster_cache_secs),
             ..WorkerConfig::default()
         },
         ..ServiceConfig::default()

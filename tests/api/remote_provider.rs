@@ -73,3 +73,31 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
         "{calls} calls under 20% faults against {fault_free_calls} fault-free (limit 1.5×)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_job_lists_no_cluster_the_first_one_listed() {
+    let (provider, upstream) = remote(FaultConfig::default()).await;
+    let app = spawn_app_over(databases().await.remove(0), provider).await;
+    let listings = |traces: &[serde_json::Value]| {
+        traces
+            .iter()
+            .filter(|t| t["tool"] == "list_clusters")
+            .count() as u64
+    };
+    let (first, first_traces) = run_normalized_job(&app, 1200).await;
+    let after_first = upstream.calls();
+    let (second, second_traces) = run_normalized_job(&app, 1200).await;
+    let after_second = upstream.calls();
+    app.shutdown().await;
+    eprintln!("upstream calls: first job {after_first:?}, both jobs {after_second:?}");
+
+    assert_eq!(second, first, "the cached clusters changed the result");
+    assert!(listings(&first_traces) > 0);
+    assert_eq!(listings(&first_traces), after_first["list_clusters"]);
+    assert_eq!(listings(&second_traces), 0, "{second_traces:?}");
+    assert_eq!(after_second["list_clusters"], after_first["list_clusters"]);
+    // Every other call is made again: only the listing is kept.
+    for tool in ["resolve_identities", "get_person", "find_persons"] {
+        assert_eq!(after_second[tool], 2 * after_first[tool], "{tool}");
+    }
+}

@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::ServiceConfig;
 use crate::state::AppState;
-use crate::worker::{WorkerContext, spawn_pool};
+use crate::worker::{ClusterCache, WorkerContext, spawn_pool};
 
 /// How often expired jobs are purged.
 const JANITOR_EVERY: Duration = Duration::from_secs(60);
@@ -90,6 +90,7 @@ pub async fn start(
         provider,
         config: config.worker.clone(),
         wake: wake_workers,
+        clusters: Arc::new(ClusterCache::new(config.worker.cluster_cache_ttl)),
     };
     let mut pool = spawn_pool(ctx, shutdown.clone());
     tasks.push(tokio::spawn(async move {

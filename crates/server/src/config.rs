@@ -25,6 +25,10 @@ pub struct WorkerConfig {
     pub resolve_chunk: usize,
     /// Audience records per stored export chunk.
     pub export_chunk_rows: usize,
+    /// How long the clusters a job listed serve the next jobs of this process instead of new
+    /// `list_clusters` calls (ids and sizes can change upstream: keep it short); zero lists
+    /// every time.
+    pub cluster_cache_ttl: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -38,6 +42,7 @@ impl Default for WorkerConfig {
             enrich_concurrency: 4,
             resolve_chunk: 30_000,
             export_chunk_rows: 5_000,
+            cluster_cache_ttl: Duration::from_secs(600),
         }
     }
 }

@@ -53,16 +53,31 @@ impl Run<'_> {
             .into_iter()
             .collect();
         let mut listed = Listed::default();
-        if names.is_empty() {
+        // What another job listed a moment ago is not asked for again.
+        let mut missing = Vec::new();
+        for name in names {
+            match self.ctx.clusters.get(&name) {
+                Some((clusters, population_size)) => {
+                    listed.population_size = listed.population_size.or(population_size);
+                    for c in clusters {
+                        listed.clusters.insert((c.name.clone(), c.value.clone()), c);
+                    }
+                }
+                None => missing.push(name),
+            }
+        }
+        if missing.is_empty() {
             return Ok(listed);
         }
+        let mut fresh = Vec::new();
+        let mut fresh_population_size = None;
         let mut offset = 0;
         loop {
             let page = self
                 .ctx
                 .provider
                 .list_clusters(ListClustersRequest {
-                    cluster_names: Some(names.clone()),
+                    cluster_names: Some(missing.clone()),
                     limit: Some(MAX_CLUSTERS_PER_PAGE),
                     offset: Some(offset),
                     workflow_id: self.workflow_id.clone(),
@@ -73,14 +88,19 @@ impl Run<'_> {
             self.adopt_workflow(page.workflow_id.as_ref()).await?;
             self.trace(stage, "list_clusters", page.tool_trace_id.as_ref())
                 .await?;
-            listed.population_size = listed.population_size.or(page.population_size);
-            for c in page.clusters {
-                listed.clusters.insert((c.name.clone(), c.value.clone()), c);
-            }
+            fresh_population_size = fresh_population_size.or(page.population_size);
+            fresh.extend(page.clusters);
             match page.next_offset {
                 Some(next) if page.has_more && next > offset => offset = next,
                 _ => break,
             }
+        }
+        self.ctx
+            .clusters
+            .put(&missing, &fresh, fresh_population_size);
+        listed.population_size = listed.population_size.or(fresh_population_size);
+        for c in fresh {
+            listed.clusters.insert((c.name.clone(), c.value.clone()), c);
         }
         Ok(listed)
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use icp_contract::PopulationProvider;
 use icp_store::Store;
 
+use super::cluster_cache::ClusterCache;
 use crate::config::WorkerConfig;
 
 /// Everything a worker needs, shared by all workers of a process.
@@ -15,4 +16,6 @@ pub struct WorkerContext {
     pub config: WorkerConfig,
     /// Notified when this process creates a job: an idle worker claims it at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// The clusters jobs listed, kept a short while for the next jobs.
+    pub clusters: Arc<ClusterCache>,
 }

@@ -1,6 +1,6 @@
 //! The worker pool and the pipeline it runs every job through, one file per stage.
 //!
-//! Bottom-up: `error` (why a stage stops) → `context` (what workers share) → `checkpoint`
+//! Bottom-up: `error` (why a stage stops), `cluster_cache` → `context` (what workers share) → `checkpoint`
 //! (one job's run and everything it persists) → `accept`, `ahead`, `feeder`, `clusters`
 //! (pieces the stages share) → the stages `resolve_enrich`, `analyze`, `map`, `find` →
 //! `pipeline` (the stages in order) → `pool` (claims, leases, retries).
@@ -9,6 +9,7 @@ mod accept;
 mod ahead;
 mod analyze;
 mod checkpoint;
+mod cluster_cache;
 mod clusters;
 mod context;
 mod error;
@@ -19,6 +20,7 @@ mod pipeline;
 mod pool;
 mod resolve_enrich;
 
+pub use cluster_cache::ClusterCache;
 pub use context::WorkerContext;
 pub use error::StageError;
 pub use pool::spawn_pool;
