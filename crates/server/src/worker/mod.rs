@@ -1,9 +1,10 @@
 //! The worker pool and the pipeline it runs every job through, one file per stage.
 //!
-//! Bottom-up: `error` (why a stage stops), `cluster_cache` → `context` (what workers share) → `checkpoint`
-//! (one job's run and everything it persists) → `accept`, `ahead`, `feeder`, `clusters`
-//! (pieces the stages share) → the stages `resolve_enrich`, `analyze`, `map`, `find` →
-//! `pipeline` (the stages in order) → `pool` (claims, leases, retries).
+//! Bottom-up: `error` (why a stage stops) and `cluster_cache` (listings kept between jobs) →
+//! `context` (what workers share) → `checkpoint` (one job's run and everything it persists) →
+//! `accept`, `ahead`, `feeder`, `clusters` (pieces the stages share) → the stages
+//! `resolve_enrich`, `analyze`, `map`, `find` → `pipeline` (the stages in order) → `pool`
+//! (claims, leases, retries).
 
 mod accept;
 mod ahead;
