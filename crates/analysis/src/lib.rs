@@ -19,7 +19,8 @@
 //! **Ranking.** Pairs and clusters are ranked by `support · ln(lift)` among the customers (see
 //! the rule in `rank.rs`, repeated on [`Intersection::score`]). Against the population, once a
 //! [`Baseline`] gives each trait's prevalence, the score becomes `support · ln(index)`,
-//! `index = support / Π prevalence(i)`: how much more common the whole set is among the customers
+//! `index = support / Π expected(i)` (`expected` is the prevalence, or its known-share form
+//! under **Definitions**): how much more common the whole set is among the customers
 //! than in a population where its traits were independent (the index of one trait, below, is
 //! the same for a set of one). Sets with a trait the baseline lacks keep their lift
 //! score and rank after the covered ones; ties go to the larger count, then the smaller item
@@ -53,8 +54,16 @@
 //! - Contact and identity fields (names, emails, phones, addresses, maids, ids, anything
 //!   numbered like `email2`) are never traits ([`is_contact_attribute`]).
 //! - **Frequency** of an item: `supp({a})`.
-//! - **Index** of an item: `supp({a}) / (cluster size / population size)`. With no population
-//!   size from the provider there is no index, and pairs and clusters keep their lift ranking.
+//! - **Index** of an item: `supp({a}) / (cluster size / population size)`. When the provider
+//!   gives no population size (the reference upstream gives only cluster sizes), the
+//!   **known-share** baseline: the persons whose attribute `a` is known are `Σ size(a = *)`,
+//!   the customers whose `a` is known `known(a)`, and the index of `a = v` is
+//!   `(count(a = v) / known(a)) / (size(a = v) / Σ size(a = *))`. For a set S, `supp(S) /
+//!   Π expected(i)`, `expected(a = v) = size(a = v) / Σ size(a = *) · known(a) / N` (with a
+//!   population size, `size / population size`). An attribute with one value is a flag
+//!   (absence means "no"): it is measured among all persons, estimated as the largest
+//!   `Σ size(a = *)` listed, and all customers. Where every person and customer has every
+//!   attribute the two agree. The report's `notes.baseline` says which one was used.
 //! - **Pair lift**: `supp({a,b}) / (supp({a}) · supp({b}))`; above 1, they co-occur more than
 //!   chance.
 //! - **Clusters** (3+ items): closed frequent itemsets above the minimum support, with support
@@ -87,4 +96,6 @@ pub use contact::is_contact_attribute;
 pub use error::AnalysisError;
 pub use item::Item;
 pub use mine::{Itemset, Mined};
-pub use report::{Analysis, AnalysisNotes, CappedAttribute, Cluster, Intersection, TopAttribute};
+pub use report::{
+    Analysis, AnalysisNotes, BaselineKind, CappedAttribute, Cluster, Intersection, TopAttribute,
+};

@@ -71,6 +71,8 @@ pub struct Mined {
     pub(crate) requested_min_count: u64,
     pub(crate) min_count: u64,
     pub(crate) attr_names: Vec<Box<str>>,
+    /// Customers with some value of each attribute, in the order of `attr_names`.
+    pub(crate) attr_known: Vec<u64>,
     pub(crate) traits: Vec<TraitCount>,
     /// Trait numbers (into `traits`) of the frequent traits, in mining order.
     pub(crate) frequent: Vec<u32>,
@@ -215,6 +217,7 @@ pub(crate) fn mine(config: AnalysisConfig, input: TraitRows) -> Result<Mined, An
             count: i.rows.len() as u64,
         })
         .collect();
+    let attr_known: Vec<u64> = attributes.iter().map(|a| a.known).collect();
     let attr_names: Vec<Box<str>> = attributes.into_iter().map(|a| a.name).collect();
 
     let mut min_count = requested_min_count;
@@ -263,6 +266,7 @@ pub(crate) fn mine(config: AnalysisConfig, input: TraitRows) -> Result<Mined, An
         requested_min_count,
         min_count,
         attr_names,
+        attr_known,
         traits,
         frequent,
         words,

@@ -1,5 +1,7 @@
 //! The report: what the customers have in common.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::item::Item;
@@ -75,6 +77,19 @@ pub struct CappedAttribute {
     pub kept_values: u64,
 }
 
+/// Which population baseline the indexes were measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineKind {
+    /// The provider gave a population size: the index of `a = v` is
+    /// `frequency / (size(a = v) / population size)`.
+    PopulationSize,
+    /// The provider gave no population size: the index of `a = v` is the customers' share
+    /// among customers whose attribute `a` is known over the population's share among persons
+    /// whose `a` is known, `size(a = v) / Σ size(a = *)`.
+    KnownShare,
+}
+
 /// How the analysis was made, and what it left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnalysisNotes {
@@ -103,9 +118,17 @@ pub struct AnalysisNotes {
     /// Further excluded attribute names not listed above.
     pub excluded_attributes_unlisted: u64,
     pub capped_attributes: Vec<CappedAttribute>,
-    /// The population size of the applied baseline, if one was applied.
+    /// The population size of the applied baseline, if one was applied and the provider gave
+    /// a population size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub population_size: Option<u64>,
+    /// Which baseline the indexes were measured against; absent until one is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineKind>,
+    /// Customers whose attribute is known (have some value of it), for each attribute of the
+    /// traits the report can mention: the customers' side of the `known_share` index.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub customers_with_attribute: BTreeMap<String, u64>,
     /// Top attributes whose index is unknown because the applied baseline lacks their size.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub index_unknown: Vec<Item>,
@@ -164,14 +187,27 @@ impl Analysis {
                 notes.min_count
             ));
         }
-        match notes.population_size {
+        // Reports stored before `baseline` was noted carry only the population size.
+        let baseline = notes
+            .baseline
+            .or(notes.population_size.map(|_| BaselineKind::PopulationSize));
+        match baseline {
             None => messages
                 .push("Index not computed: no population baseline has been applied.".to_owned()),
-            Some(_) if !notes.index_unknown.is_empty() => messages.push(format!(
+            Some(BaselineKind::PopulationSize) => {}
+            Some(BaselineKind::KnownShare) => messages.push(
+                "The provider gave no population size: each index compares the customers' share \
+                 among customers whose attribute is known with the population's share among \
+                 persons whose attribute is known (the sum of its values' cluster sizes; a \
+                 single-valued flag, among all persons and customers)."
+                    .to_owned(),
+            ),
+        }
+        if baseline.is_some() && !notes.index_unknown.is_empty() {
+            messages.push(format!(
                 "Index unknown for {} top attributes the population baseline does not cover.",
                 notes.index_unknown.len()
-            )),
-            Some(_) => {}
+            ));
         }
         self.notes.messages = messages;
     }

@@ -27,6 +27,12 @@ enum Slot {
 pub(crate) struct Attribute {
     pub(crate) name: Box<str>,
     pub(crate) values: FxHashMap<Box<str>, u32>,
+    /// Customers with some value of this attribute: the customers' side of the known-share
+    /// baseline. Counted here, not summed over values, so a profile that repeats the name
+    /// with two values still counts once.
+    pub(crate) known: u64,
+    /// The last customer counted in `known`.
+    last_row: Option<u32>,
 }
 
 /// One `attribute = value` seen in the data, with the rows (customers) that have it.
@@ -100,6 +106,10 @@ impl TraitRows {
                 continue;
             };
             let attribute = &mut self.attributes[attr as usize];
+            if attribute.last_row != Some(row) {
+                attribute.last_row = Some(row);
+                attribute.known += 1;
+            }
             let item = match attribute.values.get(value) {
                 Some(&item) => item,
                 None => {
@@ -145,6 +155,8 @@ impl TraitRows {
             self.attributes.push(Attribute {
                 name: name.into(),
                 values: FxHashMap::default(),
+                known: 0,
+                last_row: None,
             });
             Slot::Trait(attr)
         };

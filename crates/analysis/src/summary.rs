@@ -2,9 +2,11 @@
 //! and the best closed clusters. With a baseline, pairs and clusters are ranked against the
 //! population over the whole lattice before the top ones are taken.
 
+use std::collections::BTreeMap;
+
 use rustc_hash::FxHashSet;
 
-use crate::baseline::Baseline;
+use crate::baseline::{Baseline, Expected};
 use crate::bitset;
 use crate::config::MAX_CLUSTER_SIZE_LIMIT;
 use crate::item::Item;
@@ -64,7 +66,15 @@ fn summarise(m: &Mined, baseline: Option<&Baseline>) -> Analysis {
         })
         .collect();
 
-    let scorer = Scorer::new(m, baseline);
+    let expected = baseline.map(|b| {
+        Expected::new(b, n, |name| {
+            m.attr_names
+                .iter()
+                .position(|a| &**a == name)
+                .map(|attr| m.attr_known[attr])
+        })
+    });
+    let scorer = Scorer::new(m, expected.as_ref());
     let mut pairs: Vec<(Rank, usize)> = m
         .pairs
         .iter()
@@ -122,15 +132,30 @@ fn summarise(m: &Mined, baseline: Option<&Baseline>) -> Analysis {
             excluded_attributes_unlisted: m.excluded_unlisted,
             capped_attributes: m.capped.clone(),
             population_size: None,
+            baseline: None,
+            customers_with_attribute: customers_with_attribute(m),
             index_unknown: Vec::new(),
             messages: Vec::new(),
         },
     };
-    match baseline {
-        Some(baseline) => analysis.note_baseline(baseline),
+    match &expected {
+        Some(expected) => analysis.note_baseline(expected),
         None => analysis.refresh_messages(),
     }
     analysis
+}
+
+/// Customers whose attribute is known, for the attributes of every trait the report can
+/// mention (those of [`Mined::baseline_items`]): what a known-share baseline applied later
+/// needs.
+fn customers_with_attribute(m: &Mined) -> BTreeMap<String, u64> {
+    m.baseline_items()
+        .into_iter()
+        .filter_map(|item| {
+            let attr = m.attr_names.iter().position(|a| **a == *item.name)?;
+            Some((item.name, m.attr_known[attr]))
+        })
+        .collect()
 }
 
 /// The `top_attributes` most frequent traits, ties by name then value.
@@ -287,21 +312,22 @@ struct Scorer<'a> {
     m: &'a Mined,
     /// Lexicographic rank of each frequent trait, for deterministic tie-breaks.
     lex: Vec<u32>,
-    /// Prevalence of each frequent trait in the population; empty without a baseline.
+    /// Expected share of each frequent trait were the customers like the population; empty
+    /// without a baseline.
     prevalence: Vec<Option<f64>>,
 }
 
 impl<'a> Scorer<'a> {
-    fn new(m: &'a Mined, baseline: Option<&Baseline>) -> Self {
+    fn new(m: &'a Mined, expected: Option<&Expected<'_>>) -> Self {
         let mut by_name: Vec<u32> = (0..m.frequent.len() as u32).collect();
         by_name.sort_by_cached_key(|&p| m.item(p));
         let mut lex = vec![0u32; m.frequent.len()];
         for (rank, &p) in by_name.iter().enumerate() {
             lex[p as usize] = rank as u32;
         }
-        let prevalence = baseline.map_or_else(Vec::new, |b| {
+        let prevalence = expected.map_or_else(Vec::new, |e| {
             (0..m.frequent.len() as u32)
-                .map(|p| b.prevalence(&m.item(p)))
+                .map(|p| e.of(&m.item(p)))
                 .collect()
         });
         Self { m, lex, prevalence }

@@ -18,9 +18,16 @@ pub(super) struct Listed {
 }
 
 impl Listed {
+    /// The baseline the clusters give: against the population size when the provider gave one,
+    /// else the known share (each attribute among the persons for whom it is known, the sum of
+    /// its values' sizes: every value came back, as the clusters are listed by attribute name).
+    /// None when there is neither a population size nor a cluster.
     pub(super) fn baseline(&self) -> Option<Baseline> {
+        if self.population_size.is_none() && self.clusters.is_empty() {
+            return None;
+        }
         Some(Baseline {
-            population_size: self.population_size?,
+            population_size: self.population_size,
             sizes: self
                 .clusters
                 .iter()
@@ -89,8 +96,16 @@ impl Run<'_> {
             self.trace(stage, "list_clusters", page.tool_trace_id.as_ref())
                 .await?;
             fresh_population_size = fresh_population_size.or(page.population_size);
+            let page_end = u64::try_from(page.clusters.len())
+                .ok()
+                .filter(|&n| n > 0)
+                .map(|n| offset + n);
             fresh.extend(page.clusters);
-            match page.next_offset {
+            // The known share sums every value of an attribute: a page left unread would
+            // shrink it. A provider that says `has_more` without `next_offset` is read on
+            // from the end of this page.
+            let next = page.next_offset.or(page_end);
+            match next {
                 Some(next) if page.has_more && next > offset => offset = next,
                 _ => break,
             }
