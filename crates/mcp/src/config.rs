@@ -51,6 +51,10 @@ pub struct WattConfig {
     pub export_reruns: u32,
     /// Largest JSON answer accepted from one call.
     pub max_response_bytes: usize,
+    /// The population size to give `list_clusters` answers that carry none. The reference
+    /// upstream gives cluster sizes only; indexes are then measured against the persons whose
+    /// attribute is known (the known share). Set it to index against the whole population.
+    pub population_size: Option<u64>,
 }
 
 /// Defaults that suit the real upstream: a few seconds of patience, 1 s / 2 s / 4 s backoff.
@@ -67,12 +71,14 @@ impl WattConfig {
             concurrency: 8,
             export_reruns: 2,
             max_response_bytes: 256 * 1024 * 1024,
+            population_size: None,
         }
     }
 
     /// Reads `WATT_API_URL` and `WATT_API_KEY` (both required) and the optional tuning variables
     /// `WATT_TIMEOUT_MS`, `WATT_MAX_RETRIES`, `WATT_BACKOFF_BASE_MS`, `WATT_BACKOFF_CAP_MS`,
-    /// `WATT_MAX_RETRY_AFTER_MS`, `WATT_CONCURRENCY`, `WATT_EXPORT_RERUNS`, `WATT_MAX_RESPONSE_BYTES`.
+    /// `WATT_MAX_RETRY_AFTER_MS`, `WATT_CONCURRENCY`, `WATT_EXPORT_RERUNS`, `WATT_MAX_RESPONSE_BYTES`,
+    /// `WATT_POPULATION_SIZE`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -129,6 +135,15 @@ impl WattConfig {
         if let Some(n) = num("WATT_MAX_RESPONSE_BYTES")? {
             cfg.max_response_bytes = usize::try_from(n).unwrap_or(usize::MAX);
         }
+        if let Some(n) = num("WATT_POPULATION_SIZE")? {
+            if n == 0 {
+                return Err(ConfigError::Invalid {
+                    name: "WATT_POPULATION_SIZE",
+                    reason: "must be a positive integer".into(),
+                });
+            }
+            cfg.population_size = Some(n);
+        }
         Ok(cfg)
     }
 }
@@ -178,10 +193,23 @@ mod tests {
             ("WATT_API_KEY", "k"),
             ("WATT_TIMEOUT_MS", "250"),
             ("WATT_CONCURRENCY", "3"),
+            ("WATT_POPULATION_SIZE", "250000000"),
         ]))
         .unwrap();
         assert_eq!(cfg.timeout, Duration::from_millis(250));
         assert_eq!(cfg.concurrency, 3);
+        assert_eq!(cfg.population_size, Some(250_000_000));
+        assert!(matches!(
+            WattConfig::from_lookup(vars(&[
+                ("WATT_API_URL", "http://x/mcp"),
+                ("WATT_API_KEY", "k"),
+                ("WATT_POPULATION_SIZE", "0"),
+            ])),
+            Err(ConfigError::Invalid {
+                name: "WATT_POPULATION_SIZE",
+                ..
+            })
+        ));
         assert_eq!(
             WattConfig::from_lookup(vars(&[("WATT_API_KEY", "k")])).unwrap_err(),
             ConfigError::Missing("WATT_API_URL")

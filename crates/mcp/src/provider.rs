@@ -472,7 +472,11 @@ impl PopulationProvider for WattProvider {
         &self,
         req: ListClustersRequest,
     ) -> Result<ListClustersResponse, ProviderError> {
-        self.call("list_clusters", &req).await
+        let mut page: ListClustersResponse = self.call("list_clusters", &req).await?;
+        // `WATT_POPULATION_SIZE` stands in for an upstream that gives none; the upstream's own
+        // figure wins when it gives one.
+        page.population_size = page.population_size.or(self.inner.cfg.population_size);
+        Ok(page)
     }
 
     async fn get_cluster(
