@@ -214,6 +214,15 @@ pub fn segment_emails(segment: usize, n: usize) -> (String, Vec<String>) {
     )
 }
 
+/// The traits that define the population's segment `segment`.
+pub fn defining_traits(segment: usize) -> std::collections::HashSet<(String, String)> {
+    population().segments()[segment]
+        .defining_traits
+        .iter()
+        .cloned()
+        .collect()
+}
+
 pub fn job_body(emails: &[String], options: Value) -> Value {
     serde_json::json!({
         "multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": emails}],
@@ -249,11 +258,20 @@ pub async fn run_normalized_job(app: &TestApp, customers: usize) -> (Value, Vec<
 /// The Watt Data client pointed at the MCP endpoint `url`, with timeouts and backoff short
 /// enough for tests and retries enough to ride out injected faults.
 pub async fn watt_provider(url: &str) -> Arc<dyn PopulationProvider> {
+    watt_provider_with(url, |_| {}).await
+}
+
+/// [`watt_provider`] with the configuration changed by `configure` before it connects.
+pub async fn watt_provider_with(
+    url: &str,
+    configure: impl FnOnce(&mut WattConfig),
+) -> Arc<dyn PopulationProvider> {
     let mut config = WattConfig::new(url.to_owned(), Secret::new("test-key"));
     config.timeout = Duration::from_secs(2);
     config.backoff_base = Duration::from_millis(20);
     config.backoff_cap = Duration::from_millis(200);
     config.max_retries = 8;
+    configure(&mut config);
     let provider = WattProvider::connect(config)
         .await
         .expect("connect to the test upstream");

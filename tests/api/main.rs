@@ -6,6 +6,7 @@ mod common;
 mod endpoints;
 mod layering;
 mod pipeline;
+mod population_size;
 mod python_sdk;
 mod remote_provider;
 mod resume;

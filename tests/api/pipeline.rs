@@ -23,11 +23,7 @@ async fn run_segment_job(app: &TestApp) {
     let pop = population();
     let segment = 0;
     let (segment_name, emails) = segment_emails(segment, 1500);
-    let defining: HashSet<(String, String)> = pop.segments()[segment]
-        .defining_traits
-        .iter()
-        .cloned()
-        .collect();
+    let defining = defining_traits(segment);
     assert!(
         defining.len() >= 3,
         "segment {segment_name} needs 3+ defining traits"

@@ -19,7 +19,12 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use futures::stream;
-use icp_contract::PopulationProvider;
+use icp_contract::{
+    AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
+    GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
+    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError, ResolveRequest,
+    ResolveResponse,
+};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -80,6 +85,9 @@ pub struct FaultConfig {
     pub retry_after: Duration,
     /// How long a hang lasts.
     pub hang: Duration,
+    /// Answer `list_clusters` without `population_size`, as the reference upstream does (it
+    /// gives each cluster's size only).
+    pub strip_population_size: bool,
     pub serve: ServeConfig,
 }
 
@@ -93,6 +101,7 @@ impl Default for FaultConfig {
             latency: Duration::ZERO,
             retry_after: Duration::from_secs(1),
             hang: Duration::from_secs(5),
+            strip_population_size: false,
             serve: ServeConfig::default(),
         }
     }
@@ -235,6 +244,11 @@ impl FaultyUpstream {
             max_in_flight: AtomicU64::new(0),
             cfg: cfg.clone(),
         });
+        let provider: Arc<dyn PopulationProvider> = if cfg.strip_population_size {
+            Arc::new(WithoutPopulationSize(provider))
+        } else {
+            provider
+        };
         let app = faulty_router(provider, state.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
@@ -244,6 +258,73 @@ impl FaultyUpstream {
             }
         });
         Ok((addr, FaultyUpstreamHandle { state, task }))
+    }
+}
+
+/// A provider whose `list_clusters` answers carry no population size; everything else is
+/// passed through.
+struct WithoutPopulationSize(Arc<dyn PopulationProvider>);
+
+#[async_trait::async_trait]
+impl PopulationProvider for WithoutPopulationSize {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn resolve_identities(
+        &self,
+        req: ResolveRequest,
+    ) -> Result<ResolveResponse, ProviderError> {
+        self.0.resolve_identities(req).await
+    }
+
+    async fn resolve_persons(&self, req: ResolveRequest) -> Result<ResolveResponse, ProviderError> {
+        self.0.resolve_persons(req).await
+    }
+
+    async fn get_person(&self, req: GetPersonRequest) -> Result<GetPersonResponse, ProviderError> {
+        self.0.get_person(req).await
+    }
+
+    async fn list_clusters(
+        &self,
+        req: ListClustersRequest,
+    ) -> Result<ListClustersResponse, ProviderError> {
+        let mut page = self.0.list_clusters(req).await?;
+        page.population_size = None;
+        Ok(page)
+    }
+
+    async fn get_cluster(
+        &self,
+        req: GetClusterRequest,
+    ) -> Result<GetClusterResponse, ProviderError> {
+        self.0.get_cluster(req).await
+    }
+
+    async fn find_persons(
+        &self,
+        req: FindPersonsRequest,
+    ) -> Result<FindPersonsResponse, ProviderError> {
+        self.0.find_persons(req).await
+    }
+
+    async fn export_persons(
+        &self,
+        req: FindPersonsRequest,
+    ) -> Result<AudienceExport, ProviderError> {
+        self.0.export_persons(req).await
+    }
+
+    async fn submit_feedback(
+        &self,
+        req: FeedbackRequest,
+    ) -> Result<FeedbackResponse, ProviderError> {
+        self.0.submit_feedback(req).await
+    }
+
+    fn drain_traces(&self, workflow_id: &str, tool: &str) -> Option<Vec<(String, String)>> {
+        self.0.drain_traces(workflow_id, tool)
     }
 }
 
