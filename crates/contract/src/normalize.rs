@@ -136,6 +136,64 @@ fn address_append(s: &str, out: &mut String) -> bool {
     out.len() > start
 }
 
+/// Why a submitted identifier has no normal form. `code` is the stable name reports use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rejection {
+    /// Nothing but white space.
+    Empty,
+    /// A plaintext email without `@` (or shorter than `a@b`).
+    NotAnEmail,
+    /// A plaintext phone that is not 10 digits (11 with a leading country code 1).
+    NotAPhone,
+    /// A plaintext address with no letters or digits.
+    NotAnAddress,
+    /// A hashed value with characters other than hex digits.
+    NotHex,
+    /// Hex digits, but not as many as the hash type's digest has.
+    WrongDigestLength,
+}
+
+impl Rejection {
+    pub fn code(self) -> &'static str {
+        match self {
+            Rejection::Empty => "empty",
+            Rejection::NotAnEmail => "not_an_email",
+            Rejection::NotAPhone => "not_a_phone",
+            Rejection::NotAnAddress => "not_an_address",
+            Rejection::NotHex => "not_hex",
+            Rejection::WrongDigestLength => "wrong_digest_length",
+        }
+    }
+}
+
+/// The form an identifier is sent to a provider in: plaintext values in their normal form,
+/// hashed values as lower-case hex of their digest's length (surrounding space removed).
+pub fn normalize_identifier(
+    id_type: IdType,
+    hash: HashType,
+    value: &str,
+) -> Result<String, Rejection> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(Rejection::Empty);
+    }
+    if hash == HashType::Plaintext {
+        return normalize(id_type, trimmed).ok_or(match id_type {
+            IdType::Email => Rejection::NotAnEmail,
+            IdType::Phone => Rejection::NotAPhone,
+            IdType::Address => Rejection::NotAnAddress,
+            IdType::Maid => Rejection::Empty,
+        });
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Rejection::NotHex);
+    }
+    if trimmed.len() != 2 * digest_len(hash) {
+        return Err(Rejection::WrongDigestLength);
+    }
+    Ok(trimmed.to_ascii_lowercase())
+}
+
 /// The hex digest of an already-normalised identifier (`plaintext` returns it unchanged).
 #[inline]
 pub fn digest_hex(hash: HashType, normal: &str) -> String {
@@ -234,6 +292,48 @@ mod tests {
             "12 main st austin tx 78701"
         );
         assert!(normalize_address(" ,. ").is_none());
+    }
+
+    #[test]
+    fn identifiers_take_the_form_they_are_sent_in() {
+        let n = |t, h, v| normalize_identifier(t, h, v);
+        assert_eq!(
+            n(IdType::Email, HashType::Plaintext, " A@B.Com "),
+            Ok("a@b.com".to_owned())
+        );
+        assert_eq!(
+            n(IdType::Phone, HashType::Plaintext, "+1 (512) 555-0134"),
+            Ok("5125550134".to_owned())
+        );
+        assert_eq!(
+            n(IdType::Phone, HashType::Plaintext, "555-0134"),
+            Err(Rejection::NotAPhone)
+        );
+        assert_eq!(
+            n(IdType::Email, HashType::Plaintext, "nobody"),
+            Err(Rejection::NotAnEmail)
+        );
+        assert_eq!(
+            n(IdType::Maid, HashType::Plaintext, "  "),
+            Err(Rejection::Empty)
+        );
+        assert_eq!(
+            n(IdType::Address, HashType::Plaintext, ",.;"),
+            Err(Rejection::NotAnAddress)
+        );
+        let upper = "55502F40DC8B7C769880B10874ABC9D0";
+        assert_eq!(
+            n(IdType::Email, HashType::Md5, upper),
+            Ok(upper.to_ascii_lowercase())
+        );
+        assert_eq!(
+            n(IdType::Email, HashType::Sha256, upper),
+            Err(Rejection::WrongDigestLength)
+        );
+        assert_eq!(
+            n(IdType::Email, HashType::Md5, "xyz"),
+            Err(Rejection::NotHex)
+        );
     }
 
     /// The straightforward forms the buffered, ASCII-fast normalisers must equal.
