@@ -238,7 +238,12 @@ pub async fn run_normalized_job(app: &TestApp, customers: usize) -> (Value, Vec<
         &emails,
         serde_json::json!({"min_support": 0.05, "audience_limit": 2000}),
     );
-    let job: Value = app.post_json("/v1/jobs", &body).await.json().await.unwrap();
+    run_job_body(app, &body).await
+}
+
+/// `run_normalized_job` for a request body of the caller's.
+pub async fn run_job_body(app: &TestApp, body: &Value) -> (Value, Vec<Value>) {
+    let job: Value = app.post_json("/v1/jobs", body).await.json().await.unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
     let job = app.wait_for(&id, Duration::from_secs(180)).await;
     assert_eq!(job["status"], "succeeded", "{job}");

@@ -95,14 +95,22 @@ async fn malformed_requests_get_problem_details() {
         )
         .await;
         assert_eq!(p["errors"][0]["location"], "line 2", "{p}");
+        // A value with no normal form is left out; a file with nothing else is refused.
         let p = assert_problem(
-            post_raw("text/csv", "email\na@x.com\nnot-an-email\n")
+            post_raw("text/csv", "email,phone\nnot-an-email,\nx,555-0134\n")
                 .await
                 .unwrap(),
             422,
         )
         .await;
-        assert_eq!(p["errors"][0]["location"], "line 3, column email", "{p}");
+        assert_eq!(p["errors"][0]["location"], "line 2, column email", "{p}");
+        assert!(
+            p["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("2 of the 2 email")
+        );
+        assert_eq!(p["errors"][1]["location"], "line 3, column phone", "{p}");
 
         let bad_option = job_body(
             &emails(3),

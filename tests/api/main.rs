@@ -5,6 +5,7 @@
 mod common;
 mod endpoints;
 mod layering;
+mod normalization;
 mod pipeline;
 mod population_size;
 mod python_sdk;

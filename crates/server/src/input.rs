@@ -6,13 +6,12 @@ use icp_contract::{HashType, IdType, IdentifierGroup};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::normalization::{Normalization, normalize_groups};
 use crate::options::JobOptions;
 use crate::problem::{ApiError, FieldError};
 
 /// The most identifiers one job may carry.
 pub const MAX_IDENTIFIERS: usize = 1_000_000;
-/// The longest identifier accepted (a postal address is the longest kind).
-const MAX_VALUE_LEN: usize = 512;
 /// Validation stops listing problems after this many; the count says how many there were.
 const MAX_REPORTED_ERRORS: usize = 50;
 
@@ -26,11 +25,13 @@ pub struct CreateJobRequest {
     pub options: JobOptions,
 }
 
-/// A checked request: what the job row stores.
+/// A checked request: what the job row stores. `groups` are normalised (and hashed when the
+/// options ask), and `normalization` says what that did to the values submitted.
 #[derive(Debug, Clone)]
 pub struct JobInput {
     pub groups: Vec<IdentifierGroup>,
     pub options: JobOptions,
+    pub normalization: Normalization,
 }
 
 impl JobInput {
@@ -42,9 +43,8 @@ impl JobInput {
 /// Parses and checks a JSON body.
 pub fn from_json(body: &[u8]) -> Result<JobInput, ApiError> {
     let req: CreateJobRequest = parse_json(body)?;
-    check(JobInput {
-        groups: req.multi_identifiers,
-        options: req.options,
+    check(req.multi_identifiers, req.options, |g, v| {
+        format!("/multi_identifiers/{g}/values/{v}")
     })
 }
 
@@ -113,8 +113,9 @@ pub fn from_csv(body: &[u8], options: JobOptions) -> Result<JobInput, ApiError> 
             ),
         ));
     }
-    let mut groups: BTreeMap<(IdType, HashType), Vec<String>> = BTreeMap::new();
-    let mut errors = Vec::new();
+    // Each value's place (line, column) for a problem naming the first rejected one.
+    type Places = Vec<(u64, usize)>;
+    let mut groups: BTreeMap<(IdType, HashType), (Vec<String>, Places)> = BTreeMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
@@ -123,40 +124,33 @@ pub fn from_csv(body: &[u8], options: JobOptions) -> Result<JobInput, ApiError> 
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         for &(i, id_type, hash_type) in &columns {
             if let Some(value) = record.get(i).filter(|v| !v.is_empty()) {
-                if let Some(message) = value_problem(id_type, hash_type, value) {
-                    if errors.len() < MAX_REPORTED_ERRORS {
-                        errors.push(FieldError::new(
-                            format!("line {line}, column {}", &headers[i]),
-                            message,
-                        ));
-                    }
-                    continue;
-                }
-                groups
-                    .entry((id_type, hash_type))
-                    .or_default()
-                    .push(value.to_owned());
+                let (values, places) = groups.entry((id_type, hash_type)).or_default();
+                values.push(value.to_owned());
+                places.push((line, i));
             }
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let groups = groups
-        .into_iter()
-        .map(|((id_type, hash_type), values)| IdentifierGroup {
-            id_type,
-            hash_type,
-            values,
-        })
-        .collect::<Vec<_>>();
     if groups.is_empty() {
         return Err(ApiError::validation(
             "body",
             "the CSV has a header but no identifiers",
         ));
     }
-    check(JobInput { groups, options })
+    let (groups, places): (Vec<_>, Vec<_>) = groups
+        .into_iter()
+        .map(|((id_type, hash_type), (values, places))| {
+            let group = IdentifierGroup {
+                id_type,
+                hash_type,
+                values,
+            };
+            (group, places)
+        })
+        .unzip();
+    check(groups, options, |g, v| {
+        let (line, i) = places[g][v];
+        format!("line {line}, column {}", &headers[i])
+    })
 }
 
 fn column_kind(name: &str) -> Option<(IdType, HashType)> {
@@ -174,39 +168,14 @@ fn column_kind(name: &str) -> Option<(IdType, HashType)> {
         .map(|t| (*t, hash))
 }
 
-fn hex_len(hash: HashType) -> Option<usize> {
-    match hash {
-        HashType::Plaintext => None,
-        HashType::Md5 => Some(32),
-        HashType::Sha1 => Some(40),
-        HashType::Sha256 => Some(64),
-    }
-}
-
-/// What is wrong with one identifier, if anything.
-fn value_problem(id_type: IdType, hash_type: HashType, value: &str) -> Option<String> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        Some("is empty".to_owned())
-    } else if trimmed.len() > MAX_VALUE_LEN {
-        Some(format!("is longer than {MAX_VALUE_LEN} bytes"))
-    } else if let Some(len) = hex_len(hash_type)
-        && (trimmed.len() != len || !trimmed.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
-        Some(format!(
-            "is not a {} digest ({len} hex digits)",
-            hash_type.as_str()
-        ))
-    } else if hash_type == HashType::Plaintext && id_type == IdType::Email && !trimmed.contains('@')
-    {
-        Some("is not an email address (no @)".to_owned())
-    } else {
-        None
-    }
-}
-
 /// Checks everything the pipeline relies on, collecting every problem rather than the first.
-fn check(input: JobInput) -> Result<JobInput, ApiError> {
+/// Every value is normalised; values with no normal form are left out, and only a request
+/// with nothing left is refused, naming each group's reasons.
+fn check(
+    groups: Vec<IdentifierGroup>,
+    options: JobOptions,
+    locate: impl Fn(usize, usize) -> String,
+) -> Result<JobInput, ApiError> {
     let mut errors = Vec::new();
     let mut problems = 0usize;
     let mut push = |errors: &mut Vec<FieldError>, e: FieldError| {
@@ -215,7 +184,7 @@ fn check(input: JobInput) -> Result<JobInput, ApiError> {
             errors.push(e);
         }
     };
-    if input.groups.is_empty() {
+    if groups.is_empty() {
         push(
             &mut errors,
             FieldError::new(
@@ -224,7 +193,7 @@ fn check(input: JobInput) -> Result<JobInput, ApiError> {
             ),
         );
     }
-    for (g, group) in input.groups.iter().enumerate() {
+    for (g, group) in groups.iter().enumerate() {
         if group.values.is_empty() {
             push(
                 &mut errors,
@@ -242,16 +211,8 @@ fn check(input: JobInput) -> Result<JobInput, ApiError> {
                 ),
             );
         }
-        for (v, value) in group.values.iter().enumerate() {
-            if let Some(message) = value_problem(group.id_type, group.hash_type, value) {
-                push(
-                    &mut errors,
-                    FieldError::new(format!("/multi_identifiers/{g}/values/{v}"), message),
-                );
-            }
-        }
     }
-    let total = input.identifier_count();
+    let total: usize = groups.iter().map(|g| g.values.len()).sum();
     if total > MAX_IDENTIFIERS {
         push(
             &mut errors,
@@ -261,9 +222,19 @@ fn check(input: JobInput) -> Result<JobInput, ApiError> {
             ),
         );
     }
-    input.options.validate(&mut errors);
+    options.validate(&mut errors);
     if errors.is_empty() {
-        return Ok(input);
+        let normalized = normalize_groups(&groups, options.hash_identifiers, locate);
+        if normalized.report.kept() > 0 {
+            return Ok(JobInput {
+                groups: normalized.groups,
+                options,
+                normalization: normalized.report,
+            });
+        }
+        for e in normalized.rejections {
+            push(&mut errors, e);
+        }
     }
     if problems > errors.len() {
         errors.push(FieldError::new(
@@ -293,6 +264,8 @@ pub struct CsvOptionsQuery {
     pub unit: Option<icp_contract::DistanceUnit>,
     pub exclude_customers: Option<bool>,
     pub audience_limit: Option<u64>,
+    /// `sha256` to hash plaintext emails, phones and mobile ad ids before the job is stored.
+    pub hash_identifiers: Option<crate::options::IdentifierHashing>,
 }
 
 impl CsvOptionsQuery {
@@ -351,6 +324,9 @@ impl CsvOptionsQuery {
         }
         if q.audience_limit.is_some() {
             o.audience_limit = q.audience_limit;
+        }
+        if let Some(v) = q.hash_identifiers {
+            o.hash_identifiers = v;
         }
         Ok(o)
     }
@@ -417,10 +393,27 @@ mod tests {
     }
 
     #[test]
-    fn hashed_values_must_be_digests() {
+    fn a_request_with_no_usable_value_is_refused() {
         let body =
             br#"{"multi_identifiers":[{"id_type":"email","hash_type":"sha256","values":["abc"]}]}"#;
         let p = from_json(body).unwrap_err().to_problem();
         assert_eq!(p.errors[0].location, "/multi_identifiers/0/values/0");
+        assert!(p.errors[0].message.contains("wrong_digest_length"), "{p:?}");
+    }
+
+    #[test]
+    fn csv_values_are_normalised_and_bad_ones_left_out() {
+        let input = from_csv(
+            b"email,phone\n A@X.com ,+1 512 555 0134\nnobody,\n",
+            JobOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(input.groups[0].values, ["a@x.com"]);
+        assert_eq!(input.groups[1].values, ["5125550134"]);
+        assert_eq!(input.normalization.groups[0].rejected, 1);
+        let p = from_csv(b"email\nnobody\n", JobOptions::default())
+            .unwrap_err()
+            .to_problem();
+        assert_eq!(p.errors[0].location, "line 2, column email");
     }
 }

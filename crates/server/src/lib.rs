@@ -3,7 +3,8 @@
 //!
 //! Modules, bottom-up (each uses only modules listed before it):
 //! - no dependencies: `rfc3339`, `problem` (problem+json and `ApiError`), `config`;
-//! - `options` (a job's options), `input` (a job's identifiers, JSON or CSV), `model` (jobs and
+//! - `options` (a job's options), `normalization` (identifiers in the form they are sent in),
+//!   `input` (a job's identifiers, JSON or CSV), `model` (jobs and
 //!   results as the API shows them), `state` (what handlers share);
 //! - `worker` (the pool and one file per stage) and `api` (one router per resource), which do
 //!   not use each other;
@@ -14,6 +15,7 @@ pub mod app;
 pub mod config;
 pub mod input;
 pub mod model;
+pub mod normalization;
 pub mod options;
 pub mod problem;
 pub mod rfc3339;

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::normalization::Normalization;
 use crate::options::JobOptions;
 use crate::problem::Problem;
 
@@ -39,6 +40,12 @@ pub struct Progress {
     pub analyze: StageProgress,
     pub map: StageProgress,
     pub find: StageProgress,
+    /// What normalisation did when the job was created: kept in the progress document, which
+    /// the job is created with and every worker writes back whole, and shown as the job's
+    /// `normalization` (absent for jobs created before it was reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub normalization: Option<Normalization>,
 }
 
 impl Progress {
@@ -100,6 +107,8 @@ pub struct Job {
     /// The upstream workflow id every provider call of this job carries.
     pub workflow_id: Option<String>,
     pub options: JobOptions,
+    /// What normalisation did to the identifiers submitted, per `(id_type, hash_type)`.
+    pub normalization: Option<Normalization>,
     pub resolution: Option<Resolution>,
     /// How many times a worker has picked the job up.
     pub attempt: i32,
@@ -138,13 +147,16 @@ impl Job {
             result: format!("/v1/jobs/{}/result", r.id),
             cancel: format!("/v1/jobs/{}/cancel", r.id),
         };
+        let mut progress: Progress = serde_json::from_value(r.progress).unwrap_or_default();
+        let normalization = progress.normalization.take();
         Self {
             id: r.id,
             status: r.status,
             stage: r.stage,
-            progress: serde_json::from_value(r.progress).unwrap_or_default(),
+            progress,
             workflow_id: r.workflow_id,
             options: serde_json::from_value(r.options).unwrap_or_default(),
+            normalization,
             resolution: r.resolution.and_then(|v| serde_json::from_value(v).ok()),
             attempt: r.attempt,
             cancel_requested: r.cancel_requested,

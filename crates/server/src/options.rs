@@ -16,6 +16,18 @@ pub fn trait_domains() -> Vec<String> {
         .collect()
 }
 
+/// Whether the service hashes plaintext identifiers before the job is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentifierHashing {
+    /// Identifiers are sent as submitted (normalised).
+    #[default]
+    None,
+    /// Plaintext emails, phones and mobile ad ids are normalised, then sent as the SHA-256 of
+    /// their normal form; addresses stay plaintext (providers match them in plaintext only).
+    Sha256,
+}
+
 /// The most rows one audience export may hold.
 pub const MAX_AUDIENCE_LIMIT: u64 = 10_000_000;
 
@@ -46,6 +58,9 @@ pub struct JobOptions {
     /// The most people an audience export holds (after excluding customers).
     #[schema(example = 100000)]
     pub audience_limit: Option<u64>,
+    /// `sha256`: plaintext emails, phones and mobile ad ids are hashed by the service before the
+    /// job is stored, so they never leave it, nor sit in its database, in the clear.
+    pub hash_identifiers: IdentifierHashing,
 }
 
 impl Default for JobOptions {
@@ -60,6 +75,7 @@ impl Default for JobOptions {
             location: None,
             exclude_customers: true,
             audience_limit: None,
+            hash_identifiers: IdentifierHashing::None,
         }
     }
 }

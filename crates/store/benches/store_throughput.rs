@@ -31,6 +31,7 @@ fn new_job(i: usize) -> NewJob {
         id: Uuid::new_v4(),
         owner: Some("bench".to_owned()),
         options: json!({ "strategies": ["precision", "reach", "hybrid"], "min_quality_score": 0.5 }),
+        progress: json!({}),
         input: json!({ "emails": (0..100).map(|n| format!("person{n}-{i}@example.com")).collect::<Vec<_>>() }),
         idempotency_key: Some(format!("key-{i}")),
         request_hash: format!("{i:064x}"),

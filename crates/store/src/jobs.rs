@@ -36,7 +36,7 @@ impl Store {
             ))
             .bind(new.id)
             .bind(new.owner.as_deref())
-            .bind(Json(serde_json::json!({})))
+            .bind(Json(&new.progress))
             .bind(Json(&new.options))
             .bind(now)
             .bind(new.idempotency_key.as_deref())

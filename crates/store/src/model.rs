@@ -164,6 +164,8 @@ pub struct NewJob {
     pub id: Uuid,
     pub owner: Option<String>,
     pub options: serde_json::Value,
+    /// The progress document the job starts with (the API keeps what it learnt at creation there).
+    pub progress: serde_json::Value,
     pub input: serde_json::Value,
     pub idempotency_key: Option<String>,
     pub request_hash: String,

@@ -155,6 +155,7 @@ pub fn new_job(owner: Option<&str>, key: Option<&str>, hash: &str) -> NewJob {
         id: Uuid::new_v4(),
         owner: owner.map(str::to_owned),
         options: json!({ "strategies": ["precision", "reach"] }),
+        progress: json!({}),
         input: json!({ "emails": ["a@example.com", "b@example.com"] }),
         idempotency_key: key.map(str::to_owned),
         request_hash: hash.to_owned(),

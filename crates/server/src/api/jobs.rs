@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::path_params::JobId;
 use crate::input::{self, CreateJobRequest, CsvOptionsQuery};
-use crate::model::{Job, JobPage, JobResult};
+use crate::model::{Job, JobPage, JobResult, Progress};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -127,6 +127,11 @@ async fn create_job(
             id: Uuid::new_v4(),
             owner: None,
             options: serde_json::to_value(&input.options).map_err(ApiError::internal)?,
+            progress: serde_json::to_value(Progress {
+                normalization: Some(input.normalization.clone()),
+                ..Progress::default()
+            })
+            .map_err(ApiError::internal)?,
             input: serde_json::to_value(&input.groups).map_err(ApiError::internal)?,
             idempotency_key,
             request_hash,
