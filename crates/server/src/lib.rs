@@ -4,8 +4,8 @@
 //! Modules, bottom-up (each uses only modules listed before it):
 //! - no dependencies: `rfc3339`, `problem` (problem+json and `ApiError`), `config`;
 //! - `options` (a job's options), `normalization` (identifiers in the form they are sent in),
-//!   `input` (a job's identifiers, JSON or CSV), `model` (jobs and
-//!   results as the API shows them), `state` (what handlers share);
+//!   `input` (a job's identifiers, JSON or CSV), `model` (jobs and results as the API shows
+//!   them), `state` (what handlers share);
 //! - `worker` (the pool and one file per stage) and `api` (one router per resource), which do
 //!   not use each other;
 //! - `app`: the service started and stopped.
