@@ -3,7 +3,12 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use icp_contract::PopulationProvider;
+use icp_contract::{
+    AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
+    GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
+    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError, ResolveRequest,
+    ResolveResponse,
+};
 use icp_mcp::{Secret, WattConfig, WattProvider};
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
 use icp_server::{RunningService, ServiceConfig, WorkerConfig};
@@ -293,4 +298,82 @@ pub async fn spawn_app_over(db: TestDatabase, provider: Arc<dyn PopulationProvid
         ..AppOptions::default()
     };
     spawn_app_with(db, opts).await
+}
+
+/// What a test does before a resolve or enrichment call reaches the embedded population: watch
+/// the request, or answer an error instead of the provider.
+pub trait Tap: Send + Sync + 'static {
+    fn on_resolve(&self, _req: &ResolveRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn on_get_person(&self, _req: &GetPersonRequest) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
+
+/// The embedded population behind a [`Tap`]; every other call passes straight through.
+pub struct Tapped<T> {
+    pub inner: EmbeddedProvider,
+    pub tap: T,
+}
+
+impl<T: Tap> Tapped<T> {
+    pub fn new(tap: T) -> Arc<Self> {
+        Arc::new(Self {
+            inner: EmbeddedProvider::new(population()),
+            tap,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: Tap> PopulationProvider for Tapped<T> {
+    fn name(&self) -> &'static str {
+        "tapped"
+    }
+    async fn resolve_identities(
+        &self,
+        req: ResolveRequest,
+    ) -> Result<ResolveResponse, ProviderError> {
+        self.tap.on_resolve(&req)?;
+        self.inner.resolve_identities(req).await
+    }
+    async fn resolve_persons(&self, req: ResolveRequest) -> Result<ResolveResponse, ProviderError> {
+        self.tap.on_resolve(&req)?;
+        self.inner.resolve_persons(req).await
+    }
+    async fn get_person(&self, req: GetPersonRequest) -> Result<GetPersonResponse, ProviderError> {
+        self.tap.on_get_person(&req)?;
+        self.inner.get_person(req).await
+    }
+    async fn list_clusters(
+        &self,
+        req: ListClustersRequest,
+    ) -> Result<ListClustersResponse, ProviderError> {
+        self.inner.list_clusters(req).await
+    }
+    async fn get_cluster(
+        &self,
+        req: GetClusterRequest,
+    ) -> Result<GetClusterResponse, ProviderError> {
+        self.inner.get_cluster(req).await
+    }
+    async fn find_persons(
+        &self,
+        req: FindPersonsRequest,
+    ) -> Result<FindPersonsResponse, ProviderError> {
+        self.inner.find_persons(req).await
+    }
+    async fn export_persons(
+        &self,
+        req: FindPersonsRequest,
+    ) -> Result<AudienceExport, ProviderError> {
+        self.inner.export_persons(req).await
+    }
+    async fn submit_feedback(
+        &self,
+        req: FeedbackRequest,
+    ) -> Result<FeedbackResponse, ProviderError> {
+        self.inner.submit_feedback(req).await
+    }
 }

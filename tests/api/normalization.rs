@@ -3,17 +3,11 @@
 //! no plaintext, and a remote upstream receives the normal forms only.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::common::*;
-use icp_contract::{
-    AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
-    GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse, HashType,
-    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError, ResolveRequest,
-    ResolveResponse, digest_hex,
-};
+use icp_contract::{HashType, ProviderError, ResolveRequest, digest_hex};
 use icp_mcp::faults::{FaultConfig, FaultyUpstream};
-use icp_population::EmbeddedProvider;
 use serde_json::{Value, json};
 
 const OPTIONS: fn() -> Value = || json!({"min_support": 0.05, "audience_limit": 2000});
@@ -230,14 +224,13 @@ async fn hashing_by_the_service_stores_no_plaintext_and_finds_the_same_audiences
     app.shutdown().await;
 }
 
-/// The embedded population, noting every value `resolve_identities` receives.
+/// Notes every value `resolve_identities` receives.
 struct Recording {
-    inner: EmbeddedProvider,
     seen: Mutex<Vec<(String, String, String)>>,
 }
 
-impl Recording {
-    fn note(&self, req: &ResolveRequest) {
+impl Tap for Recording {
+    fn on_resolve(&self, req: &ResolveRequest) -> Result<(), ProviderError> {
         let mut seen = self.seen.lock().unwrap();
         for g in &req.multi_identifiers {
             for v in &g.values {
@@ -248,57 +241,7 @@ impl Recording {
                 ));
             }
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl PopulationProvider for Recording {
-    fn name(&self) -> &'static str {
-        "recording"
-    }
-    async fn resolve_identities(
-        &self,
-        req: ResolveRequest,
-    ) -> Result<ResolveResponse, ProviderError> {
-        self.note(&req);
-        self.inner.resolve_identities(req).await
-    }
-    async fn resolve_persons(&self, req: ResolveRequest) -> Result<ResolveResponse, ProviderError> {
-        self.note(&req);
-        self.inner.resolve_persons(req).await
-    }
-    async fn get_person(&self, req: GetPersonRequest) -> Result<GetPersonResponse, ProviderError> {
-        self.inner.get_person(req).await
-    }
-    async fn list_clusters(
-        &self,
-        req: ListClustersRequest,
-    ) -> Result<ListClustersResponse, ProviderError> {
-        self.inner.list_clusters(req).await
-    }
-    async fn get_cluster(
-        &self,
-        req: GetClusterRequest,
-    ) -> Result<GetClusterResponse, ProviderError> {
-        self.inner.get_cluster(req).await
-    }
-    async fn find_persons(
-        &self,
-        req: FindPersonsRequest,
-    ) -> Result<FindPersonsResponse, ProviderError> {
-        self.inner.find_persons(req).await
-    }
-    async fn export_persons(
-        &self,
-        req: FindPersonsRequest,
-    ) -> Result<AudienceExport, ProviderError> {
-        self.inner.export_persons(req).await
-    }
-    async fn submit_feedback(
-        &self,
-        req: FeedbackRequest,
-    ) -> Result<FeedbackResponse, ProviderError> {
-        self.inner.submit_feedback(req).await
+        Ok(())
     }
 }
 
@@ -311,8 +254,7 @@ async fn the_remote_upstream_receives_normal_forms_only() {
     app.shutdown().await;
 
     for hashing in ["none", "sha256"] {
-        let recording = Arc::new(Recording {
-            inner: EmbeddedProvider::new(population()),
+        let recording = Tapped::new(Recording {
             seen: Mutex::new(Vec::new()),
         });
         let (addr, upstream) = FaultyUpstream::start(recording.clone(), FaultConfig::default())
@@ -348,7 +290,7 @@ async fn the_remote_upstream_receives_normal_forms_only() {
                     .map(|v| ("phone".to_owned(), sent_as.to_owned(), form(v))),
             )
             .collect();
-        let seen = recording.seen.lock().unwrap();
+        let seen = recording.tap.seen.lock().unwrap();
         assert_eq!(
             seen.len(),
             emails.len() + phones.len(),

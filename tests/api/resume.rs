@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use crate::common::*;
 use icp_contract::*;
-use icp_population::EmbeddedProvider;
 
-/// The embedded provider, failing chosen calls (counted over every attempt) with an error the
-/// worker retries, and recording every enrichment batch asked for.
+/// Fails chosen calls (counted over every attempt) with an error the worker retries, and
+/// records every enrichment batch asked for.
 struct Flaky {
-    inner: EmbeddedProvider,
     /// The `resolve_identities` call to fail, numbered from 1.
     fail_resolve: usize,
     /// Whether to fail the first request of the last, partial enrichment batch (formed only
@@ -27,9 +25,8 @@ struct Flaky {
 }
 
 impl Flaky {
-    fn new(fail_resolve: usize, fail_last_batch: bool) -> Arc<Self> {
-        Arc::new(Self {
-            inner: EmbeddedProvider::new(population()),
+    fn new(fail_resolve: usize, fail_last_batch: bool) -> Arc<Tapped<Self>> {
+        Tapped::new(Self {
             fail_resolve,
             fail_last_batch,
             resolves: AtomicUsize::new(0),
@@ -47,23 +44,15 @@ fn injected(what: &str) -> ProviderError {
     ProviderError::unavailable(format!("injected failure of {what}"))
 }
 
-#[async_trait::async_trait]
-impl PopulationProvider for Flaky {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-
-    async fn resolve_identities(
-        &self,
-        req: ResolveRequest,
-    ) -> Result<ResolveResponse, ProviderError> {
+impl Tap for Flaky {
+    fn on_resolve(&self, _req: &ResolveRequest) -> Result<(), ProviderError> {
         if self.resolves.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_resolve {
             return Err(injected("resolve_identities"));
         }
-        self.inner.resolve_identities(req).await
+        Ok(())
     }
 
-    async fn get_person(&self, req: GetPersonRequest) -> Result<GetPersonResponse, ProviderError> {
+    fn on_get_person(&self, req: &GetPersonRequest) -> Result<(), ProviderError> {
         let ids = req.person_ids.iter().map(|p| p.0).collect();
         self.batches.lock().unwrap().push(ids);
         if self.fail_last_batch
@@ -72,48 +61,13 @@ impl PopulationProvider for Flaky {
         {
             return Err(injected("get_person"));
         }
-        self.inner.get_person(req).await
-    }
-
-    async fn list_clusters(
-        &self,
-        req: ListClustersRequest,
-    ) -> Result<ListClustersResponse, ProviderError> {
-        self.inner.list_clusters(req).await
-    }
-
-    async fn get_cluster(
-        &self,
-        req: GetClusterRequest,
-    ) -> Result<GetClusterResponse, ProviderError> {
-        self.inner.get_cluster(req).await
-    }
-
-    async fn find_persons(
-        &self,
-        req: FindPersonsRequest,
-    ) -> Result<FindPersonsResponse, ProviderError> {
-        self.inner.find_persons(req).await
-    }
-
-    async fn export_persons(
-        &self,
-        req: FindPersonsRequest,
-    ) -> Result<AudienceExport, ProviderError> {
-        self.inner.export_persons(req).await
-    }
-
-    async fn submit_feedback(
-        &self,
-        req: FeedbackRequest,
-    ) -> Result<FeedbackResponse, ProviderError> {
-        self.inner.submit_feedback(req).await
+        Ok(())
     }
 }
 
 /// 2,500 customers in resolve calls of 250: ten calls, three enrichment batches (the last one
 /// partial), the first asked for while later resolve calls are still out.
-async fn run(provider: Arc<Flaky>) -> serde_json::Value {
+async fn run(provider: Arc<Tapped<Flaky>>) -> serde_json::Value {
     let app = spawn_app_with(
         databases().await.remove(0),
         AppOptions {
@@ -134,9 +88,9 @@ async fn run(provider: Arc<Flaky>) -> serde_json::Value {
 async fn a_job_resumed_after_failures_gives_the_uninterrupted_result() {
     let clean = Flaky::new(0, false);
     let uninterrupted = run(clean.clone()).await;
-    let clean_batches = clean.batches();
+    let clean_batches = clean.tap.batches();
     assert_eq!(clean_batches.len(), 3, "{clean_batches:?}");
-    assert_eq!(clean.resolves.load(Ordering::SeqCst), 10);
+    assert_eq!(clean.tap.resolves.load(Ordering::SeqCst), 10);
 
     // The 9th resolve call fails (enrichment already under way), then the last enrichment
     // batch: three attempts, the second resumed mid-resolve, the third after resolve.
@@ -144,14 +98,14 @@ async fn a_job_resumed_after_failures_gives_the_uninterrupted_result() {
     let resumed = run(flaky.clone()).await;
     assert_eq!(resumed, uninterrupted, "the resumed job's result differs");
     assert!(
-        flaky.resolves.load(Ordering::SeqCst) > 10,
+        flaky.tap.resolves.load(Ordering::SeqCst) > 10,
         "no resolve call failed"
     );
     assert!(
-        flaky.failed_batches.load(Ordering::SeqCst) > 1,
+        flaky.tap.failed_batches.load(Ordering::SeqCst) > 1,
         "no enrichment call failed"
     );
-    let asked = flaky.batches();
+    let asked = flaky.tap.batches();
     assert!(
         asked.is_subset(&clean_batches),
         "a resumed attempt formed other batches: {} vs {}",
