@@ -283,6 +283,21 @@ impl Store {
         Ok(deleted)
     }
 
+    /// How many of this owner's jobs are queued or running (`None`: the jobs without an owner),
+    /// for the limit on jobs in flight per API key.
+    pub async fn count_jobs_in_flight(&self, owner: Option<&str>) -> Result<u64> {
+        let count: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running') \
+                 AND COALESCE(owner, '') = COALESCE($1, '')",
+            )
+            .bind(owner)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// How many jobs are in each status (for metrics and readiness pages).
     pub async fn count_by_status(&self) -> Result<Vec<(JobStatus, u64)>> {
         let rows: Vec<(String, i64)> = on_pool!(self, pool => {

@@ -89,6 +89,7 @@ mod artifacts;
 mod connect;
 mod error;
 mod jobs;
+mod keys;
 mod lease;
 mod model;
 mod row;
@@ -99,6 +100,6 @@ pub use artifacts::Part;
 pub use connect::{Backend, Store};
 pub use error::{Result, StoreError};
 pub use model::{
-    CreatedJob, Heartbeat, JobRecord, JobStatus, Lease, ListJobs, NewJob, Stage, TraceRecord,
-    UnknownName,
+    ApiKeyRecord, CreatedJob, Heartbeat, JobRecord, JobStatus, Lease, ListJobs, NewJob, Stage,
+    TraceRecord, UnknownName,
 };

@@ -213,3 +213,15 @@ pub struct TraceRecord {
     pub tool_trace_id: String,
     pub at: OffsetDateTime,
 }
+
+/// An API key as stored: never the key itself, only a hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The public part of the key, and the `owner` of the jobs it creates.
+    pub id: String,
+    pub name: Option<String>,
+    /// A PHC string (Argon2id) of the key's secret part.
+    pub secret_hash: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
