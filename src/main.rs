@@ -119,6 +119,12 @@ struct ServeArgs {
     /// Hours a job and its data are kept.
     #[arg(long, env = "ICP_RETENTION_HOURS", default_value_t = 168)]
     retention_hours: u64,
+    /// Seconds a request may take to be answered, its body read included (then 408).
+    #[arg(long, env = "ICP_REQUEST_TIMEOUT_SECS", default_value_t = ServiceConfig::default().request_timeout.as_secs())]
+    request_timeout_secs: u64,
+    /// Jobs one API key may have queued or running at once (then 429); 0: no limit.
+    #[arg(long, env = "ICP_MAX_JOBS_IN_FLIGHT", default_value_t = ServiceConfig::default().max_jobs_in_flight)]
+    max_jobs_in_flight: u64,
 }
 
 impl Default for ServeArgs {
@@ -221,6 +227,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServiceConfig {
         listen: args.listen,
         retention: Duration::from_secs(args.retention_hours.max(1) * 3600),
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        max_jobs_in_flight: args.max_jobs_in_flight,
         worker: WorkerConfig {
             workers: args.workers,
             enrich_concurrency: args.enrich_concurrency.max(1),

@@ -55,6 +55,12 @@ pub struct ServiceConfig {
     pub retention: Duration,
     /// The largest request body accepted (a CSV of a million customers fits).
     pub max_body_bytes: usize,
+    /// How long a request may take to be answered, reading its body included: a client that
+    /// sends slower than that (a slow-loris body) gets 408 instead of holding a connection.
+    /// A download streams its body after the answer starts and is not cut by it.
+    pub request_timeout: Duration,
+    /// Jobs one API key may have queued or running at once; past it, 429. Zero: no limit.
+    pub max_jobs_in_flight: u64,
     pub worker: WorkerConfig,
 }
 
@@ -64,6 +70,8 @@ impl Default for ServiceConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             retention: Duration::from_secs(7 * 24 * 3600),
             max_body_bytes: 128 * 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+            max_jobs_in_flight: 100,
             worker: WorkerConfig::default(),
         }
     }

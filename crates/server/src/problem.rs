@@ -73,6 +73,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// No API key, or one that is not valid: answered with `WWW-Authenticate: Bearer`.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("conflict: {0}")]
@@ -85,6 +88,9 @@ pub enum ApiError {
     IdempotencyMismatch,
     #[error("unprocessable: {0}")]
     Unprocessable(String),
+    /// A limit reached; the client may retry after `retry_after` seconds.
+    #[error("too many requests: {message}")]
+    TooManyRequests { message: String, retry_after: u32 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("upstream provider error: {0}")]
@@ -109,7 +115,9 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -123,7 +131,9 @@ impl ApiError {
         match self {
             Self::Validation(_) => "validation",
             Self::BadRequest(_) => "bad-request",
+            Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not-found",
+            Self::TooManyRequests { .. } => "too-many-requests",
             Self::Conflict(_) => "conflict",
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::PayloadTooLarge(_) => "payload-too-large",
@@ -157,7 +167,9 @@ impl ApiError {
                 Some("an internal error occurred; it has been logged".to_owned()),
                 vec![],
             ),
+            Self::TooManyRequests { message, .. } => (Some(message.clone()), vec![]),
             Self::BadRequest(m)
+            | Self::Unauthorized(m)
             | Self::NotFound(m)
             | Self::Conflict(m)
             | Self::UnsupportedMediaType(m)
@@ -194,7 +206,22 @@ impl IntoResponse for ApiError {
         if let Self::Internal(detail) = &self {
             tracing::error!(error = %detail, "internal error answering a request");
         }
-        problem_response(&self.to_problem())
+        let mut response = problem_response(&self.to_problem());
+        match &self {
+            Self::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"icp\""),
+                );
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
+        response
     }
 }
 

@@ -8,6 +8,8 @@ mod jobs;
 mod path_params;
 
 use axum::Router;
+use axum::http::StatusCode;
+use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -48,10 +50,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete router: API, docs UI, problem+json for every error.
 pub fn router(state: AppState) -> Router {
     let (api, spec) = routes().split_for_parts();
+    let timeout = state.config.request_timeout;
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(fallbacks::not_found)
         .method_not_allowed_fallback(fallbacks::method_not_allowed)
         .with_state(state)
+        // Inside the problem+json layer, so that its 408 is rewritten like any other error.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(axum::middleware::map_response(
             fallbacks::ensure_problem_json,
         ))
