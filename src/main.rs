@@ -19,6 +19,8 @@ use icp_store::Store;
 /// fresh 2 MiB region it touched was zeroed whole — 39 % of the CPU of a remote job's resolve
 /// stage went to `clear_page_erms` (perf), and the embedded 100k job ran 2.05–2.29 s with them,
 /// 1.75–1.87 s without (`cargo bench --bench remote_job`).
+mod keys;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -45,6 +47,8 @@ enum Command {
     SampleCustomers(SampleArgs),
     /// Serve the embedded population over MCP (Streamable HTTP), as the upstream provider would.
     McpServe(McpServeArgs),
+    /// Create, list or revoke API keys.
+    Keys(keys::KeysArgs),
 }
 
 #[derive(Args, Clone)]
@@ -202,6 +206,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::SampleCustomers(args)) => sample_customers(args),
         Some(Command::McpServe(args)) => runtime.block_on(mcp_serve(args)),
+        Some(Command::Keys(args)) => runtime.block_on(keys::run(args)),
     }
 }
 
@@ -210,6 +215,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
+    // Refuse an open service on a reachable address before spending seconds on a population
+    // (`start` checks again, for callers of the library).
+    icp_server::auth::Auth::new(store.clone())
+        .await?
+        .check_listener(args.listen)
+        .map_err(anyhow::Error::msg)?;
     let provider: Arc<dyn PopulationProvider> = match args.provider {
         ProviderKind::Embedded => {
             Arc::new(EmbeddedProvider::new(Arc::new(args.population.load()?)))

@@ -62,6 +62,8 @@ pub struct AppOptions {
     pub retry_base: Option<Duration>,
     /// How long an idle worker waits before it looks for work again; 50 ms when absent.
     pub poll_interval: Option<Duration>,
+    /// Jobs one key may have in flight; the service's default when absent.
+    pub max_jobs_in_flight: Option<u64>,
 }
 
 impl Default for AppOptions {
@@ -72,6 +74,7 @@ impl Default for AppOptions {
             resolve_chunk: None,
             retry_base: None,
             poll_interval: None,
+            max_jobs_in_flight: None,
         }
     }
 }
@@ -110,6 +113,9 @@ pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
                 .unwrap_or(WorkerConfig::default().retry_base),
             ..WorkerConfig::default()
         },
+        max_jobs_in_flight: opts
+            .max_jobs_in_flight
+            .unwrap_or(ServiceConfig::default().max_jobs_in_flight),
         ..ServiceConfig::default()
     };
     let service = icp_server::start(config, store.clone(), provider)

@@ -13,6 +13,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::Auth;
 use crate::config::ServiceConfig;
 use crate::state::AppState;
 use crate::worker::{ClusterCache, WorkerContext, spawn_pool};
@@ -55,6 +56,11 @@ pub async fn start(
     store: Store,
     provider: Arc<dyn PopulationProvider>,
 ) -> std::io::Result<RunningService> {
+    let auth = Auth::new(store.clone())
+        .await
+        .map_err(std::io::Error::other)?;
+    auth.check_listener(config.listen)
+        .map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -64,8 +70,10 @@ pub async fn start(
         store: store.clone(),
         provider: provider.clone(),
         config: config.clone(),
+        auth: Arc::new(auth),
         wake_workers: wake_workers.clone(),
     };
+    let open = !state.auth.required();
 
     let app = crate::api::router(state)
         .layer(CatchPanicLayer::new())
@@ -113,6 +121,13 @@ pub async fn start(
     }));
 
     tracing::info!(%addr, workers = config.worker.workers, "icp-service listening");
+    if open {
+        tracing::warn!(
+            %addr,
+            "no API key exists: serving without authentication, on loopback only \
+             (`icp keys create` makes one and closes the service to requests without it)"
+        );
+    }
     Ok(RunningService {
         addr,
         shutdown,

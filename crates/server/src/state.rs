@@ -5,6 +5,7 @@ use std::sync::Arc;
 use icp_contract::PopulationProvider;
 use icp_store::Store;
 
+use crate::auth::Auth;
 use crate::config::ServiceConfig;
 
 #[derive(Clone)]
@@ -12,6 +13,7 @@ pub struct AppState {
     pub store: Store,
     pub provider: Arc<dyn PopulationProvider>,
     pub config: Arc<ServiceConfig>,
+    pub auth: Arc<Auth>,
     /// Wakes an idle worker of this process when a job is created, rather than leaving the job
     /// to the next poll (workers of other processes still find it by polling).
     pub wake_workers: Arc<tokio::sync::Notify>,

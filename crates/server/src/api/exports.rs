@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::jobs::succeeded_result;
 use super::path_params::{AudienceStrategy, JobId};
+use crate::auth::Caller;
 use crate::model::{JobResult, strategy_name};
 use crate::options::JobOptions;
 use crate::problem::{ApiError, Problem};
@@ -54,6 +55,7 @@ struct ExportQuery {
 )]
 async fn export_audience(
     State(state): State<AppState>,
+    caller: Caller,
     JobId(id): JobId,
     AudienceStrategy(strategy): AudienceStrategy,
     RawQuery(query): RawQuery,
@@ -71,7 +73,7 @@ async fn export_audience(
         }
         f => f,
     };
-    let (record, result) = succeeded_result(&state, id).await?;
+    let (record, result) = succeeded_result(&state, &caller, id).await?;
     let options: JobOptions = serde_json::from_value(record.options).map_err(ApiError::internal)?;
     let result: JobResult = serde_json::from_value(result).map_err(ApiError::internal)?;
     if !result.audiences.iter().any(|a| a.strategy == strategy) {

@@ -17,6 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::path_params::JobId;
+use crate::auth::Caller;
 use crate::input::{self, CreateJobRequest, CsvOptionsQuery};
 use crate::model::{Job, JobPage, JobResult, Progress};
 use crate::problem::{ApiError, Problem};
@@ -27,6 +28,8 @@ const RETRY_AFTER_SECS: u32 = 1;
 const DEFAULT_PAGE_SIZE: u32 = 20;
 const MAX_PAGE_SIZE: u32 = 100;
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// How long a client over its limit of jobs in flight should wait: about a small job's run.
+const JOBS_IN_FLIGHT_RETRY_AFTER_SECS: u32 = 5;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -75,6 +78,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn create_job(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Body,
@@ -120,12 +124,13 @@ async fn create_job(
     hasher.update(&bytes);
     let request_hash = hex::encode(hasher.finalize());
 
+    check_jobs_in_flight(&state, &caller).await?;
     let now = OffsetDateTime::now_utc();
     let created = state
         .store
         .create_job(NewJob {
             id: Uuid::new_v4(),
-            owner: None,
+            owner: caller.owner().map(str::to_owned),
             options: serde_json::to_value(&input.options).map_err(ApiError::internal)?,
             progress: serde_json::to_value(Progress {
                 normalization: Some(input.normalization.clone()),
@@ -154,6 +159,27 @@ async fn create_job(
         h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// Refuses a new job when the caller already has `max_jobs_in_flight` queued or running, so one
+/// client cannot fill the queue for everyone. Two requests racing past the count may both get
+/// in: the limit is a guard, not an exact quota.
+async fn check_jobs_in_flight(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let limit = state.config.max_jobs_in_flight;
+    if limit == 0 {
+        return Ok(());
+    }
+    let in_flight = state.store.count_jobs_in_flight(caller.owner()).await?;
+    if in_flight >= limit {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "{in_flight} of your jobs are queued or running, the most allowed at once is \
+                 {limit}; wait for one to finish"
+            ),
+            retry_after: JOBS_IN_FLIGHT_RETRY_AFTER_SECS,
+        });
+    }
+    Ok(())
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -198,6 +224,7 @@ struct ListQuery {
 )]
 async fn list_jobs(
     State(state): State<AppState>,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<JobPage>, ApiError> {
     let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
@@ -213,7 +240,7 @@ async fn list_jobs(
     let mut records = state
         .store
         .list_jobs(ListJobs {
-            owner: None,
+            owner: caller.owner().map(str::to_owned),
             status: q.status,
             limit: page_size + 1,
             before,
@@ -261,10 +288,14 @@ fn decode_cursor(token: &str) -> Result<(OffsetDateTime, Uuid), ApiError> {
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn get_job(State(state): State<AppState>, JobId(id): JobId) -> Result<Json<Job>, ApiError> {
+async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    JobId(id): JobId,
+) -> Result<Json<Job>, ApiError> {
     let (record, traces) = state
         .store
-        .get_job_detail(id, None)
+        .get_job_detail(id, caller.owner())
         .await?
         .ok_or_else(|| no_job(id))?;
     Ok(Json(Job::from_record(record, Some(traces))))
@@ -273,11 +304,12 @@ async fn get_job(State(state): State<AppState>, JobId(id): JobId) -> Result<Json
 /// A job that has succeeded, with its stored result; 404 for no such job, 409 until it succeeds.
 pub(crate) async fn succeeded_result(
     state: &AppState,
+    caller: &Caller,
     id: Uuid,
 ) -> Result<(icp_store::JobRecord, serde_json::Value), ApiError> {
     let record = state
         .store
-        .get_job(id, None)
+        .get_job(id, caller.owner())
         .await?
         .ok_or_else(|| no_job(id))?;
     if record.status != JobStatus::Succeeded {
@@ -311,11 +343,12 @@ pub(crate) fn no_job(id: Uuid) -> ApiError {
 )]
 async fn delete_job(
     State(state): State<AppState>,
+    caller: Caller,
     JobId(id): JobId,
 ) -> Result<StatusCode, ApiError> {
     // A running job is cancelled first so its worker stops writing; the rows go either way.
-    state.store.request_cancel(id, None).await?;
-    if state.store.delete_job(id, None).await? {
+    state.store.request_cancel(id, caller.owner()).await?;
+    if state.store.delete_job(id, caller.owner()).await? {
         tracing::info!(job = %id, "job deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -335,10 +368,14 @@ async fn delete_job(
         (status = 409, description = "The job already finished", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn cancel_job(State(state): State<AppState>, JobId(id): JobId) -> Result<Response, ApiError> {
+async fn cancel_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    JobId(id): JobId,
+) -> Result<Response, ApiError> {
     let record = state
         .store
-        .request_cancel(id, None)
+        .request_cancel(id, caller.owner())
         .await?
         .ok_or_else(|| no_job(id))?;
     if record.status.is_terminal() && record.status != JobStatus::Cancelled {
@@ -362,8 +399,12 @@ async fn cancel_job(State(state): State<AppState>, JobId(id): JobId) -> Result<R
         (status = 409, description = "The job has not succeeded (yet)", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn job_result(State(state): State<AppState>, JobId(id): JobId) -> Result<Response, ApiError> {
-    let (_, result) = succeeded_result(&state, id).await?;
+async fn job_result(
+    State(state): State<AppState>,
+    caller: Caller,
+    JobId(id): JobId,
+) -> Result<Response, ApiError> {
+    let (_, result) = succeeded_result(&state, &caller, id).await?;
     Ok(Json(result).into_response())
 }
 
@@ -400,6 +441,7 @@ pub struct FeedbackAccepted {
 )]
 async fn job_feedback(
     State(state): State<AppState>,
+    caller: Caller,
     JobId(id): JobId,
     body: axum::body::Bytes,
 ) -> Result<Json<FeedbackAccepted>, ApiError> {
@@ -415,7 +457,7 @@ async fn job_feedback(
     }
     let (record, traces) = state
         .store
-        .get_job_detail(id, None)
+        .get_job_detail(id, caller.owner())
         .await?
         .ok_or_else(|| no_job(id))?;
     let Some(workflow_id) = record.workflow_id else {

@@ -1,11 +1,13 @@
 //! The HTTP API: one router per resource, assembled with utoipa-axum so that the routes and the
 //! OpenAPI document come from the same code and cannot drift.
 
+mod caller;
 mod exports;
 mod fallbacks;
 mod health;
 mod jobs;
 mod path_params;
+mod security_doc;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -44,12 +46,15 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served at `/openapi.json` and committed in `openapi/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    let mut spec = routes().into_openapi();
+    security_doc::document(&mut spec);
+    spec
 }
 
 /// The complete router: API, docs UI, problem+json for every error.
 pub fn router(state: AppState) -> Router {
-    let (api, spec) = routes().split_for_parts();
+    let (api, mut spec) = routes().split_for_parts();
+    security_doc::document(&mut spec);
     let timeout = state.config.request_timeout;
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(fallbacks::not_found)
