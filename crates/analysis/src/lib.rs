@@ -36,6 +36,7 @@
 //!
 //! 1. `item`, `error`, `contact`, `rank`, `bitset`: a trait, the errors, which fields are contact
 //!    data, lift and score, the bitset kernels. They import nothing from the crate.
+//!    `lookalike_model` (naive-Bayes log-lift weights for ranking a population) uses `item` only.
 //! 2. `config` (the [`AnalysisConfig`]) and `report`: the [`Analysis`] and the types it is made of.
 //! 3. `baseline` and `audience`: the population [`Baseline`] and re-ranking against it, and the
 //!    audience expressions, both over a finished report.
@@ -81,6 +82,7 @@ mod config;
 mod contact;
 mod error;
 mod item;
+mod lookalike_model;
 mod mine;
 mod rank;
 mod report;
@@ -95,6 +97,7 @@ pub use config::AnalysisConfig;
 pub use contact::is_contact_attribute;
 pub use error::AnalysisError;
 pub use item::Item;
+pub use lookalike_model::{AttributeCounts, DEFAULT_SMOOTHING, TraitWeight, naive_bayes_weights};
 pub use mine::{Itemset, Mined};
 pub use report::{
     Analysis, AnalysisNotes, BaselineKind, CappedAttribute, Cluster, Intersection, TopAttribute,

@@ -9,11 +9,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use icp_contract::ListClustersRequest;
 use icp_contract::{
     DistanceUnit, FindPersonsRequest, GetPersonRequest, HashType, IdType, IdentifierGroup,
     Location, ResolveRequest, digest_hex, normalize_address,
 };
-use icp_population::{GeneratorConfig, Population};
+use icp_population::{GeneratorConfig, Population, TraitWeight};
 
 fn million() -> &'static Population {
     static POP: OnceLock<Population> = OnceLock::new();
@@ -216,5 +217,54 @@ fn find_persons(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, generate, resolve, get_person, find_persons);
+/// Ranked tiers over the large population: every cluster weighted (as a naive-Bayes model over
+/// all the customers' traits is), 1 % of the persons excluded as customers, tiers at 1, 2, 5
+/// and 10 %.
+fn rank(c: &mut Criterion) {
+    let pop = large();
+    let mut weights = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = pop
+            .list_clusters(&ListClustersRequest {
+                offset: Some(offset),
+                limit: Some(1000),
+                ..ListClustersRequest::default()
+            })
+            .expect("list clusters");
+        for (i, cluster) in page.clusters.iter().enumerate() {
+            weights.push(TraitWeight {
+                name: cluster.name.clone(),
+                value: cluster.value.clone(),
+                // Deterministic, varied, both signs.
+                weight: ((offset as usize + i) % 17) as f32 * 0.37 - 2.5,
+            });
+        }
+        match page.next_offset {
+            Some(next) => offset = next,
+            None => break,
+        }
+    }
+    let customers: Vec<_> = (0..pop.len() / 100)
+        .map(|i| pop.person_id(i * 100))
+        .collect();
+    let label = format!("rank ({}M population)", pop.len() / 1_000_000);
+    let mut g = c.benchmark_group(label);
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(pop.len() as u64));
+    g.bench_function(format!("scores, {} weighted traits", weights.len()), |b| {
+        b.iter(|| black_box(pop.scores_of(&weights).expect("scores")))
+    });
+    g.bench_function("scores and tiers 1/2/5/10 %", |b| {
+        b.iter(|| {
+            black_box(
+                pop.rank_tiers(&weights, &customers, &[0.01, 0.02, 0.05, 0.10])
+                    .expect("tiers"),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, generate, resolve, get_person, find_persons, rank);
 criterion_main!(benches);

@@ -16,7 +16,7 @@
 //! - `columns`: the [`Population`] in memory, which every module after it works on;
 //! - building one: `generate`, `import`;
 //! - the operations: `clusters`, `evaluate`, `resolve`, `profile`, `audience` (`find_persons`
-//!   and exports), `customers` (sample customer lists);
+//!   and exports), `customers` (sample customer lists), `rank` (scores and ranked tiers);
 //! - `provider`: [`EmbeddedProvider`].
 
 mod attributes;
@@ -37,6 +37,7 @@ mod persona_table;
 mod personas;
 mod profile;
 mod provider;
+mod rank;
 mod resolve;
 mod rng;
 mod row_map;
@@ -52,3 +53,4 @@ pub use geo::great_circle_distance;
 pub use import::ImportError;
 pub use personas::Segment;
 pub use provider::EmbeddedProvider;
+pub use rank::{RankError, RankedTier, RankedTiers, TraitWeight};
