@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::jobs::succeeded_result;
 use super::path_params::{AudienceStrategy, JobId};
 use crate::auth::Caller;
+use crate::decode::parse_query;
 use crate::model::{JobResult, strategy_name};
 use crate::options::JobOptions;
 use crate::problem::{ApiError, Problem};
@@ -60,10 +61,7 @@ async fn export_audience(
     AudienceStrategy(strategy): AudienceStrategy,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q: ExportQuery =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
-            ApiError::validation("query.format", format!("{e}; use csv, json or jsonl"))
-        })?;
+    let q: ExportQuery = parse_query(query.as_deref())?;
     let format = match q.format.unwrap_or(ExportFormat::Csv) {
         ExportFormat::None => {
             return Err(ApiError::validation(

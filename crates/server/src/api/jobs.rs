@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::path_params::JobId;
 use crate::auth::Caller;
+use crate::decode::{parse_json, parse_query};
 use crate::input::{self, CreateJobRequest, CsvOptionsQuery};
 use crate::model::{Job, JobPage, JobResult, Progress};
 use crate::problem::{ApiError, Problem};
@@ -105,10 +106,11 @@ async fn create_job(
                     "a JSON body carries its options in `options`; query parameters are for CSV uploads",
                 ));
             }
-            input::from_json(&bytes)?
+            input::from_json(&bytes, state.config.max_identifiers)?
         }
         "text/csv" | "application/csv" => {
-            input::from_csv(&bytes, CsvOptionsQuery::parse(query.as_deref())?)?
+            let options = CsvOptionsQuery::parse(query.as_deref())?;
+            input::from_csv(&bytes, options, state.config.max_identifiers)?
         }
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -227,8 +229,7 @@ async fn list_jobs(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<JobPage>, ApiError> {
-    let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::validation("query", e.to_string()))?;
+    let q: ListQuery = parse_query(query.as_deref())?;
     let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(ApiError::validation(
@@ -445,7 +446,7 @@ async fn job_feedback(
     JobId(id): JobId,
     body: axum::body::Bytes,
 ) -> Result<Json<FeedbackAccepted>, ApiError> {
-    let feedback: JobFeedback = input::parse_json(&body)?;
+    let feedback: JobFeedback = parse_json(&body)?;
     if feedback.message.trim().is_empty() || feedback.message.len() > 10_000 {
         return Err(ApiError::validation(
             "/message",
