@@ -37,6 +37,10 @@ struct ExportQuery {
 }
 
 /// Download one audience in full.
+///
+/// CSV is safe to open in a spreadsheet: a cell that starts with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return, and is not a plain number (`-5`, `+15125550134`), is written with a leading
+/// `'` so that no spreadsheet runs it as a formula. JSON and JSON lines carry every value as it is.
 #[utoipa::path(
     get,
     path = "/v1/jobs/{id}/audiences/{strategy}/export",
