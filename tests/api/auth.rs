@@ -65,10 +65,9 @@ async fn a_job_belongs_to_the_key_that_made_it() {
         let (alice_id, alice) = new_key(&app.store, "alice").await;
         let (_, bob) = new_key(&app.store, "bob").await;
         // The service started open; it closes within seconds of the first key.
-        let closed = eventually(|| async {
-            app.get("/v1/jobs").await.status() == StatusCode::UNAUTHORIZED
-        })
-        .await;
+        let closed =
+            eventually(|| async { app.get("/v1/jobs").await.status() == StatusCode::UNAUTHORIZED })
+                .await;
         assert!(closed);
 
         // Without a key, or with a bad one: 401 with the scheme, and nothing is created.
