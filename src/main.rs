@@ -129,6 +129,12 @@ struct ServeArgs {
     /// Jobs one API key may have queued or running at once (then 429); 0: no limit.
     #[arg(long, env = "ICP_MAX_JOBS_IN_FLIGHT", default_value_t = ServiceConfig::default().max_jobs_in_flight)]
     max_jobs_in_flight: u64,
+    /// The largest request body accepted, in bytes (then 413).
+    #[arg(long, env = "ICP_MAX_BODY_BYTES", default_value_t = ServiceConfig::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// The most identifiers one job may carry (then 422).
+    #[arg(long, env = "ICP_MAX_IDENTIFIERS", default_value_t = ServiceConfig::default().max_identifiers)]
+    max_identifiers: usize,
 }
 
 impl Default for ServeArgs {
@@ -240,13 +246,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         retention: Duration::from_secs(args.retention_hours.max(1) * 3600),
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_jobs_in_flight: args.max_jobs_in_flight,
+        max_body_bytes: args.max_body_bytes.max(1),
+        max_identifiers: args.max_identifiers.max(1),
         worker: WorkerConfig {
             workers: args.workers,
             enrich_concurrency: args.enrich_concurrency.max(1),
             cluster_cache_ttl: Duration::from_secs(args.cluster_cache_secs),
             ..WorkerConfig::default()
         },
-        ..ServiceConfig::default()
     };
     let service = icp_server::start(config, store, provider)
         .await

@@ -64,6 +64,8 @@ pub struct AppOptions {
     pub poll_interval: Option<Duration>,
     /// Jobs one key may have in flight; the service's default when absent.
     pub max_jobs_in_flight: Option<u64>,
+    /// Changes the service's configuration once the fields above are applied (limits, timeouts).
+    pub service: Option<fn(&mut ServiceConfig)>,
 }
 
 impl Default for AppOptions {
@@ -75,6 +77,7 @@ impl Default for AppOptions {
             retry_base: None,
             poll_interval: None,
             max_jobs_in_flight: None,
+            service: None,
         }
     }
 }
@@ -100,7 +103,7 @@ pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
     let provider = opts
         .provider
         .unwrap_or_else(|| Arc::new(EmbeddedProvider::new(population())));
-    let config = ServiceConfig {
+    let mut config = ServiceConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         worker: WorkerConfig {
             workers: opts.workers,
@@ -118,6 +121,9 @@ pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
             .unwrap_or(ServiceConfig::default().max_jobs_in_flight),
         ..ServiceConfig::default()
     };
+    if let Some(configure) = opts.service {
+        configure(&mut config);
+    }
     let service = icp_server::start(config, store.clone(), provider)
         .await
         .expect("start the service");

@@ -5,6 +5,7 @@
 mod auth;
 mod common;
 mod endpoints;
+mod hostile;
 mod layering;
 mod normalization;
 mod pipeline;

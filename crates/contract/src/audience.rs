@@ -16,6 +16,8 @@ pub enum DistanceUnit {
 
 /// A circle on the earth; persons whose address lies inside it (great-circle distance).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+// Unknown fields are refused: a misspelt `units` must not quietly mean miles.
+#[serde(deny_unknown_fields)]
 pub struct Location {
     pub latitude: f64,
     pub longitude: f64,

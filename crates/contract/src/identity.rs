@@ -137,6 +137,8 @@ impl HashType {
 
 /// One group of identifiers of one type and hashing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+// Unknown fields are refused: a misspelt field must not quietly be ignored.
+#[serde(deny_unknown_fields)]
 pub struct IdentifierGroup {
     pub id_type: IdType,
     pub hash_type: HashType,

@@ -267,7 +267,9 @@ pub fn csv_columns(id_type: IdType) -> usize {
 /// `header()`, then `record()` for each, then `footer()`.
 ///
 /// - csv: `person_id,<type>1,…,<type>N` with a fixed N per identifier type (email 3, phone 2,
-///   address 1, maid 2); missing values are empty cells.
+///   address 1, maid 2); missing values are empty cells. A cell a spreadsheet would take for a
+///   formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return, and is not a plain
+///   number like `-5`) starts with `'` instead.
 /// - json: one JSON array of records.
 /// - jsonl (and `none`): one record object a line.
 #[derive(Debug, Clone)]
@@ -277,7 +279,33 @@ pub struct AudienceEncoder {
     written: u64,
 }
 
+/// Whether a spreadsheet opening the CSV would take `v` for a formula (CSV injection): it
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return (OWASP's list) and is not a plain
+/// number. A plain number (`-5`, `+15125550134`, `-0.5`: a sign, digits, at most one point) is
+/// read as that number, cannot hold a formula, and is left as it is rather than altered.
+fn is_formula_like(v: &str) -> bool {
+    let Some(first) = v.chars().next() else {
+        return false;
+    };
+    if !matches!(first, '=' | '+' | '-' | '@' | '\t' | '\r') {
+        return false;
+    }
+    let unsigned = v.strip_prefix(['+', '-']).unwrap_or(v);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    !(digits(whole) && digits(fraction))
+}
+
+/// One CSV cell: a formula-like value gets a leading `'`, which spreadsheets read as "text
+/// follows", so that opening an export never runs what a record holds; then RFC 4180 quoting.
 fn csv_cell(out: &mut Vec<u8>, v: &str) {
+    let neutralised;
+    let v = if is_formula_like(v) {
+        neutralised = format!("'{v}");
+        neutralised.as_str()
+    } else {
+        v
+    };
     if v.contains([',', '"', '\n', '\r']) {
         out.push(b'"');
         out.extend_from_slice(v.replace('"', "\"\"").as_bytes());
@@ -490,6 +518,52 @@ mod tests {
             s,
             "person_id,email1,email2,email3\n1,a@x.com,\"b,\"\"c\"\"@x.com\",\n2,,,\n"
         );
+    }
+
+    /// Formula-like cells start with `'` in CSV; plain numbers, other text and the JSON and
+    /// JSON lines of the same records are as they were.
+    #[test]
+    fn csv_cells_are_safe_to_open_in_a_spreadsheet() {
+        let cases = [
+            ("=1+1@x.com", "'=1+1@x.com"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+            ("\t=1+1", "'\t=1+1"),
+            ("\r=1+1", "\"'\r=1+1\""),
+            (
+                "=HYPERLINK(\"http://e.x\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://e.x\"\",\"\"y\"\")\"",
+            ),
+            ("-", "'-"),
+            ("+", "'+"),
+            ("-1e5", "'-1e5"),
+            ("--5", "'--5"),
+            ("-5.", "'-5."),
+            // Plain numbers are read as numbers, not formulas: unchanged.
+            ("-5", "-5"),
+            ("+15125550134", "+15125550134"),
+            ("-0.25", "-0.25"),
+            // Only the first character counts.
+            ("a=b@x.com", "a=b@x.com"),
+            (" =1+1", " =1+1"),
+            ("5125550134", "5125550134"),
+        ];
+        for (value, cell) in cases {
+            let records = [rec(7, &[value])];
+            let csv = encode(ExportFormat::Csv, &records);
+            assert_eq!(
+                csv,
+                format!("person_id,email1,email2,email3\n7,{cell},,\n"),
+                "{value:?}"
+            );
+            let back: Vec<AudienceRecord> =
+                serde_json::from_str(&encode(ExportFormat::Json, &records)).unwrap();
+            assert_eq!(back[0].identifiers["email"]["email1"], value);
+            let line = encode(ExportFormat::Jsonl, &records);
+            let back: AudienceRecord = serde_json::from_str(line.trim_end()).unwrap();
+            assert_eq!(back.identifiers["email"]["email1"], value);
+        }
     }
 
     #[test]

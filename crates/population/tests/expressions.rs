@@ -1,6 +1,6 @@
-//! Property tests: bitmap evaluation equals a person-by-person evaluation, and printing an
-//! expression then parsing it gives it back. Plus the parser's bad-input corpus against a real
-//! population.
+//! Property tests: bitmap evaluation equals a person-by-person evaluation, printing an
+//! expression then parsing it gives it back, and any text made of the language's tokens parses
+//! or says where it is wrong. Plus the parser's bad-input corpus against a real population.
 
 mod common;
 
@@ -100,6 +100,82 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(s in ".{0,200}") {
         let _ = pop().parse_expression(&s);
+    }
+}
+
+/// Plain digits name themselves; anything else is an unknown cluster (the parser alone, no
+/// population).
+fn digits(s: &str) -> Result<u32, String> {
+    s.parse::<u32>().map_err(|_| "unknown cluster".to_owned())
+}
+
+/// Text made of the language's own tokens and its near misses (lower-case operators, stray
+/// characters, hashes, NUL, non-ASCII), so that most inputs get deep into the parser.
+fn token_soup() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        4 => prop_oneof![Just("AND"), Just("OR"), Just("NOT"), Just("("), Just(")")].prop_map(str::to_owned),
+        4 => (0u32..40).prop_map(|n| n.to_string()),
+        1 => "[0-9a-f]{32}",
+        1 => prop_oneof![Just("and"), Just("Or"), Just("&"), Just("é"), Just("\0"), Just("-"), Just("x9")]
+            .prop_map(str::to_owned),
+    ];
+    let gap = prop_oneof![Just(" "), Just(""), Just("\t"), Just("\n  ")];
+    prop::collection::vec((token, gap), 0..30)
+        .prop_map(|parts| parts.into_iter().map(|(t, g)| format!("{t}{g}")).collect())
+}
+
+/// The shape the parser promises: an AND has a positive operand, an OR at least two.
+fn well_formed(e: &Expr) -> bool {
+    match e {
+        Expr::Term(_) => true,
+        Expr::And { all, not } => {
+            !all.is_empty() && all.len() + not.len() >= 2 && all.iter().chain(not).all(well_formed)
+        }
+        Expr::Or(items) => items.len() >= 2 && items.iter().all(well_formed),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    /// Whatever the text, the parser answers: an expression of the promised shape that prints
+    /// and parses back to itself, or an error whose position is in the text, on a character
+    /// boundary, with the token shown and the message short.
+    #[test]
+    fn token_soup_parses_or_says_where(text in token_soup()) {
+        match parse(&text, &digits) {
+            Ok(e) => {
+                prop_assert!(well_formed(&e), "{e:?}");
+                let printed = e.to_text(&|t| t.to_string());
+                prop_assert_eq!(parse(&printed, &digits).unwrap(), e);
+            }
+            Err(err) => {
+                prop_assert!(err.position <= text.len(), "{err}");
+                prop_assert!(text.is_char_boundary(err.position), "{err}");
+                prop_assert!(!err.token.is_empty() && !err.message.is_empty(), "{err}");
+                prop_assert!(err.to_string().len() < 400, "{err}");
+            }
+        }
+    }
+
+    /// A printed expression with its spaces changed to any white space and wrapped in redundant
+    /// parentheses still parses to the same expression.
+    #[test]
+    fn white_space_and_redundant_parentheses_do_not_change_it(
+        e in expr(1_000),
+        gaps in prop::collection::vec(prop_oneof![Just(" "), Just("  "), Just("\t"), Just("\r\n")], 64),
+        wraps in 0usize..4,
+    ) {
+        let printed = e.to_text(&|t| t.to_string());
+        let mut spaced = String::new();
+        for (i, part) in printed.split(' ').enumerate() {
+            if i > 0 {
+                spaced.push_str(gaps[i % gaps.len()]);
+            }
+            spaced.push_str(part);
+        }
+        let text = format!("{}{spaced}{}", "( ".repeat(wraps), " )".repeat(wraps));
+        prop_assert_eq!(parse(&text, &digits).unwrap(), e);
     }
 }
 

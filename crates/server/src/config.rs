@@ -4,6 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The most identifiers a job may carry unless configured otherwise.
+pub const DEFAULT_MAX_IDENTIFIERS: usize = 1_000_000;
+
 /// How the worker pool behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -55,6 +58,8 @@ pub struct ServiceConfig {
     pub retention: Duration,
     /// The largest request body accepted (a CSV of a million customers fits).
     pub max_body_bytes: usize,
+    /// The most identifiers one job may carry, counted as submitted.
+    pub max_identifiers: usize,
     /// How long a request may take to be answered, reading its body included: a client that
     /// sends slower than that (a slow-loris body) gets 408 instead of holding a connection.
     /// A download streams its body after the answer starts and is not cut by it.
@@ -70,6 +75,7 @@ impl Default for ServiceConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             retention: Duration::from_secs(7 * 24 * 3600),
             max_body_bytes: 128 * 1024 * 1024,
+            max_identifiers: DEFAULT_MAX_IDENTIFIERS,
             request_timeout: Duration::from_secs(60),
             max_jobs_in_flight: 100,
             worker: WorkerConfig::default(),

@@ -6,12 +6,11 @@ use icp_contract::{HashType, IdType, IdentifierGroup};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::decode::{looks_like_utf16, parse_json, parse_query, shorten};
 use crate::normalization::{Normalization, normalize_groups};
 use crate::options::JobOptions;
 use crate::problem::{ApiError, FieldError};
 
-/// The most identifiers one job may carry.
-pub const MAX_IDENTIFIERS: usize = 1_000_000;
 /// Validation stops listing problems after this many; the count says how many there were.
 const MAX_REPORTED_ERRORS: usize = 50;
 
@@ -20,8 +19,9 @@ const MAX_REPORTED_ERRORS: usize = 50;
 #[serde(deny_unknown_fields)]
 pub struct CreateJobRequest {
     /// Customer identifiers, grouped by type and hashing, as `resolve_identities` takes them.
+    #[serde(deserialize_with = "crate::decode::objects")]
     pub multi_identifiers: Vec<IdentifierGroup>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::decode::object")]
     pub options: JobOptions,
 }
 
@@ -40,63 +40,65 @@ impl JobInput {
     }
 }
 
-/// Parses and checks a JSON body.
-pub fn from_json(body: &[u8]) -> Result<JobInput, ApiError> {
+/// A place in the request a problem points at; JSON and CSV name it differently.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// The identifiers as a whole.
+    Identifiers,
+    /// Group `g`'s values as a whole.
+    Values(usize),
+    /// Group `g`'s hashing.
+    HashType(usize),
+    /// Value `v` of group `g`.
+    Value(usize, usize),
+}
+
+/// Parses and checks a JSON body carrying at most `max_identifiers` identifiers.
+pub fn from_json(body: &[u8], max_identifiers: usize) -> Result<JobInput, ApiError> {
     let req: CreateJobRequest = parse_json(body)?;
-    check(req.multi_identifiers, req.options, |g, v| {
-        format!("/multi_identifiers/{g}/values/{v}")
-    })
+    check(
+        req.multi_identifiers,
+        req.options,
+        max_identifiers,
+        &|place| match place {
+            Place::Identifiers => "/multi_identifiers".to_owned(),
+            Place::Values(g) => format!("/multi_identifiers/{g}/values"),
+            Place::HashType(g) => format!("/multi_identifiers/{g}/hash_type"),
+            Place::Value(g, v) => format!("/multi_identifiers/{g}/values/{v}"),
+        },
+    )
 }
 
-/// Deserialises a JSON body; an error names its place as a JSON pointer (`/` for the whole body).
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let location = if path == "." {
-            "/".to_owned()
-        } else {
-            json_pointer(&path)
-        };
-        ApiError::validation(location, e.into_inner().to_string())
-    })
-}
-
-/// Turns serde_path_to_error's `a.b[0].c` into the JSON pointer `/a/b/0/c`.
-fn json_pointer(path: &str) -> String {
-    let mut out = String::new();
-    for part in path.split('.') {
-        let mut rest = part;
-        while let Some(open) = rest.find('[') {
-            let (name, tail) = rest.split_at(open);
-            if !name.is_empty() {
-                out.push('/');
-                out.push_str(name);
-            }
-            let close = tail.find(']').unwrap_or(tail.len());
-            out.push('/');
-            out.push_str(&tail[1..close]);
-            rest = tail.get(close + 1..).unwrap_or("");
-        }
-        if !rest.is_empty() {
-            out.push('/');
-            out.push_str(rest);
-        }
-    }
-    out
-}
+/// What to send instead of a CSV that is not one.
+const CSV_SHAPE: &str = "a CSV upload starts with a header line naming its columns (email, \
+     phone, address, maid, optionally suffixed _md5, _sha1 or _sha256), then one customer a line";
 
 /// Parses a CSV upload: a header row naming identifier columns (`email`, `phone`, `address`,
 /// `maid`, or hashed as `email_sha256`, `phone_md5` …, case-insensitive); other columns are ignored.
-pub fn from_csv(body: &[u8], options: JobOptions) -> Result<JobInput, ApiError> {
+/// Problems name a line and column (`line 7, column email`); the options' problems name their
+/// query parameter (`query.min_support`).
+pub fn from_csv(
+    body: &[u8],
+    options: JobOptions,
+    max_identifiers: usize,
+) -> Result<JobInput, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::validation(
+            "line 1",
+            format!("the CSV is empty; {CSV_SHAPE}"),
+        ));
+    }
+    if looks_like_utf16(body) {
+        return Err(ApiError::validation(
+            "line 1",
+            "the CSV is not UTF-8 (it looks like UTF-16); save it as UTF-8",
+        ));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .trim(csv::Trim::All)
         .from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|e| ApiError::validation("line 1", format!("unreadable CSV header: {e}")))?
-        .clone();
+    let headers = reader.headers().map_err(|e| csv_error(&e, None))?.clone();
     let mut columns: Vec<(usize, IdType, HashType)> = Vec::new();
     for (i, name) in headers.iter().enumerate() {
         if let Some((id_type, hash_type)) = column_kind(name) {
@@ -106,25 +108,21 @@ pub fn from_csv(body: &[u8], options: JobOptions) -> Result<JobInput, ApiError> 
     if columns.is_empty() {
         return Err(ApiError::validation(
             "line 1",
-            format!(
-                "no identifier column in the header {:?}; name at least one of email, phone, \
-                 address, maid (optionally suffixed _md5, _sha1 or _sha256)",
-                headers.iter().collect::<Vec<_>>()
-            ),
+            no_identifier_column(&headers),
         ));
     }
-    // Each value's place (line, column) for a problem naming the first rejected one.
+    // Each value's place (line, column) for a problem naming the first rejected one, and the
+    // first column of each group for a problem with the group.
     type Places = Vec<(u64, usize)>;
-    let mut groups: BTreeMap<(IdType, HashType), (Vec<String>, Places)> = BTreeMap::new();
+    let mut groups: BTreeMap<(IdType, HashType), (Vec<String>, Places, usize)> = BTreeMap::new();
     for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            ApiError::validation(format!("line {line}"), format!("malformed CSV row: {e}"))
-        })?;
+        let record = record.map_err(|e| csv_error(&e, Some(&headers)))?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         for &(i, id_type, hash_type) in &columns {
             if let Some(value) = record.get(i).filter(|v| !v.is_empty()) {
-                let (values, places) = groups.entry((id_type, hash_type)).or_default();
+                let (values, places, _) = groups
+                    .entry((id_type, hash_type))
+                    .or_insert_with(|| (Vec::new(), Vec::new(), i));
                 values.push(value.to_owned());
                 places.push((line, i));
             }
@@ -136,21 +134,101 @@ pub fn from_csv(body: &[u8], options: JobOptions) -> Result<JobInput, ApiError> 
             "the CSV has a header but no identifiers",
         ));
     }
-    let (groups, places): (Vec<_>, Vec<_>) = groups
+    let mut places = Vec::new();
+    let mut first_columns = Vec::new();
+    let groups: Vec<IdentifierGroup> = groups
         .into_iter()
-        .map(|((id_type, hash_type), (values, places))| {
-            let group = IdentifierGroup {
+        .map(|((id_type, hash_type), (values, value_places, column))| {
+            places.push(value_places);
+            first_columns.push(column);
+            IdentifierGroup {
                 id_type,
                 hash_type,
                 values,
-            };
-            (group, places)
+            }
         })
-        .unzip();
-    check(groups, options, |g, v| {
-        let (line, i) = places[g][v];
-        format!("line {line}, column {}", &headers[i])
+        .collect();
+    let column = |i: usize| shorten(&headers[i], 40);
+    check(groups, options, max_identifiers, &|place| match place {
+        Place::Identifiers => "body".to_owned(),
+        Place::Values(g) | Place::HashType(g) => {
+            format!("line 1, column {}", column(first_columns[g]))
+        }
+        Place::Value(g, v) => {
+            let (line, i) = places[g][v];
+            format!("line {line}, column {}", column(i))
+        }
     })
+    .map_err(options_from_query)
+}
+
+/// Why a header names no identifier column, without repeating a customer's data when the
+/// file has no header at all and its first customer was read as one.
+fn no_identifier_column(headers: &csv::StringRecord) -> String {
+    let looks_like_data = headers
+        .iter()
+        .any(|h| h.contains('@') || h.bytes().filter(u8::is_ascii_digit).count() >= 5);
+    if looks_like_data {
+        format!("the first line looks like a customer, not a header; {CSV_SHAPE}")
+    } else {
+        let names: Vec<String> = headers.iter().take(20).map(|h| shorten(h, 40)).collect();
+        format!(
+            "no identifier column in the header {names:?}; name at least one of email, phone, \
+             address, maid (optionally suffixed _md5, _sha1 or _sha256)"
+        )
+    }
+}
+
+/// A CSV reading error as a problem at its line (and column, when the field is known).
+fn csv_error(e: &csv::Error, headers: Option<&csv::StringRecord>) -> ApiError {
+    let line = e.position().map_or(1, |p| p.line());
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => {
+            let column = headers
+                .and_then(|h| h.get(err.field()))
+                .map(|c| format!(", column {}", shorten(c, 40)))
+                .unwrap_or_default();
+            ApiError::validation(
+                format!("line {line}{column}"),
+                "not UTF-8; save the file as UTF-8",
+            )
+        }
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => ApiError::validation(
+            format!("line {line}"),
+            format!(
+                "{len} {} where the header has {expected_len}; every line needs as many \
+                 fields as the header (quote a cell that holds a comma)",
+                if *len == 1 { "field" } else { "fields" }
+            ),
+        ),
+        _ => ApiError::validation(format!("line {line}"), format!("malformed CSV: {e}")),
+    }
+}
+
+/// A CSV's options come from the query string: their problems name the parameter
+/// (`/options/location/latitude` is `query.latitude`).
+fn options_from_query(err: ApiError) -> ApiError {
+    match err {
+        ApiError::Validation(errors) => ApiError::Validation(
+            errors
+                .into_iter()
+                .map(|mut e| {
+                    if let Some(rest) = e.location.strip_prefix("/options/") {
+                        let mut parts = rest.split('/');
+                        let name = match parts.next() {
+                            Some("location") => parts.next(),
+                            other => other,
+                        };
+                        e.location = name.map_or("query".to_owned(), |n| format!("query.{n}"));
+                    }
+                    e
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 fn column_kind(name: &str) -> Option<(IdType, HashType)> {
@@ -174,7 +252,8 @@ fn column_kind(name: &str) -> Option<(IdType, HashType)> {
 fn check(
     groups: Vec<IdentifierGroup>,
     options: JobOptions,
-    locate: impl Fn(usize, usize) -> String,
+    max_identifiers: usize,
+    locate: &dyn Fn(Place) -> String,
 ) -> Result<JobInput, ApiError> {
     let mut errors = Vec::new();
     let mut problems = 0usize;
@@ -188,7 +267,7 @@ fn check(
         push(
             &mut errors,
             FieldError::new(
-                "/multi_identifiers",
+                locate(Place::Identifiers),
                 "give at least one group of identifiers",
             ),
         );
@@ -197,7 +276,7 @@ fn check(
         if group.values.is_empty() {
             push(
                 &mut errors,
-                FieldError::new(format!("/multi_identifiers/{g}/values"), "is empty"),
+                FieldError::new(locate(Place::Values(g)), "is empty"),
             );
         }
         if group.id_type == IdType::Address && group.hash_type != HashType::Plaintext {
@@ -206,25 +285,27 @@ fn check(
             push(
                 &mut errors,
                 FieldError::new(
-                    format!("/multi_identifiers/{g}/hash_type"),
+                    locate(Place::HashType(g)),
                     "addresses are matched in plaintext only",
                 ),
             );
         }
     }
     let total: usize = groups.iter().map(|g| g.values.len()).sum();
-    if total > MAX_IDENTIFIERS {
+    if total > max_identifiers {
         push(
             &mut errors,
             FieldError::new(
-                "/multi_identifiers",
-                format!("{total} identifiers; a job takes at most {MAX_IDENTIFIERS}"),
+                locate(Place::Identifiers),
+                format!("{total} identifiers; a job takes at most {max_identifiers}"),
             ),
         );
     }
     options.validate(&mut errors);
     if errors.is_empty() {
-        let normalized = normalize_groups(&groups, options.hash_identifiers, locate);
+        let normalized = normalize_groups(&groups, options.hash_identifiers, |g, v| {
+            locate(Place::Value(g, v))
+        });
         if normalized.report.kept() > 0 {
             return Ok(JobInput {
                 groups: normalized.groups,
@@ -270,8 +351,7 @@ pub struct CsvOptionsQuery {
 
 impl CsvOptionsQuery {
     pub fn parse(query: Option<&str>) -> Result<JobOptions, ApiError> {
-        let q: CsvOptionsQuery = serde_urlencoded::from_str(query.unwrap_or(""))
-            .map_err(|e| ApiError::validation("query", e.to_string()))?;
+        let q: CsvOptionsQuery = parse_query(query)?;
         let mut o = JobOptions::default();
         if let Some(v) = q.min_quality_score {
             o.min_quality_score = v;
@@ -344,14 +424,7 @@ fn split_list(s: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn pointer_from_serde_path() {
-        assert_eq!(
-            json_pointer("multi_identifiers[0].values[3]"),
-            "/multi_identifiers/0/values/3"
-        );
-        assert_eq!(json_pointer("options.min_support"), "/options/min_support");
-    }
+    const MAX: usize = crate::config::DEFAULT_MAX_IDENTIFIERS;
 
     #[test]
     fn csv_columns_case_insensitive_with_hash_suffix() {
@@ -375,6 +448,7 @@ mod tests {
         let input = from_csv(
             b"Email,Phone,name\na@x.com,5551234567,Ann\nb@x.com,,Bob\n",
             JobOptions::default(),
+            MAX,
         )
         .unwrap();
         assert_eq!(input.identifier_count(), 3);
@@ -385,6 +459,7 @@ mod tests {
     fn bad_json_names_the_place() {
         let err = from_json(
             br#"{"multi_identifiers":[{"id_type":"fax","hash_type":"plaintext","values":["1"]}]}"#,
+            MAX,
         )
         .unwrap_err();
         let p = err.to_problem();
@@ -396,7 +471,7 @@ mod tests {
     fn a_request_with_no_usable_value_is_refused() {
         let body =
             br#"{"multi_identifiers":[{"id_type":"email","hash_type":"sha256","values":["abc"]}]}"#;
-        let p = from_json(body).unwrap_err().to_problem();
+        let p = from_json(body, MAX).unwrap_err().to_problem();
         assert_eq!(p.errors[0].location, "/multi_identifiers/0/values/0");
         assert!(p.errors[0].message.contains("wrong_digest_length"), "{p:?}");
     }
@@ -406,12 +481,13 @@ mod tests {
         let input = from_csv(
             b"email,phone\n A@X.com ,+1 512 555 0134\nnobody,\n",
             JobOptions::default(),
+            MAX,
         )
         .unwrap();
         assert_eq!(input.groups[0].values, ["a@x.com"]);
         assert_eq!(input.groups[1].values, ["5125550134"]);
         assert_eq!(input.normalization.groups[0].rejected, 1);
-        let p = from_csv(b"email\nnobody\n", JobOptions::default())
+        let p = from_csv(b"email\nnobody\n", JobOptions::default(), MAX)
             .unwrap_err()
             .to_problem();
         assert_eq!(p.errors[0].location, "line 2, column email");

@@ -4,6 +4,7 @@
 //! Modules, bottom-up (each uses only modules listed before it):
 //! - no dependencies: `rfc3339`, `problem` (problem+json and `ApiError`), `config`;
 //! - `auth` (API keys and who is calling; uses the store only),
+//! - `decode` (bodies and query strings into typed values, errors that say where),
 //! - `options` (a job's options), `normalization` (identifiers in the form they are sent in),
 //!   `input` (a job's identifiers, JSON or CSV), `model` (jobs and results as the API shows
 //!   them), `state` (what handlers share);
@@ -15,6 +16,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod decode;
 pub mod input;
 pub mod model;
 pub mod normalization;

@@ -52,6 +52,7 @@ pub struct JobOptions {
     /// The contact data the audience carries: `email`, `phone` or `address`.
     pub identifier_type: IdType,
     /// Only people whose address lies in this circle.
+    #[serde(deserialize_with = "crate::decode::optional_object")]
     pub location: Option<Location>,
     /// Leave the customers themselves out of the audiences.
     pub exclude_customers: bool,

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::jobs::succeeded_result;
 use super::path_params::{AudienceStrategy, JobId};
 use crate::auth::Caller;
+use crate::decode::parse_query;
 use crate::model::{JobResult, strategy_name};
 use crate::options::JobOptions;
 use crate::problem::{ApiError, Problem};
@@ -36,6 +37,10 @@ struct ExportQuery {
 }
 
 /// Download one audience in full.
+///
+/// CSV is safe to open in a spreadsheet: a cell that starts with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return, and is not a plain number (`-5`, `+15125550134`), is written with a leading
+/// `'` so that no spreadsheet runs it as a formula. JSON and JSON lines carry every value as it is.
 #[utoipa::path(
     get,
     path = "/v1/jobs/{id}/audiences/{strategy}/export",
@@ -60,10 +65,7 @@ async fn export_audience(
     AudienceStrategy(strategy): AudienceStrategy,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q: ExportQuery =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
-            ApiError::validation("query.format", format!("{e}; use csv, json or jsonl"))
-        })?;
+    let q: ExportQuery = parse_query(query.as_deref())?;
     let format = match q.format.unwrap_or(ExportFormat::Csv) {
         ExportFormat::None => {
             return Err(ApiError::validation(

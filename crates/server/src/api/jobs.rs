@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::path_params::JobId;
 use crate::auth::Caller;
+use crate::decode::{parse_json, parse_query};
 use crate::input::{self, CreateJobRequest, CsvOptionsQuery};
 use crate::model::{Job, JobPage, JobResult, Progress};
 use crate::problem::{ApiError, Problem};
@@ -85,9 +86,17 @@ async fn create_job(
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
     let limit = state.config.max_body_bytes;
+    // A declared length past the limit is refused before any of the body is awaited.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
     let bytes = to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")))?;
+        .map_err(|e| body_error(&e, limit))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -105,10 +114,11 @@ async fn create_job(
                     "a JSON body carries its options in `options`; query parameters are for CSV uploads",
                 ));
             }
-            input::from_json(&bytes)?
+            input::from_json(&bytes, state.config.max_identifiers)?
         }
         "text/csv" | "application/csv" => {
-            input::from_csv(&bytes, CsvOptionsQuery::parse(query.as_deref())?)?
+            let options = CsvOptionsQuery::parse(query.as_deref())?;
+            input::from_csv(&bytes, options, state.config.max_identifiers)?
         }
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -182,6 +192,22 @@ async fn check_jobs_in_flight(state: &AppState, caller: &Caller) -> Result<(), A
     Ok(())
 }
 
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+}
+
+/// Why a body could not be read: past the limit (413), or broken on the wire (400).
+fn body_error(err: &axum::Error, limit: usize) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return too_large(limit);
+        }
+        source = e.source();
+    }
+    ApiError::BadRequest(format!("the body could not be read: {err}"))
+}
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -227,8 +253,7 @@ async fn list_jobs(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<JobPage>, ApiError> {
-    let q: ListQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::validation("query", e.to_string()))?;
+    let q: ListQuery = parse_query(query.as_deref())?;
     let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(ApiError::validation(
@@ -273,7 +298,9 @@ fn decode_cursor(token: &str) -> Result<(OffsetDateTime, Uuid), ApiError> {
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     let (millis, id) = text.split_once(':').ok_or_else(bad)?;
     let millis: i128 = millis.parse().map_err(|_| bad())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).map_err(|_| bad())?;
+    // Checked: a forged token's millis times 10^6 can overflow even an i128.
+    let nanos = millis.checked_mul(1_000_000).ok_or_else(bad)?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?;
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
@@ -445,7 +472,7 @@ async fn job_feedback(
     JobId(id): JobId,
     body: axum::body::Bytes,
 ) -> Result<Json<FeedbackAccepted>, ApiError> {
-    let feedback: JobFeedback = input::parse_json(&body)?;
+    let feedback: JobFeedback = parse_json(&body)?;
     if feedback.message.trim().is_empty() || feedback.message.len() > 10_000 {
         return Err(ApiError::validation(
             "/message",
@@ -493,5 +520,7 @@ mod tests {
         let id = Uuid::new_v4();
         assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
         assert!(decode_cursor("garbage!").is_err());
+        let forged = URL_SAFE_NO_PAD.encode(format!("{}:{id}", "9".repeat(38)));
+        assert!(decode_cursor(&forged).is_err());
     }
 }

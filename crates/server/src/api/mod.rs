@@ -4,14 +4,13 @@
 mod caller;
 mod exports;
 mod fallbacks;
+mod guards;
 mod health;
 mod jobs;
 mod path_params;
 mod security_doc;
 
 use axum::Router;
-use axum::http::StatusCode;
-use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -60,11 +59,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallbacks::not_found)
         .method_not_allowed_fallback(fallbacks::method_not_allowed)
         .with_state(state)
-        // Inside the problem+json layer, so that its 408 is rewritten like any other error.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(axum::middleware::from_fn_with_state(
             timeout,
+            guards::time_limit,
         ))
+        .layer(axum::middleware::from_fn(guards::headers_and_coding))
         .layer(axum::middleware::map_response(
             fallbacks::ensure_problem_json,
         ))

@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 use icp_analysis::Strategy;
 use uuid::Uuid;
 
+use crate::decode::shorten;
 use crate::problem::ApiError;
 
 /// The `{id}` of a `/v1/jobs/{id}…` route. Anything that is not a UUID is a 404, not a 400: no
@@ -38,9 +39,10 @@ impl<S: Send + Sync> FromRequestParts<S> for JobId {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let raw = raw_param(parts, state, "id").await?;
-        Uuid::parse_str(&raw)
-            .map(JobId)
-            .map_err(|_| ApiError::NotFound(format!("no job {raw:?} (job ids are UUIDs)")))
+        Uuid::parse_str(&raw).map(JobId).map_err(|_| {
+            let shown = shorten(&raw, 64);
+            ApiError::NotFound(format!("no job {shown:?} (job ids are UUIDs)"))
+        })
     }
 }
 
@@ -52,8 +54,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AudienceStrategy {
         serde_json::from_value(serde_json::Value::String(raw.clone()))
             .map(AudienceStrategy)
             .map_err(|_| {
+                let shown = shorten(&raw, 64);
                 ApiError::NotFound(format!(
-                    "no audience strategy {raw:?}; use precision, reach or hybrid"
+                    "no audience strategy {shown:?}; use precision, reach or hybrid"
                 ))
             })
     }
