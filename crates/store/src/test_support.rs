@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -146,6 +147,47 @@ impl Drop for TestDatabase {
                 eprintln!("warning: could not drop test database {name}: {err}");
             }
         }
+    }
+}
+
+/// Takes the write lock of the SQLite database at `path` from a connection of its own and holds
+/// it until [`SqliteWriteLock::release`], as another process (a backup, a migration, a stuck
+/// `sqlite3` shell) would: writers then find the database busy, readers still read. The lock is
+/// what makes a SQLite file unwritable whoever the service runs as (permissions do not stop
+/// root; a file renamed or removed stays open under its old descriptors), and releasing it puts
+/// everything back as it was.
+///
+/// # Panics
+/// When the lock cannot be taken within 10 s.
+pub async fn lock_sqlite_writes(path: &str) -> SqliteWriteLock {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(10));
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .expect("open a second connection to the test database");
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .expect("take the write lock of the test database");
+    SqliteWriteLock { conn }
+}
+
+/// A SQLite write lock held by a connection outside the store (see [`lock_sqlite_writes`]);
+/// dropping it without `release` releases it too, when the connection closes.
+#[derive(Debug)]
+pub struct SqliteWriteLock {
+    conn: SqliteConnection,
+}
+
+impl SqliteWriteLock {
+    /// Rolls back the empty transaction: the lock is free again.
+    pub async fn release(mut self) {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.conn)
+            .await
+            .expect("release the write lock");
+        let _ = self.conn.close().await;
     }
 }
 
