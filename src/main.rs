@@ -129,6 +129,10 @@ struct ServeArgs {
     /// Jobs one API key may have queued or running at once (then 429); 0: no limit.
     #[arg(long, env = "ICP_MAX_JOBS_IN_FLIGHT", default_value_t = ServiceConfig::default().max_jobs_in_flight)]
     max_jobs_in_flight: u64,
+    /// Milliseconds a request waits to get into the database before it answers 503 with
+    /// Retry-After (workers wait longer and pause their jobs while it is out of reach).
+    #[arg(long, env = "ICP_DB_WAIT_MS", default_value_t = ServiceConfig::default().db_wait.as_millis() as u64)]
+    db_wait_ms: u64,
 }
 
 impl Default for ServeArgs {
@@ -240,6 +244,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         retention: Duration::from_secs(args.retention_hours.max(1) * 3600),
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_jobs_in_flight: args.max_jobs_in_flight,
+        db_wait: Duration::from_millis(args.db_wait_ms.max(1)),
         worker: WorkerConfig {
             workers: args.workers,
             enrich_concurrency: args.enrich_concurrency.max(1),

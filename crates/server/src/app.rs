@@ -67,7 +67,8 @@ pub async fn start(
     let config = Arc::new(config);
     let wake_workers = Arc::new(tokio::sync::Notify::new());
     let state = AppState {
-        store: store.clone(),
+        // Requests wait for the database only briefly: an outage answers 503 at once.
+        store: store.with_wait(config.db_wait),
         provider: provider.clone(),
         config: config.clone(),
         auth: Arc::new(auth),

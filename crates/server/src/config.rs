@@ -61,6 +61,10 @@ pub struct ServiceConfig {
     pub request_timeout: Duration,
     /// Jobs one API key may have queued or running at once; past it, 429. Zero: no limit.
     pub max_jobs_in_flight: u64,
+    /// How long a request waits to get into the database (a connection; on SQLite, its turn
+    /// to write and the write lock) before it answers 503 with `Retry-After`, so that a
+    /// database out of reach fails requests fast instead of holding them.
+    pub db_wait: Duration,
     pub worker: WorkerConfig,
 }
 
@@ -72,6 +76,7 @@ impl Default for ServiceConfig {
             max_body_bytes: 128 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             max_jobs_in_flight: 100,
+            db_wait: Duration::from_millis(500),
             worker: WorkerConfig::default(),
         }
     }
