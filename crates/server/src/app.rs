@@ -95,7 +95,7 @@ pub async fn start(
     }));
 
     let ctx = WorkerContext {
-        store: store.clone(),
+        store: store.with_wait(config.worker.db_wait),
         provider,
         config: config.worker.clone(),
         wake: wake_workers,

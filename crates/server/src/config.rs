@@ -29,6 +29,10 @@ pub struct WorkerConfig {
     /// `list_clusters` calls (ids and sizes can change upstream: keep it short); zero lists
     /// every time.
     pub cluster_cache_ttl: Duration,
+    /// How long a worker's database operation waits to get in (a connection; on SQLite, the
+    /// write lock) before the database counts as out of reach and the job pauses until it
+    /// answers again. Longer than a request's wait: a worker has no client waiting on it.
+    pub db_wait: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -43,6 +47,7 @@ impl Default for WorkerConfig {
             resolve_chunk: 30_000,
             export_chunk_rows: 5_000,
             cluster_cache_ttl: Duration::from_secs(600),
+            db_wait: Duration::from_secs(15),
         }
     }
 }
@@ -63,7 +68,8 @@ pub struct ServiceConfig {
     pub max_jobs_in_flight: u64,
     /// How long a request waits to get into the database (a connection; on SQLite, its turn
     /// to write and the write lock) before it answers 503 with `Retry-After`, so that a
-    /// database out of reach fails requests fast instead of holding them.
+    /// database out of reach fails requests fast instead of holding them. Workers wait longer
+    /// and pause their jobs meanwhile (see `worker::outage`).
     pub db_wait: Duration,
     pub worker: WorkerConfig,
 }
