@@ -11,6 +11,7 @@ mod normalization;
 mod outage;
 mod pipeline;
 mod population_size;
+mod purge;
 mod python_sdk;
 mod remote_provider;
 mod resume;

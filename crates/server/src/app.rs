@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use icp_contract::PopulationProvider;
 use icp_store::Store;
@@ -17,9 +16,6 @@ use crate::auth::Auth;
 use crate::config::ServiceConfig;
 use crate::state::AppState;
 use crate::worker::{ClusterCache, WorkerContext, spawn_pool};
-
-/// How often expired jobs are purged.
-const JANITOR_EVERY: Duration = Duration::from_secs(60);
 
 /// A running service; dropping it does not stop it, `shutdown` does.
 pub struct RunningService {
@@ -107,6 +103,7 @@ pub async fn start(
     }));
 
     let janitor_shutdown = shutdown.clone();
+    let purge_every = config.purge_every;
     tasks.push(tokio::spawn(async move {
         loop {
             match store.purge_expired(time::OffsetDateTime::now_utc()).await {
@@ -116,7 +113,7 @@ pub async fn start(
             }
             tokio::select! {
                 _ = janitor_shutdown.cancelled() => break,
-                _ = tokio::time::sleep(JANITOR_EVERY) => {}
+                _ = tokio::time::sleep(purge_every) => {}
             }
         }
     }));

@@ -71,6 +71,8 @@ pub struct ServiceConfig {
     /// database out of reach fails requests fast instead of holding them. Workers wait longer
     /// and pause their jobs meanwhile (see `worker::outage`).
     pub db_wait: Duration,
+    /// How often jobs past their retention are purged.
+    pub purge_every: Duration,
     pub worker: WorkerConfig,
 }
 
@@ -83,6 +85,7 @@ impl Default for ServiceConfig {
             request_timeout: Duration::from_secs(60),
             max_jobs_in_flight: 100,
             db_wait: Duration::from_millis(500),
+            purge_every: Duration::from_secs(60),
             worker: WorkerConfig::default(),
         }
     }
