@@ -52,7 +52,10 @@ pub async fn start(
     store: Store,
     provider: Arc<dyn PopulationProvider>,
 ) -> std::io::Result<RunningService> {
-    let auth = Auth::new(store.clone())
+    // Requests wait for the database only briefly: an outage answers 503 at once (the key
+    // checks of a request included).
+    let api_store = store.with_wait(config.db_wait);
+    let auth = Auth::new(api_store.clone())
         .await
         .map_err(std::io::Error::other)?;
     auth.check_listener(config.listen)
@@ -63,8 +66,7 @@ pub async fn start(
     let config = Arc::new(config);
     let wake_workers = Arc::new(tokio::sync::Notify::new());
     let state = AppState {
-        // Requests wait for the database only briefly: an outage answers 503 at once.
-        store: store.with_wait(config.db_wait),
+        store: api_store,
         provider: provider.clone(),
         config: config.clone(),
         auth: Arc::new(auth),
