@@ -135,6 +135,10 @@ struct ServeArgs {
     /// The most identifiers one job may carry (then 422).
     #[arg(long, env = "ICP_MAX_IDENTIFIERS", default_value_t = ServiceConfig::default().max_identifiers)]
     max_identifiers: usize,
+    /// Milliseconds a request waits to get into the database before it answers 503 with
+    /// Retry-After (workers wait longer and pause their jobs while it is out of reach).
+    #[arg(long, env = "ICP_DB_WAIT_MS", default_value_t = ServiceConfig::default().db_wait.as_millis() as u64)]
+    db_wait_ms: u64,
 }
 
 impl Default for ServeArgs {
@@ -248,6 +252,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_jobs_in_flight: args.max_jobs_in_flight,
         max_body_bytes: args.max_body_bytes.max(1),
         max_identifiers: args.max_identifiers.max(1),
+        db_wait: Duration::from_millis(args.db_wait_ms.max(1)),
         worker: WorkerConfig {
             workers: args.workers,
             enrich_concurrency: args.enrich_concurrency.max(1),

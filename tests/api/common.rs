@@ -52,6 +52,9 @@ pub struct TestApp {
     _db: TestDatabase,
 }
 
+/// A change to the service's configuration, made by a test.
+pub type Configure = Box<dyn FnOnce(&mut ServiceConfig) + Send>;
+
 pub struct AppOptions {
     pub workers: usize,
     /// The provider the service uses; the embedded test population when absent.
@@ -66,6 +69,11 @@ pub struct AppOptions {
     pub max_jobs_in_flight: Option<u64>,
     /// Changes the service's configuration once the fields above are applied (limits, timeouts).
     pub service: Option<fn(&mut ServiceConfig)>,
+    /// The URL the service connects to instead of the test database's own (a proxy in front
+    /// of it).
+    pub db_url: Option<String>,
+    /// Changes the service's configuration last, after the options above.
+    pub configure: Option<Configure>,
 }
 
 impl Default for AppOptions {
@@ -78,6 +86,8 @@ impl Default for AppOptions {
             poll_interval: None,
             max_jobs_in_flight: None,
             service: None,
+            db_url: None,
+            configure: None,
         }
     }
 }
@@ -96,7 +106,7 @@ pub async fn spawn_app_without_workers(db: TestDatabase) -> TestApp {
 }
 
 pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
-    let store = Store::connect(db.url())
+    let store = Store::connect(opts.db_url.as_deref().unwrap_or(db.url()))
         .await
         .expect("connect to the test database");
     store.migrate().await.expect("migrate the test database");
@@ -122,6 +132,9 @@ pub async fn spawn_app_with(db: TestDatabase, opts: AppOptions) -> TestApp {
         ..ServiceConfig::default()
     };
     if let Some(configure) = opts.service {
+        configure(&mut config);
+    }
+    if let Some(configure) = opts.configure {
         configure(&mut config);
     }
     let service = icp_server::start(config, store.clone(), provider)
@@ -327,6 +340,9 @@ pub trait Tap: Send + Sync + 'static {
 pub struct Tapped<T> {
     pub inner: EmbeddedProvider,
     pub tap: T,
+    /// Holds `get_person` calls while closed (open unless a test closes it): jobs wait in the
+    /// enrich stage, their resolve stage checkpointed, until the test lets them go.
+    pub enrich_gate: Gate,
 }
 
 impl<T: Tap> Tapped<T> {
@@ -334,7 +350,32 @@ impl<T: Tap> Tapped<T> {
         Arc::new(Self {
             inner: EmbeddedProvider::new(population()),
             tap,
+            enrich_gate: Gate::default(),
         })
+    }
+}
+
+/// A gate calls wait at while it is closed.
+pub struct Gate(tokio::sync::watch::Sender<bool>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(tokio::sync::watch::Sender::new(true))
+    }
+}
+
+impl Gate {
+    pub fn close(&self) {
+        self.0.send_replace(false);
+    }
+
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn pass(&self) {
+        let mut open = self.0.subscribe();
+        let _ = open.wait_for(|open| *open).await;
     }
 }
 
@@ -355,6 +396,7 @@ impl<T: Tap> PopulationProvider for Tapped<T> {
         self.inner.resolve_persons(req).await
     }
     async fn get_person(&self, req: GetPersonRequest) -> Result<GetPersonResponse, ProviderError> {
+        self.enrich_gate.pass().await;
         self.tap.on_get_person(&req)?;
         self.inner.get_person(req).await
     }

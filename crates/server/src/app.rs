@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use icp_contract::PopulationProvider;
 use icp_store::Store;
@@ -17,9 +16,6 @@ use crate::auth::Auth;
 use crate::config::ServiceConfig;
 use crate::state::AppState;
 use crate::worker::{ClusterCache, WorkerContext, spawn_pool};
-
-/// How often expired jobs are purged.
-const JANITOR_EVERY: Duration = Duration::from_secs(60);
 
 /// A running service; dropping it does not stop it, `shutdown` does.
 pub struct RunningService {
@@ -56,7 +52,10 @@ pub async fn start(
     store: Store,
     provider: Arc<dyn PopulationProvider>,
 ) -> std::io::Result<RunningService> {
-    let auth = Auth::new(store.clone())
+    // Requests wait for the database only briefly: an outage answers 503 at once (the key
+    // checks of a request included).
+    let api_store = store.with_wait(config.db_wait);
+    let auth = Auth::new(api_store.clone())
         .await
         .map_err(std::io::Error::other)?;
     auth.check_listener(config.listen)
@@ -67,7 +66,7 @@ pub async fn start(
     let config = Arc::new(config);
     let wake_workers = Arc::new(tokio::sync::Notify::new());
     let state = AppState {
-        store: store.clone(),
+        store: api_store,
         provider: provider.clone(),
         config: config.clone(),
         auth: Arc::new(auth),
@@ -94,7 +93,7 @@ pub async fn start(
     }));
 
     let ctx = WorkerContext {
-        store: store.clone(),
+        store: store.with_wait(config.worker.db_wait),
         provider,
         config: config.worker.clone(),
         wake: wake_workers,
@@ -106,6 +105,7 @@ pub async fn start(
     }));
 
     let janitor_shutdown = shutdown.clone();
+    let purge_every = config.purge_every;
     tasks.push(tokio::spawn(async move {
         loop {
             match store.purge_expired(time::OffsetDateTime::now_utc()).await {
@@ -115,7 +115,7 @@ pub async fn start(
             }
             tokio::select! {
                 _ = janitor_shutdown.cancelled() => break,
-                _ = tokio::time::sleep(JANITOR_EVERY) => {}
+                _ = tokio::time::sleep(purge_every) => {}
             }
         }
     }));

@@ -32,6 +32,10 @@ pub struct WorkerConfig {
     /// `list_clusters` calls (ids and sizes can change upstream: keep it short); zero lists
     /// every time.
     pub cluster_cache_ttl: Duration,
+    /// How long a worker's database operation waits to get in (a connection; on SQLite, the
+    /// write lock) before the database counts as out of reach and the job pauses until it
+    /// answers again. Longer than a request's wait: a worker has no client waiting on it.
+    pub db_wait: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -46,6 +50,7 @@ impl Default for WorkerConfig {
             resolve_chunk: 30_000,
             export_chunk_rows: 5_000,
             cluster_cache_ttl: Duration::from_secs(600),
+            db_wait: Duration::from_secs(15),
         }
     }
 }
@@ -66,6 +71,13 @@ pub struct ServiceConfig {
     pub request_timeout: Duration,
     /// Jobs one API key may have queued or running at once; past it, 429. Zero: no limit.
     pub max_jobs_in_flight: u64,
+    /// How long a request waits to get into the database (a connection; on SQLite, its turn
+    /// to write and the write lock) before it answers 503 with `Retry-After`, so that a
+    /// database out of reach fails requests fast instead of holding them. Workers wait longer
+    /// and pause their jobs meanwhile (see `worker::outage`).
+    pub db_wait: Duration,
+    /// How often jobs past their retention are purged.
+    pub purge_every: Duration,
     pub worker: WorkerConfig,
 }
 
@@ -78,6 +90,8 @@ impl Default for ServiceConfig {
             max_identifiers: DEFAULT_MAX_IDENTIFIERS,
             request_timeout: Duration::from_secs(60),
             max_jobs_in_flight: 100,
+            db_wait: Duration::from_millis(500),
+            purge_every: Duration::from_secs(60),
             worker: WorkerConfig::default(),
         }
     }

@@ -8,6 +8,11 @@ use utoipa::ToSchema;
 /// Base of the stable `type` URIs; each problem kind appends its own slug.
 const TYPE_BASE: &str = "https://icp-service.dev/problems/";
 
+/// Seconds a client should wait before trying again when the service is unavailable (its
+/// database out of reach): long enough not to hammer a recovering database, short enough that
+/// a blip costs a client little.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
+
 /// The stable `type` URI of a problem kind: the one place such URIs are built.
 pub fn problem_type(slug: &str) -> String {
     format!("{TYPE_BASE}{slug}")
@@ -91,6 +96,7 @@ pub enum ApiError {
     /// A limit reached; the client may retry after `retry_after` seconds.
     #[error("too many requests: {message}")]
     TooManyRequests { message: String, retry_after: u32 },
+    /// Answered with `Retry-After`: the condition is expected to pass.
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("upstream provider error: {0}")]
@@ -219,6 +225,12 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
+            Self::Unavailable(_) => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+                );
+            }
             _ => {}
         }
         response
@@ -230,6 +242,14 @@ impl From<icp_store::StoreError> for ApiError {
         match err {
             icp_store::StoreError::NotFound => Self::NotFound("no such job".to_owned()),
             icp_store::StoreError::IdempotencyConflict => Self::IdempotencyMismatch,
+            // The database out of reach, or busy for a moment: the request may be made again.
+            other if other.is_transient() => {
+                tracing::warn!(error = %other, "database unavailable; answering 503");
+                Self::Unavailable(
+                    "the job store is unavailable for the moment; try again after Retry-After                      seconds"
+                        .to_owned(),
+                )
+            }
             other => Self::Internal(other.to_string()),
         }
     }

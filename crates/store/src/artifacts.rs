@@ -306,7 +306,11 @@ fn pack(text: &[u8]) -> Vec<u8> {
 
 /// Stored text back: unpacked when it was packed, else the plain column (rows written before
 /// compression). `what` names the row for the error.
-fn unpack(plain: String, packed: Option<Vec<u8>>, what: impl FnOnce() -> String) -> Result<String> {
+pub(crate) fn unpack(
+    plain: String,
+    packed: Option<Vec<u8>>,
+    what: impl FnOnce() -> String,
+) -> Result<String> {
     let Some(packed) = packed else {
         return Ok(plain);
     };

@@ -5,10 +5,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Connection;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Connection, SqlSafeStr, Sqlite, Transaction};
+use tokio::time::Instant;
 
 use crate::error::{Result, StoreError};
 
@@ -38,6 +40,11 @@ pub struct Store {
     /// starve the others: one audience's export waited 0.9 s behind another's chunks. (Unused
     /// on Postgres, whose row locks queue writers themselves.)
     pub(crate) sqlite_writes: Arc<tokio::sync::Mutex<()>>,
+    /// How long one operation waits to get in: for a connection, and on SQLite for its turn to
+    /// write and the database's write lock. Past it the operation fails as unavailable
+    /// ([`StoreError::is_unavailable`]) instead of hanging. Per clone ([`Store::with_wait`]): an
+    /// HTTP request waits a fraction of a second, a worker longer.
+    wait: Duration,
     /// Copies a SQLite file's write-ahead log into the database in the background while the
     /// store is open (see [`checkpoint_in_background`]).
     _checkpointer: Option<Arc<AbortOnDrop>>,
@@ -83,12 +90,18 @@ fn checkpoint_in_background(pool: SqlitePool) -> AbortOnDrop {
     }))
 }
 
-/// How long a SQLite writer waits for another writer before giving up with `SQLITE_BUSY`.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one try at SQLite's write lock waits in SQLite's busy handler. This process's
+/// writers queue on `sqlite_writes` first, so the lock is busy only when another process holds
+/// it; the store then tries again until its own deadline ([`Store::with_wait`]), which a short
+/// busy timeout lets it keep.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(50);
 /// WAL lets readers run beside the one writer; a few connections are enough for that.
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an operation waits to get in unless the store is told otherwise (workers, the
+/// janitor, the command line); also the pool's own ceiling on waiting for a connection.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(15);
+const ACQUIRE_TIMEOUT: Duration = DEFAULT_WAIT;
 /// A pooled Postgres connection idle for longer than this is pinged before it is handed out.
 /// sqlx pings on *every* acquire by default, which doubles the round trips of a job poll; a
 /// connection in steady use has just proven itself, so only one that sat idle is checked.
@@ -130,8 +143,69 @@ impl Store {
         Ok(Store {
             pool,
             sqlite_writes: Arc::default(),
+            wait: DEFAULT_WAIT,
             _checkpointer: checkpointer,
         })
+    }
+
+    /// This store (same pool, same write queue) with operations that wait at most `wait` to get
+    /// in, then fail as unavailable. Capped by the pool's own wait, [`DEFAULT_WAIT`].
+    pub fn with_wait(&self, wait: Duration) -> Store {
+        Store {
+            wait,
+            ..self.clone()
+        }
+    }
+
+    /// When an operation starting now must have got in.
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.wait
+    }
+
+    /// A pooled connection, or `PoolTimedOut` at `deadline`: a database that refuses or does not
+    /// answer connections makes the pool retry until then.
+    pub(crate) async fn acquire<DB: sqlx::Database>(
+        &self,
+        pool: &sqlx::Pool<DB>,
+        deadline: Instant,
+    ) -> Result<PoolConnection<DB>> {
+        match tokio::time::timeout_at(deadline, pool.acquire()).await {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    /// This process's turn to write to SQLite (see `sqlite_writes`), waited for until
+    /// `deadline`.
+    pub(crate) async fn write_turn(
+        &self,
+        deadline: Instant,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        tokio::time::timeout_at(deadline, self.sqlite_writes.lock())
+            .await
+            .map_err(|_| StoreError::Unavailable {
+                waiting_for: "its turn to write",
+                waited_ms: self.wait.as_millis() as u64,
+            })
+    }
+
+    /// A SQLite transaction holding the write lock. `IMMEDIATE` takes the lock up front: a
+    /// deferred transaction that reads first and writes later can fail with
+    /// `SQLITE_BUSY_SNAPSHOT`, which no busy timeout retries. While another process holds the
+    /// lock, tries again until `deadline`, then fails with `SQLITE_BUSY`.
+    pub(crate) async fn begin_immediate(
+        &self,
+        pool: &SqlitePool,
+        deadline: Instant,
+    ) -> Result<Transaction<'static, Sqlite>> {
+        loop {
+            let conn = self.acquire(pool, deadline).await?;
+            match Transaction::begin(conn, Some("BEGIN IMMEDIATE".into_sql_str())).await {
+                Ok(tx) => return Ok(tx),
+                Err(err) if is_busy(&err) && Instant::now() < deadline => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 
     /// Brings the schema up to date. Safe to run from several processes at once on Postgres
@@ -151,11 +225,23 @@ impl Store {
         }
     }
 
-    /// A round trip to the database, for readiness checks.
+    /// Whether the database takes work, within this store's wait: for readiness checks, and for
+    /// workers waiting out an outage. On SQLite that is whether this process could write: a
+    /// read answers while another process holds the write lock, and every job writes.
     pub async fn ping(&self) -> Result<()> {
+        let deadline = self.deadline();
         match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
-            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+            Pool::Sqlite(pool) => {
+                let _writing = self.write_turn(deadline).await?;
+                self.begin_immediate(pool, deadline)
+                    .await?
+                    .rollback()
+                    .await?;
+            }
+            Pool::Postgres(pool) => {
+                let mut conn = self.acquire(pool, deadline).await?;
+                sqlx::query("SELECT 1").execute(&mut *conn).await?;
+            }
         }
         Ok(())
     }
@@ -167,6 +253,14 @@ impl Store {
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// SQLite's `SQLITE_BUSY` (and its extended codes): the write lock is another connection's.
+fn is_busy(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 fn is_in_memory(url: &str) -> bool {

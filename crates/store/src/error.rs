@@ -22,6 +22,12 @@ pub enum StoreError {
     /// A row holds a value the code cannot read back (an unknown status, a timestamp out of range).
     #[error("invalid data in the store: {0}")]
     InvalidData(String),
+    /// The operation could not get in within the store's wait (see `Store::with_wait`).
+    #[error("the database is unavailable: no {waiting_for} within {waited_ms} ms")]
+    Unavailable {
+        waiting_for: &'static str,
+        waited_ms: u64,
+    },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
@@ -37,6 +43,7 @@ impl StoreError {
     /// a busy SQLite file. Logical outcomes (`NotFound`, `LeaseLost`, conflicts) never are.
     pub fn is_transient(&self) -> bool {
         match self {
+            Self::Unavailable { .. } => true,
             Self::Database(err) => {
                 matches!(
                     err,
@@ -52,6 +59,42 @@ impl StoreError {
             }
             _ => false,
         }
+    }
+}
+
+impl StoreError {
+    /// Whether the database could not be reached or entered at all — no connection, a dropped
+    /// one, the server shutting down, SQLite's write lock held elsewhere — as opposed to a
+    /// statement that reached it and failed. Such an error says nothing about the work: a worker
+    /// waits for the database to answer again and carries on with the same attempt.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } => true,
+            Self::Database(err) => {
+                matches!(
+                    err,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::WorkerCrashed
+                        | sqlx::Error::Tls(_)
+                ) || err
+                    .as_database_error()
+                    .and_then(|db| db.code())
+                    .is_some_and(|code| is_unavailable_code(&code))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Postgres: SQLSTATE classes 08 (connection) and 57P (shutdown, cannot connect now), and 53300
+/// (too many connections). SQLite: BUSY (5) and LOCKED (6), primary codes.
+fn is_unavailable_code(code: &str) -> bool {
+    if code.len() == 5 {
+        code.starts_with("08") || code.starts_with("57P") || code == "53300"
+    } else {
+        code.parse::<i32>()
+            .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6))
     }
 }
 
@@ -71,7 +114,7 @@ fn is_transient_code(code: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_transient_code;
+    use super::{is_transient_code, is_unavailable_code};
 
     #[test]
     fn transient_codes_by_backend() {
@@ -89,6 +132,19 @@ mod tests {
         }
         for code in ["2067", "1", "19"] {
             assert!(!is_transient_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn unavailable_codes_are_transient_and_not_the_other_way() {
+        // Connection failure, admin shutdown, cannot connect now, too many connections, BUSY.
+        for code in ["08006", "08001", "57P01", "57P03", "53300", "5", "517", "6"] {
+            assert!(is_unavailable_code(code), "{code}");
+            assert!(is_transient_code(code), "{code}");
+        }
+        // Reached the database and failed: serialization, deadlock, disk full, constraint.
+        for code in ["40001", "40P01", "53100", "23505", "2067", "1"] {
+            assert!(!is_unavailable_code(code), "{code}");
         }
     }
 }

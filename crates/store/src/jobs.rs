@@ -98,8 +98,10 @@ impl Store {
         id: Uuid,
         owner: Option<&str>,
     ) -> Result<Option<(JobRecord, Vec<TraceRecord>)>> {
+        let deadline = self.deadline();
         let row: Option<JobDetailRow> = match &self.pool {
             Pool::Sqlite(pool) => {
+                let mut conn = self.acquire(pool, deadline).await?;
                 sqlx::query_as(concat!(
                     "SELECT ",
                     job_columns!(),
@@ -110,10 +112,11 @@ impl Store {
                 ))
                 .bind(id)
                 .bind(owner)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
             }
             Pool::Postgres(pool) => {
+                let mut conn = self.acquire(pool, deadline).await?;
                 sqlx::query_as(concat!(
                     // `json_agg` of the row type costs Postgres a third less than building
                     // each object with `json_build_object` (pgbench); no traces gives NULL.
@@ -126,7 +129,7 @@ impl Store {
                 ))
                 .bind(id)
                 .bind(owner)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
             }
         };

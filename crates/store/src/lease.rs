@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use crate::connect::{Pool, Store};
+use crate::connect::{Backend, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{Heartbeat, JobRecord, Lease, Stage};
 use crate::row::{JobRow, job_columns, millis_after, now_millis, to_millis};
@@ -66,28 +66,21 @@ impl Store {
     ) -> Result<Option<(JobRecord, Lease)>> {
         let now = now_millis();
         let expires = millis_after(now, lease);
-        let row: Option<JobRow> = match &self.pool {
-            // SQLite runs the whole statement under its single write lock: no two claims overlap.
-            Pool::Sqlite(pool) => {
-                let _writing = self.sqlite_writes.lock().await;
-                sqlx::query_as(claim_sql!(""))
-                    .bind(worker_id)
-                    .bind(expires)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            // SKIP LOCKED: concurrent claimers (in this or another process) pass over a row
-            // another one is taking instead of queueing behind it.
-            Pool::Postgres(pool) => {
-                sqlx::query_as(claim_sql!(" FOR UPDATE SKIP LOCKED"))
-                    .bind(worker_id)
-                    .bind(expires)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await?
-            }
+        // SQLite runs the whole statement under its single write lock: no two claims overlap.
+        // On Postgres, SKIP LOCKED: concurrent claimers (in this or another process) pass over
+        // a row another one is taking instead of queueing behind it.
+        let sql = match self.backend() {
+            Backend::Sqlite => claim_sql!(""),
+            Backend::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
         };
+        let row: Option<JobRow> = write_on_pool!(self, pool => {
+            sqlx::query_as(sql)
+                .bind(worker_id)
+                .bind(expires)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        });
         let Some(row) = row else {
             return Ok(None);
         };

@@ -17,49 +17,70 @@
 //! - The job input and checkpoints (personal data) are deleted the moment a job reaches a final
 //!   status; `delete_job` / `purge_expired` remove everything else.
 
-/// Runs `$body` once per backend with `$pool` bound to the concrete pool, so one piece of code
-/// (with `$n` placeholders both dialects accept) serves both.
+/// Runs `$body` once per backend with `$pool` bound to a connection of the concrete backend, so
+/// one piece of code (with `$n` placeholders both dialects accept) serves both. The connection is
+/// waited for only as long as the store's wait (`Store::with_wait`).
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.pool {
-            $crate::connect::Pool::Sqlite($pool) => $body,
-            $crate::connect::Pool::Postgres($pool) => $body,
+            $crate::connect::Pool::Sqlite(pool) => {
+                let mut conn = $store.acquire(pool, $store.deadline()).await?;
+                let $pool = &mut *conn;
+                $body
+            }
+            $crate::connect::Pool::Postgres(pool) => {
+                let mut conn = $store.acquire(pool, $store.deadline()).await?;
+                let $pool = &mut *conn;
+                $body
+            }
         }
     };
 }
 
 /// [`on_pool!`] for a statement that writes: on SQLite it waits for this process's other writers
-/// first (see `Store::sqlite_writes`).
+/// first (see `Store::sqlite_writes`) and runs in a transaction that holds the write lock, so
+/// the wait for a lock another process holds is the store's to bound, not SQLite's.
 macro_rules! write_on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.pool {
-            $crate::connect::Pool::Sqlite($pool) => {
-                let _writing = $store.sqlite_writes.lock().await;
+            $crate::connect::Pool::Sqlite(pool) => {
+                let deadline = $store.deadline();
+                let _writing = $store.write_turn(deadline).await?;
+                let mut tx = $store.begin_immediate(pool, deadline).await?;
+                let out = {
+                    let $pool = &mut *tx;
+                    $body
+                };
+                tx.commit().await?;
+                out
+            }
+            $crate::connect::Pool::Postgres(pool) => {
+                let mut conn = $store.acquire(pool, $store.deadline()).await?;
+                let $pool = &mut *conn;
                 $body
             }
-            $crate::connect::Pool::Postgres($pool) => $body,
         }
     };
 }
 
 /// Runs `$body` in a transaction (`$tx`), committing when the body finishes; an early return or
 /// `?` drops the transaction, which rolls it back. On SQLite the transaction waits for this
-/// process's other writers first (see `Store::sqlite_writes`).
+/// process's other writers first (see `Store::sqlite_writes`) and takes the write lock up front
+/// (`Store::begin_immediate`).
 macro_rules! in_tx {
     ($store:expr, $tx:ident => $body:expr) => {
         match &$store.pool {
             $crate::connect::Pool::Sqlite(pool) => {
-                let _writing = $store.sqlite_writes.lock().await;
-                // IMMEDIATE takes the write lock up front: a deferred transaction that reads
-                // first and writes later can fail with SQLITE_BUSY_SNAPSHOT, which no busy
-                // timeout retries.
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let deadline = $store.deadline();
+                let _writing = $store.write_turn(deadline).await?;
+                let mut $tx = $store.begin_immediate(pool, deadline).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
             }
             $crate::connect::Pool::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
+                let conn = $store.acquire(pool, $store.deadline()).await?;
+                let mut $tx = sqlx::Transaction::begin(conn, None).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out

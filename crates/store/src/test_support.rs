@@ -2,12 +2,14 @@
 //! when `ICP_TEST_DATABASE_URL` names a server. Also the jobs tests create and the rows they read
 //! or write behind the store's back. Test code: failures here panic with a message.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -149,6 +151,47 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Takes the write lock of the SQLite database at `path` from a connection of its own and holds
+/// it until [`SqliteWriteLock::release`], as another process (a backup, a migration, a stuck
+/// `sqlite3` shell) would: writers then find the database busy, readers still read. The lock is
+/// what makes a SQLite file unwritable whoever the service runs as (permissions do not stop
+/// root; a file renamed or removed stays open under its old descriptors), and releasing it puts
+/// everything back as it was.
+///
+/// # Panics
+/// When the lock cannot be taken within 10 s.
+pub async fn lock_sqlite_writes(path: &str) -> SqliteWriteLock {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(10));
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .expect("open a second connection to the test database");
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut conn)
+        .await
+        .expect("take the write lock of the test database");
+    SqliteWriteLock { conn }
+}
+
+/// A SQLite write lock held by a connection outside the store (see [`lock_sqlite_writes`]);
+/// dropping it without `release` releases it too, when the connection closes.
+#[derive(Debug)]
+pub struct SqliteWriteLock {
+    conn: SqliteConnection,
+}
+
+impl SqliteWriteLock {
+    /// Rolls back the empty transaction: the lock is free again.
+    pub async fn release(mut self) {
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.conn)
+            .await
+            .expect("release the write lock");
+        let _ = self.conn.close().await;
+    }
+}
+
 /// A job to create, expiring in a day.
 pub fn new_job(owner: Option<&str>, key: Option<&str>, hash: &str) -> NewJob {
     NewJob {
@@ -234,6 +277,102 @@ pub async fn job_footprint(store: &Store, id: Uuid) -> JobFootprint {
         exports: count(store, "job_exports", "job_id", id).await,
         traces: count(store, "job_traces", "job_id", id).await,
     }
+}
+
+/// Every table with a `job_id` column — where a job's data can be — read from the schema itself,
+/// so a table added later is covered without anyone remembering to.
+pub async fn job_tables(store: &Store) -> Vec<String> {
+    let tables: Result<Vec<String>, sqlx::Error> = match &store.pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar(
+                "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
+                 WHERE m.type = 'table' AND c.name = 'job_id' ORDER BY m.name",
+            )
+            .fetch_all(pool)
+            .await
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND column_name = 'job_id' \
+                 ORDER BY table_name",
+            )
+            .fetch_all(pool)
+            .await
+        }
+    };
+    tables.unwrap_or_else(|err| panic!("list the tables of job data: {err}"))
+}
+
+/// The rows one job has in `jobs` and in each of [`job_tables`], by table.
+pub async fn job_rows(store: &Store, id: Uuid) -> BTreeMap<String, i64> {
+    let mut rows = BTreeMap::new();
+    rows.insert("jobs".to_owned(), count_rows(store, "jobs", "id", id).await);
+    for table in job_tables(store).await {
+        let n = count_rows(store, &table, "job_id", id).await;
+        rows.insert(table, n);
+    }
+    rows
+}
+
+async fn count_rows(store: &Store, table: &str, column: &str, id: Uuid) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
+    let counted: Result<i64, sqlx::Error> = match &store.pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        }
+    };
+    counted.unwrap_or_else(|err| panic!("count rows of {table}: {err}"))
+}
+
+/// Everything the store holds for one job, as text: the job row's documents and every row of
+/// its input, checkpoints (unpacked), exports (unpacked) and traces. For tests that look for
+/// personal data that must be gone.
+pub async fn job_text(store: &Store, id: Uuid) -> String {
+    const JOB: &str = "SELECT CAST(options AS TEXT) || ' ' || CAST(progress AS TEXT) || ' ' || \
+        COALESCE(CAST(resolution AS TEXT), '') || ' ' || COALESCE(CAST(error AS TEXT), '') || ' ' \
+        || COALESCE(CAST(result AS TEXT), '') || ' ' || COALESCE(workflow_id, '') \
+        FROM jobs WHERE id = $1";
+    const INPUT: &str = "SELECT CAST(input AS TEXT) FROM job_inputs WHERE job_id = $1";
+    const CHECKPOINTS: &str = "SELECT payload, payload_lz4 FROM job_checkpoints WHERE job_id = $1";
+    const EXPORTS: &str = "SELECT body, body_lz4 FROM job_exports WHERE job_id = $1";
+    const TRACES: &str =
+        "SELECT stage || ' ' || tool || ' ' || tool_trace_id FROM job_traces WHERE job_id = $1";
+    macro_rules! read {
+        ($sql:expr, $ty:ty) => {{
+            let read: Result<Vec<$ty>, sqlx::Error> = match &store.pool {
+                Pool::Sqlite(pool) => sqlx::query_as($sql).bind(id).fetch_all(pool).await,
+                Pool::Postgres(pool) => sqlx::query_as($sql).bind(id).fetch_all(pool).await,
+            };
+            read.unwrap_or_else(|err| panic!("read the job's rows: {err}"))
+        }};
+    }
+    let mut text = Vec::new();
+    for (row,) in read!(JOB, (String,)) {
+        text.push(row);
+    }
+    for (row,) in read!(INPUT, (String,)) {
+        text.push(row);
+    }
+    for (plain, packed) in read!(CHECKPOINTS, (String, Option<Vec<u8>>)) {
+        text.push(crate::artifacts::unpack(plain, packed, String::new).expect("a checkpoint"));
+    }
+    for (plain, packed) in read!(EXPORTS, (String, Option<Vec<u8>>)) {
+        text.push(crate::artifacts::unpack(plain, packed, String::new).expect("an export chunk"));
+    }
+    for (row,) in read!(TRACES, (String,)) {
+        text.push(row);
+    }
+    text.join("\n")
 }
 
 fn drop_sql(name: &str) -> String {

@@ -1,6 +1,7 @@
 //! The worker pool and the pipeline it runs every job through, one file per stage.
 //!
-//! Bottom-up: `error` (why a stage stops) and `cluster_cache` (listings kept between jobs) →
+//! Bottom-up: `error` (why a stage stops), `cluster_cache` (listings kept between jobs) and
+//! `outage` (waiting for the database to come back) →
 //! `context` (what workers share) → `checkpoint` (one job's run and everything it persists) →
 //! `accept`, `ahead`, `feeder`, `clusters` (pieces the stages share) → the stages
 //! `resolve_enrich`, `analyze`, `map`, `find` → `pipeline` (the stages in order) → `pool`
@@ -17,6 +18,7 @@ mod error;
 mod feeder;
 mod find;
 mod map;
+mod outage;
 mod pipeline;
 mod pool;
 mod resolve_enrich;

@@ -12,7 +12,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::WorkerContext;
 use super::error::StageError;
-use super::pipeline;
+use super::{outage, pipeline};
+
+/// How many times one attempt pauses for the database and runs on from its checkpoints before
+/// an unavailable database counts as a failed attempt like any other (a database that answers
+/// pings but keeps dropping the job's writes must not hold it forever).
+const MAX_PAUSES: u32 = 20;
+/// How soon a failed heartbeat is tried again (at most: never later than a regular beat), so
+/// that the lease is renewed as soon as the database is back.
+const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
+/// The longest a worker waits between claims that fail (the database out of reach).
+const CLAIM_BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// Starts `config.workers` workers; they stop when `shutdown` is cancelled.
 pub fn spawn_pool(ctx: WorkerContext, shutdown: CancellationToken) -> JoinSet<()> {
@@ -27,8 +37,13 @@ pub fn spawn_pool(ctx: WorkerContext, shutdown: CancellationToken) -> JoinSet<()
 
 async fn run_worker(ctx: WorkerContext, worker_id: String, shutdown: CancellationToken) {
     tracing::debug!(worker = %worker_id, "worker started");
+    let mut failed_claims = 0u32;
     while !shutdown.is_cancelled() {
-        match ctx.store.claim_next(&worker_id, ctx.config.lease).await {
+        let claimed = ctx.store.claim_next(&worker_id, ctx.config.lease).await;
+        if claimed.is_ok() {
+            failed_claims = 0;
+        }
+        match claimed {
             Ok(Some((job, lease))) => {
                 tracing::info!(job = %job.id, attempt = lease.attempt, worker = %worker_id, "job claimed");
                 run_claimed(&ctx, job, lease, &shutdown).await;
@@ -41,10 +56,15 @@ async fn run_worker(ctx: WorkerContext, worker_id: String, shutdown: Cancellatio
                 }
             }
             Err(err) => {
+                // Doubling while the database stays out of reach, from four polls up to a cap.
+                failed_claims = failed_claims.saturating_add(1);
+                let delay = (ctx.config.poll_interval * 4)
+                    .saturating_mul(1 << failed_claims.min(6).saturating_sub(1))
+                    .min(CLAIM_BACKOFF_CAP.max(ctx.config.poll_interval));
                 tracing::warn!(worker = %worker_id, error = %err, "claiming a job failed");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(ctx.config.poll_interval * 4) => {}
+                    _ = tokio::time::sleep(jittered(delay)) => {}
                 }
             }
         }
@@ -86,9 +106,29 @@ async fn run_claimed(
         interrupt.clone(),
         shutdown.clone(),
     ));
-    let outcome = tokio::select! {
-        r = pipeline::run(ctx, &job, &lease, &stop) => Some(r),
-        _ = stop.cancelled() => None,
+    let mut job = job;
+    let mut pauses = 0;
+    let outcome = loop {
+        let outcome = tokio::select! {
+            r = pipeline::run(ctx, &job, &lease, &stop) => Some(r),
+            _ = stop.cancelled() => None,
+        };
+        match outcome {
+            Some(Err(StageError::Store(err))) if err.is_unavailable() && pauses < MAX_PAUSES => {
+                pauses += 1;
+                tracing::warn!(job = %job.id, attempt = lease.attempt, error = %err,
+                    "database unavailable; job paused until it answers");
+                match resume(ctx, &lease, &stop, &interrupt).await {
+                    Some(now) => {
+                        tracing::info!(job = %job.id, attempt = lease.attempt,
+                            "database back; job resumes from its checkpoints");
+                        job = now;
+                    }
+                    None => break None,
+                }
+            }
+            other => break other,
+        }
     };
     heartbeat.abort();
     let why = *interrupt.lock().expect("interrupt lock");
@@ -99,7 +139,7 @@ async fn run_claimed(
         }
         (_, Some(Interrupt::Cancelled)) => {
             tracing::info!(job = %job.id, "job cancelled");
-            ctx.store.mark_cancelled(&lease).await
+            outage::until_written(&ctx.store, shutdown, || ctx.store.mark_cancelled(&lease)).await
         }
         (_, Some(Interrupt::Shutdown)) | (None, None) => {
             // Leave the job running with its lease: it expires and another worker resumes from
@@ -109,9 +149,17 @@ async fn run_claimed(
         }
         (Some(Ok(result)), None) => {
             tracing::info!(job = %job.id, "job succeeded");
-            ctx.store.complete(&lease, result).await
+            outage::until_written(&ctx.store, shutdown, || {
+                ctx.store.complete(&lease, result.clone())
+            })
+            .await
         }
-        (Some(Err(err)), None) => record_failure(ctx, &job, &lease, err).await,
+        (Some(Err(err)), None) => {
+            outage::until_written(&ctx.store, shutdown, || {
+                record_failure(ctx, &job, &lease, &err)
+            })
+            .await
+        }
     };
     match written {
         Ok(()) | Err(StoreError::LeaseLost) => {}
@@ -121,11 +169,44 @@ async fn run_claimed(
     }
 }
 
+/// After the database came back from an outage: whether this worker still holds the job (a
+/// heartbeat, which also renews the lease before anyone can take it over) and the job as it now
+/// stands (progress, workflow id), to run on from its checkpoints. `None` when the job must
+/// stop: the lease lost, a cancel asked for, the process shutting down.
+async fn resume(
+    ctx: &WorkerContext,
+    lease: &Lease,
+    stop: &CancellationToken,
+    interrupt: &std::sync::Mutex<Option<Interrupt>>,
+) -> Option<icp_store::JobRecord> {
+    let stopping = |why| {
+        interrupt.lock().expect("interrupt lock").get_or_insert(why);
+        stop.cancel();
+        None
+    };
+    loop {
+        if !outage::database_back(&ctx.store, stop).await {
+            return None;
+        }
+        match ctx.store.heartbeat(lease, ctx.config.lease).await {
+            Ok(beat) if beat.cancel_requested => return stopping(Interrupt::Cancelled),
+            Ok(_) => {}
+            Err(StoreError::LeaseLost) => return stopping(Interrupt::LeaseLost),
+            Err(_) => continue,
+        }
+        match ctx.store.get_job(lease.job_id, None).await {
+            Ok(Some(job)) => return Some(job),
+            Ok(None) => return stopping(Interrupt::LeaseLost),
+            Err(_) => continue,
+        }
+    }
+}
+
 async fn record_failure(
     ctx: &WorkerContext,
     job: &icp_store::JobRecord,
     lease: &Lease,
-    err: StageError,
+    err: &StageError,
 ) -> Result<(), StoreError> {
     let problem = err.to_problem();
     let problem_json = serde_json::to_value(&problem).unwrap_or_default();
@@ -150,6 +231,7 @@ async fn heartbeat(
     shutdown: CancellationToken,
 ) {
     let every = ctx.config.lease / 3;
+    let mut wait = every;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
@@ -157,8 +239,9 @@ async fn heartbeat(
                 stop.cancel();
                 return;
             }
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
+        wait = every;
         match ctx.store.heartbeat(&lease, ctx.config.lease).await {
             Ok(beat) if beat.cancel_requested => {
                 interrupt
@@ -177,8 +260,12 @@ async fn heartbeat(
                 stop.cancel();
                 return;
             }
-            // A passing database fault: keep working; the lease outlives a few missed beats.
-            Err(err) => tracing::warn!(job = %lease.job_id, error = %err, "heartbeat failed"),
+            // A passing database fault: keep working; the lease outlives a few missed beats,
+            // and the next beat comes sooner, to renew it as soon as the database is back.
+            Err(err) => {
+                tracing::warn!(job = %lease.job_id, error = %err, "heartbeat failed");
+                wait = HEARTBEAT_RETRY.min(every);
+            }
         }
     }
 }
