@@ -59,7 +59,7 @@ enum Interrupt {
     Cancelled,
     /// The lease is gone (expired and taken by another worker): stop without writing.
     LeaseLost,
-    /// The process is shutting down: leave the job for another worker to resume.
+    /// The process is shutting down: the job is released for another worker to resume.
     Shutdown,
 }
 
@@ -101,17 +101,21 @@ async fn run_claimed(
             tracing::info!(job = %job.id, "job cancelled");
             ctx.store.mark_cancelled(&lease).await
         }
-        (_, Some(Interrupt::Shutdown)) | (None, None) => {
-            // Leave the job running with its lease: it expires and another worker resumes from
-            // the last checkpoint. Retrying at once would only race our own shutdown.
-            tracing::info!(job = %job.id, "worker shutting down; job left for another worker");
-            Ok(())
-        }
-        (Some(Ok(result)), None) => {
+        // A pipeline that ended as the shutdown came has its outcome written like any other.
+        (Some(Ok(result)), None | Some(Interrupt::Shutdown)) => {
             tracing::info!(job = %job.id, "job succeeded");
             ctx.store.complete(&lease, result).await
         }
-        (Some(Err(err)), None) => record_failure(ctx, &job, &lease, err).await,
+        (Some(Err(err)), None | Some(Interrupt::Shutdown)) => {
+            record_failure(ctx, &job, &lease, err).await
+        }
+        (None, Some(Interrupt::Shutdown) | None) => {
+            // The stage stopped where it was: what it checkpointed stays, the calls in flight
+            // are dropped. The job goes back to the queue at once, so another process resumes
+            // it now instead of when the lease would have expired.
+            tracing::info!(job = %job.id, "worker shutting down; job released for another worker");
+            ctx.store.release(&lease).await
+        }
     };
     match written {
         Ok(()) | Err(StoreError::LeaseLost) => {}
