@@ -3,7 +3,10 @@
 //! dependencies link once and the generated population is built once for every module.
 
 mod auth;
+mod call_log;
+mod child;
 mod common;
+mod crash_kill;
 mod endpoints;
 mod layering;
 mod normalization;
@@ -12,3 +15,4 @@ mod population_size;
 mod python_sdk;
 mod remote_provider;
 mod resume;
+mod stored_work;
