@@ -15,4 +15,5 @@ mod population_size;
 mod python_sdk;
 mod remote_provider;
 mod resume;
+mod sigterm;
 mod stored_work;
