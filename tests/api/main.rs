@@ -14,6 +14,7 @@ mod pipeline;
 mod population_size;
 mod python_sdk;
 mod remote_provider;
+mod replicas;
 mod resume;
 mod sigterm;
 mod stored_work;
