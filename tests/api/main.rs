@@ -9,6 +9,7 @@ mod common;
 mod crash_kill;
 mod endpoints;
 mod layering;
+mod log_privacy;
 mod normalization;
 mod pipeline;
 mod population_size;
