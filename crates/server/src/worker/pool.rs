@@ -93,7 +93,10 @@ async fn run_claimed(
     heartbeat.abort();
     let why = *interrupt.lock().expect("interrupt lock");
     let written = match (outcome, why) {
-        (_, Some(Interrupt::LeaseLost)) => {
+        // A stale worker (frozen past its lease, say) finds out at its next write: the job is
+        // another's now, not failed, and there is nothing to record.
+        (_, Some(Interrupt::LeaseLost))
+        | (Some(Err(StageError::Store(StoreError::LeaseLost))), _) => {
             tracing::warn!(job = %job.id, "lease lost; another worker owns the job now");
             Ok(())
         }
