@@ -120,6 +120,10 @@ struct ServeArgs {
     /// calls (0: list every time).
     #[arg(long, env = "ICP_CLUSTER_CACHE_SECS", default_value_t = WorkerConfig::default().cluster_cache_ttl.as_secs())]
     cluster_cache_secs: u64,
+    /// Seconds a worker's claim on a job lasts; renewed every third of it while the job runs.
+    /// A job whose process died is resumed by another once its lease ran out.
+    #[arg(long, env = "ICP_LEASE_SECS", default_value_t = WorkerConfig::default().lease.as_secs())]
+    lease_secs: u64,
     /// Hours a job and its data are kept.
     #[arg(long, env = "ICP_RETENTION_HOURS", default_value_t = 168)]
     retention_hours: u64,
@@ -198,7 +202,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.command {
+    let outcome = match cli.command {
         None => runtime.block_on(serve(ServeArgs::default())),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Migrate(args)) => runtime.block_on(async {
@@ -217,8 +221,16 @@ fn main() -> anyhow::Result<()> {
         Some(Command::SampleCustomers(args)) => sample_customers(args),
         Some(Command::McpServe(args)) => runtime.block_on(mcp_serve(args)),
         Some(Command::Keys(args)) => runtime.block_on(keys::run(args)),
-    }
+    };
+    // A stopped job's analysis may still be mining on a blocking thread, which dropping the
+    // runtime would wait for: the process exits within a bounded time instead (that work is
+    // lost either way; the job was released and resumes elsewhere from its checkpoints).
+    runtime.shutdown_timeout(BLOCKING_WORK_GRACE);
+    outcome
 }
+
+/// How long an exiting process waits for work on blocking threads.
+const BLOCKING_WORK_GRACE: Duration = Duration::from_secs(2);
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::connect(&args.database.database_url)
@@ -257,6 +269,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             workers: args.workers,
             enrich_concurrency: args.enrich_concurrency.max(1),
             cluster_cache_ttl: Duration::from_secs(args.cluster_cache_secs),
+            lease: Duration::from_secs(args.lease_secs.max(1)),
             ..WorkerConfig::default()
         },
     };

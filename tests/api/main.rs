@@ -3,11 +3,15 @@
 //! dependencies link once and the generated population is built once for every module.
 
 mod auth;
+mod call_log;
+mod child;
 mod common;
+mod crash_kill;
 mod endpoints;
 mod hostile;
 mod layering;
 mod load;
+mod log_privacy;
 mod normalization;
 mod outage;
 mod pipeline;
@@ -15,5 +19,8 @@ mod population_size;
 mod purge;
 mod python_sdk;
 mod remote_provider;
+mod replicas;
 mod resume;
+mod sigterm;
+mod stored_work;
 mod tcp_proxy;

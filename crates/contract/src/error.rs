@@ -52,6 +52,22 @@ impl ProviderError {
         }
     }
 
+    /// What kind of failure this is, in words that quote nothing of the call: what logs and a
+    /// job's error say. The message can hold the upstream's own text (which may echo an
+    /// identifier it was sent) or a parser's quote of the answer (a profile's values), so it
+    /// stays out of both.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "invalid request",
+            Self::NotFound { .. } => "not found",
+            Self::RateLimited { .. } => "rate limited",
+            Self::Unavailable { .. } => "unavailable",
+            Self::ExportExpired { .. } => "export expired",
+            Self::Protocol { .. } => "protocol error",
+            Self::Unauthorized { .. } => "unauthorized",
+        }
+    }
+
     /// Whether the same call may succeed if made again later.
     pub fn is_retryable(&self) -> bool {
         matches!(

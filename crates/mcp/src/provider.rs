@@ -181,7 +181,12 @@ impl WattProvider {
                         && tries < cfg.max_retries =>
                 {
                     let delay = retry_delay(cfg, tries, &e);
-                    tracing::debug!(error = %e, ?delay, attempt = tries + 1, "retrying upstream call");
+                    tracing::debug!(
+                        error = e.kind(),
+                        ?delay,
+                        attempt = tries + 1,
+                        "retrying upstream call"
+                    );
                     tries += 1;
                     self.inner.counters.retry();
                     tokio::time::sleep(delay).await;

@@ -276,6 +276,28 @@ impl Store {
         }))
     }
 
+    /// The worker is stopping (its process shuts down) before the job ends: the job goes back to
+    /// the queue at once, lease cleared, so any worker resumes it from its checkpoints now rather
+    /// than when the lease would have expired. Nothing else changes: the attempt stays (the next
+    /// claim bumps it, as it would after an expiry), and the input and checkpoints stay.
+    pub async fn release(&self, lease: &Lease) -> Result<()> {
+        let now = now_millis();
+        fenced(write_on_pool!(self, pool => {
+            bind_lease!(
+                sqlx::query(concat!(
+                    "UPDATE jobs SET status = 'queued', \
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $4 WHERE ",
+                    fence!()
+                )),
+                lease
+            )
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
     /// The worker stopped the job after a cancel request: cancelled, lease cleared, input and
     /// checkpoints purged.
     pub async fn mark_cancelled(&self, lease: &Lease) -> Result<()> {

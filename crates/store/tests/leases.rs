@@ -495,3 +495,48 @@ async fn a_reclaimed_job_carries_a_pending_cancel() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_released_job_is_claimed_again_at_once_and_its_old_lease_is_fenced_off() {
+    for db in TestDatabase::all().await {
+        let store = db.store().await;
+        let job = store
+            .create_job(new_job(None, None, "h"))
+            .await
+            .unwrap()
+            .job;
+        let (_, stopping) = store.claim_next("stopping", LEASE).await.unwrap().unwrap();
+        store
+            .put_checkpoint(&stopping, Stage::Resolve, 1, "part one")
+            .await
+            .unwrap();
+        store.release(&stopping).await.unwrap();
+
+        let released = store.get_job(job.id, None).await.unwrap().unwrap();
+        assert_eq!(released.status, JobStatus::Queued, "{:?}", db.backend());
+        assert_eq!(released.lease_owner, None);
+        assert_eq!(released.attempt, stopping.attempt);
+        // Claimable now, though the released lease had a minute to run.
+        let (again, next) = store.claim_next("next", LEASE).await.unwrap().unwrap();
+        assert_eq!(again.id, job.id);
+        assert_eq!(next.attempt, stopping.attempt + 1);
+        assert_eq!(
+            store.checkpoints(job.id, Stage::Resolve).await.unwrap(),
+            vec![(1, "part one".to_owned())]
+        );
+        // The released lease writes nothing more, nor releases the new one.
+        assert!(matches!(
+            store.release(&stopping).await,
+            Err(StoreError::LeaseLost)
+        ));
+        assert!(matches!(
+            store
+                .put_checkpoint(&stopping, Stage::Resolve, 2, "late")
+                .await,
+            Err(StoreError::LeaseLost)
+        ));
+        let running = store.get_job(job.id, None).await.unwrap().unwrap();
+        assert_eq!(running.status, JobStatus::Running);
+        assert_eq!(running.lease_owner.as_deref(), Some("next"));
+    }
+}

@@ -5,10 +5,12 @@ use icp_store::StoreError;
 
 use crate::problem::Problem;
 
-/// Why a stage could not finish.
+/// Why a stage could not finish. What it displays goes to the log and into the job's error:
+/// it names the failure without quoting the provider's message or the stored data, either of
+/// which can hold an identifier or a profile's values.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    #[error("{stage} stage: the provider answered: {source}")]
+    #[error("{stage} stage: the provider answered: {}", .source.kind())]
     Provider {
         stage: &'static str,
         source: ProviderError,
@@ -71,10 +73,39 @@ pub(super) fn provider(stage: &'static str) -> impl Fn(ProviderError) -> StageEr
     move |source| StageError::Provider { stage, source }
 }
 
+/// Where the stored JSON broke, not what it held (serde's message quotes the offending value).
 pub(super) fn corrupt(e: serde_json::Error) -> StageError {
-    StageError::Corrupt(e.to_string())
+    StageError::Corrupt(format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    ))
 }
 
 pub(super) fn stopped(e: tokio::task::JoinError) -> StageError {
     StageError::Analysis(format!("the analysis task stopped: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neither_the_log_nor_the_job_error_quotes_the_provider_or_the_stored_data() {
+        let refused = provider("resolve")(ProviderError::validation(
+            "no person matches the email jane.doe@example.com",
+        ));
+        let unreadable = corrupt(serde_json::from_str::<u64>(r#""555 Main St""#).unwrap_err());
+        for err in [refused, unreadable] {
+            let shown = format!("{err} {:?}", err.to_problem().detail);
+            assert!(!shown.contains("jane"), "{shown}");
+            assert!(!shown.contains("Main St"), "{shown}");
+        }
+        let refused = provider("resolve")(ProviderError::validation("x"));
+        assert_eq!(
+            refused.to_string(),
+            "resolve stage: the provider answered: invalid request"
+        );
+    }
 }

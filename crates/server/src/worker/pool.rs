@@ -79,7 +79,7 @@ enum Interrupt {
     Cancelled,
     /// The lease is gone (expired and taken by another worker): stop without writing.
     LeaseLost,
-    /// The process is shutting down: leave the job for another worker to resume.
+    /// The process is shutting down: the job is released for another worker to resume.
     Shutdown,
 }
 
@@ -133,7 +133,10 @@ async fn run_claimed(
     heartbeat.abort();
     let why = *interrupt.lock().expect("interrupt lock");
     let written = match (outcome, why) {
-        (_, Some(Interrupt::LeaseLost)) => {
+        // A stale worker (frozen past its lease, say) finds out at its next write: the job is
+        // another's now, not failed, and there is nothing to record.
+        (_, Some(Interrupt::LeaseLost))
+        | (Some(Err(StageError::Store(StoreError::LeaseLost))), _) => {
             tracing::warn!(job = %job.id, "lease lost; another worker owns the job now");
             Ok(())
         }
@@ -141,24 +144,26 @@ async fn run_claimed(
             tracing::info!(job = %job.id, "job cancelled");
             outage::until_written(&ctx.store, shutdown, || ctx.store.mark_cancelled(&lease)).await
         }
-        (_, Some(Interrupt::Shutdown)) | (None, None) => {
-            // Leave the job running with its lease: it expires and another worker resumes from
-            // the last checkpoint. Retrying at once would only race our own shutdown.
-            tracing::info!(job = %job.id, "worker shutting down; job left for another worker");
-            Ok(())
-        }
-        (Some(Ok(result)), None) => {
+        // A pipeline that ended as the shutdown came has its outcome written like any other.
+        (Some(Ok(result)), None | Some(Interrupt::Shutdown)) => {
             tracing::info!(job = %job.id, "job succeeded");
             outage::until_written(&ctx.store, shutdown, || {
                 ctx.store.complete(&lease, result.clone())
             })
             .await
         }
-        (Some(Err(err)), None) => {
+        (Some(Err(err)), None | Some(Interrupt::Shutdown)) => {
             outage::until_written(&ctx.store, shutdown, || {
                 record_failure(ctx, &job, &lease, &err)
             })
             .await
+        }
+        (None, Some(Interrupt::Shutdown) | None) => {
+            // The stage stopped where it was: what it checkpointed stays, the calls in flight
+            // are dropped. The job goes back to the queue at once, so another process resumes
+            // it now instead of when the lease would have expired.
+            tracing::info!(job = %job.id, "worker shutting down; job released for another worker");
+            ctx.store.release(&lease).await
         }
     };
     match written {
