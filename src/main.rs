@@ -272,6 +272,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             lease: Duration::from_secs(args.lease_secs.max(1)),
             ..WorkerConfig::default()
         },
+        ..ServiceConfig::default()
     };
     let service = icp_server::start(config, store, provider)
         .await
