@@ -19,6 +19,8 @@ use crate::problem::FieldError;
 pub const MAX_VALUE_LEN: usize = 512;
 /// The reason code of a value longer than `MAX_VALUE_LEN`.
 const TOO_LONG: &str = "too_long";
+/// A NUL character: never part of an identifier, and PostgreSQL cannot store it in `jsonb`.
+const NUL_CHARACTER: &str = "nul_character";
 
 /// What normalisation did to the values of one `(id_type, hash_type)` as submitted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -35,8 +37,8 @@ pub struct GroupNormalization {
     pub changed: u64,
     /// Values left out because they have no normal form.
     pub rejected: u64,
-    /// `rejected` by reason: `empty`, `too_long`, `not_an_email`, `not_a_phone`,
-    /// `not_an_address`, `not_hex`, `wrong_digest_length`.
+    /// `rejected` by reason: `empty`, `too_long`, `nul_character`, `not_an_email`,
+    /// `not_a_phone`, `not_an_address`, `not_hex`, `wrong_digest_length`.
     pub rejected_by_reason: BTreeMap<String, u64>,
     /// Values dropped because an earlier one had the same normal form.
     pub duplicates: u64,
@@ -107,6 +109,8 @@ pub fn normalize_groups(
             report.received += 1;
             let normal = if raw.len() > MAX_VALUE_LEN {
                 Err(TOO_LONG)
+            } else if raw.contains('\0') {
+                Err(NUL_CHARACTER)
             } else {
                 normalize_identifier(id_type, hash, raw).map_err(|r| r.code())
             };
