@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     AppOptions, TestApp, assert_problem, databases, job_body, population, segment_emails,
-    spawn_app_with,
+    spawn_app_with, spawn_app_without_workers,
 };
 
 /// Stores a new key and returns it whole.
@@ -155,14 +155,7 @@ async fn a_job_belongs_to_the_key_that_made_it() {
 #[tokio::test]
 async fn idempotency_keys_are_scoped_per_api_key() {
     for db in databases().await {
-        let app = spawn_app_with(
-            db,
-            AppOptions {
-                workers: 0,
-                ..AppOptions::default()
-            },
-        )
-        .await;
+        let app = spawn_app_without_workers(db).await;
         let (_, alice) = new_key(&app.store, "alice").await;
         let (_, bob) = new_key(&app.store, "bob").await;
         let post = |key: &str, email: &str| {
@@ -238,14 +231,7 @@ async fn a_key_past_its_jobs_in_flight_gets_429_and_others_do_not() {
 #[tokio::test]
 async fn revoking_a_key_and_creating_the_first_take_effect_while_running() {
     for db in databases().await {
-        let app = spawn_app_with(
-            db,
-            AppOptions {
-                workers: 0,
-                ..AppOptions::default()
-            },
-        )
-        .await;
+        let app = spawn_app_without_workers(db).await;
         // Open: no key in the database.
         assert_eq!(app.get("/v1/jobs").await.status(), StatusCode::OK);
 

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::comparable_result;
+
 /// How a child is configured (each becomes its environment variable).
 #[derive(Debug, Clone)]
 pub struct ChildConfig {
@@ -212,20 +214,6 @@ impl Drop for ChildService {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A job's result without what differs between runs of one request (ids, the workflow, the
-/// samples drawn), as `run_job_body` compares them.
-pub fn comparable_result(mut result: Value) -> Value {
-    let obj = result.as_object_mut().expect("a result object");
-    obj.remove("job_id");
-    obj.remove("workflow_id");
-    for audience in obj["audiences"].as_array_mut().unwrap() {
-        let a = audience.as_object_mut().unwrap();
-        a.remove("sample");
-        a.remove("exports");
-    }
-    result
 }
 
 /// A finished job's comparable result and every audience's export (JSON Lines), by strategy.

@@ -271,14 +271,10 @@ pub async fn run_normalized_job(app: &TestApp, customers: usize) -> (Value, Vec<
     run_job_body(app, &body).await
 }
 
-/// `run_normalized_job` for a request body of the caller's.
-pub async fn run_job_body(app: &TestApp, body: &Value) -> (Value, Vec<Value>) {
-    let job: Value = app.post_json("/v1/jobs", body).await.json().await.unwrap();
-    let id = job["id"].as_str().unwrap().to_owned();
-    let job = app.wait_for(&id, Duration::from_secs(180)).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let mut result: Value = app.get_json(&format!("/v1/jobs/{id}/result")).await;
-    let obj = result.as_object_mut().unwrap();
+/// A job's result without what differs between runs of one request (ids, the workflow, the
+/// samples drawn), as `run_job_body` and the child-process tests compare them.
+pub fn comparable_result(mut result: Value) -> Value {
+    let obj = result.as_object_mut().expect("a result object");
     obj.remove("job_id");
     obj.remove("workflow_id");
     for audience in obj["audiences"].as_array_mut().unwrap() {
@@ -286,6 +282,16 @@ pub async fn run_job_body(app: &TestApp, body: &Value) -> (Value, Vec<Value>) {
         a.remove("sample");
         a.remove("exports");
     }
+    result
+}
+
+/// `run_normalized_job` for a request body of the caller's.
+pub async fn run_job_body(app: &TestApp, body: &Value) -> (Value, Vec<Value>) {
+    let job: Value = app.post_json("/v1/jobs", body).await.json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job = app.wait_for(&id, Duration::from_secs(180)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let result = comparable_result(app.get_json(&format!("/v1/jobs/{id}/result")).await);
     let traces = job["tool_traces"].as_array().cloned().unwrap_or_default();
     (result, traces)
 }
