@@ -241,7 +241,7 @@ struct ListQuery {
     /// Only jobs in this status.
     status: Option<JobStatus>,
     /// Jobs per page (1–100, default 20).
-    #[serde(default, deserialize_with = "crate::decode::optional_whole")]
+    #[serde(default, deserialize_with = "crate::decode::optional_query_whole")]
     page_size: Option<u32>,
     /// `next_page_token` of the previous page.
     page_token: Option<String>,
