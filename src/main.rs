@@ -214,7 +214,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Some(Command::Openapi) => {
-            let spec = icp_server::api::openapi().to_pretty_json()?;
+            let spec = serde_json::to_string_pretty(&icp_server::api::openapi())?;
             println!("{spec}");
             Ok(())
         }

@@ -182,7 +182,7 @@ async fn idempotency_keys_are_scoped_per_api_key() {
         assert_eq!(again.headers()["idempotent-replayed"], "true");
         let again: Value = again.json().await.unwrap();
         assert_eq!(again["id"], a["id"]);
-        assert_problem(post(&alice, "other@example.com").await.unwrap(), 422).await;
+        assert_problem(post(&alice, "other@example.com").await.unwrap(), 409).await;
         app.shutdown().await;
     }
 }

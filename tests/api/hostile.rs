@@ -883,6 +883,10 @@ fn corpus() -> Vec<Case> {
         feedback("a rating of 300", r#"{"rating": 300, "message": "x"}"#).invalid("/rating"),
         feedback("a rating as a string", r#"{"rating": "5", "message": "x"}"#).invalid("/rating"),
         feedback("an empty message", r#"{"message": ""}"#).invalid("/message"),
+        // Found by the spec fuzzing: the spec states these bounds now, and `1.0` is a rating.
+        feedback("a rating of 2.5", r#"{"rating": 2.5, "message": "x"}"#).invalid("/rating"),
+        feedback("a blank message", r#"{"message": " \n\u3000 "}"#).invalid("/message"),
+        get("a page size of 1.5", "/v1/jobs?page_size=1.5").invalid("query.page_size"),
         feedback("no message", r#"{"rating": 5}"#)
             .invalid("/")
             .says("missing field `message`"),

@@ -8,6 +8,7 @@ mod child;
 mod common;
 mod crash_kill;
 mod endpoints;
+mod fuzz_spec;
 mod hostile;
 mod layering;
 mod load;

@@ -81,6 +81,83 @@ pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<V
     Vec::<Object<T>>::deserialize(d).map(|v| v.into_iter().map(|o| o.0).collect())
 }
 
+/// `#[serde(deserialize_with = "whole")]`: a whole number, written `5` or `5.0`. JSON Schema's
+/// `integer` is any number with no fractional part, and the spec promises that; serde's own
+/// integers refuse `5.0`. A string is refused, as for any number.
+pub fn whole<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
+    d.deserialize_any(WholeVisitor(false, PhantomData))
+}
+
+/// `#[serde(default, deserialize_with = "optional_whole")]`: null, absent or a whole number.
+pub fn optional_whole<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<Whole<T, false>>::deserialize(d).map(|o| o.map(|w| w.0))
+}
+
+/// `#[serde(default, deserialize_with = "optional_query_whole")]`: a query parameter's whole
+/// number, `5` or `5.0` (a query string holds only text).
+pub fn optional_query_whole<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<Whole<T, true>>::deserialize(d).map(|o| o.map(|w| w.0))
+}
+
+/// A whole number; `TEXT`: written as text (a query string).
+struct Whole<T, const TEXT: bool>(T);
+
+impl<'de, T: TryFrom<u64>, const TEXT: bool> Deserialize<'de> for Whole<T, TEXT> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(WholeVisitor(TEXT, PhantomData))
+            .map(Whole)
+    }
+}
+
+/// Reads a whole number; `.0` says whether it may come as text.
+struct WholeVisitor<T>(bool, PhantomData<T>);
+
+impl<T: TryFrom<u64>> WholeVisitor<T> {
+    fn fit<E: serde::de::Error>(n: u64) -> Result<T, E> {
+        T::try_from(n).map_err(|_| E::custom(format!("{n} is out of range")))
+    }
+}
+
+impl<T: TryFrom<u64>> Visitor<'_> for WholeVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a whole number from 0")
+    }
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<T, E> {
+        Self::fit(n)
+    }
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<T, E> {
+        let n = u64::try_from(n)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))?;
+        Self::fit(n)
+    }
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<T, E> {
+        // Below 2^64 and whole: exactly a u64.
+        if n.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&n) {
+            Self::fit(n as u64)
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Float(n), &self))
+        }
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+        if !self.0 {
+            return Err(E::invalid_type(
+                serde::de::Unexpected::Other("a string"),
+                &self,
+            ));
+        }
+        match (s.parse::<u64>(), s.parse::<f64>()) {
+            (Ok(n), _) => self.visit_u64(n),
+            (_, Ok(n)) if !s.contains(['n', 'N', 'i', 'I']) => self.visit_f64(n),
+            _ => Err(E::invalid_type(serde::de::Unexpected::Other("text"), &self)),
+        }
+    }
+}
+
 /// A UTF-16 text: a byte-order mark, or a NUL byte beside the first ASCII character.
 pub fn looks_like_utf16(body: &[u8]) -> bool {
     body.starts_with(&[0xFF, 0xFE])
@@ -260,6 +337,42 @@ mod tests {
         assert_eq!(p.errors[0].location, "query.size");
         assert!(p.errors[0].message.contains("unknown field `size`"));
         assert!(parse_query::<Q>(None).is_ok());
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct W {
+            #[serde(default, deserialize_with = "optional_whole")]
+            n: Option<u8>,
+        }
+        let n = |body: &str| parse_json::<W>(body.as_bytes()).map(|w| w.n);
+        assert_eq!(n(r#"{"n": 5}"#).unwrap(), Some(5));
+        assert_eq!(n(r#"{"n": 5.0}"#).unwrap(), Some(5));
+        assert_eq!(n(r#"{"n": null}"#).unwrap(), None);
+        assert_eq!(n("{}").unwrap(), None);
+        for bad in [
+            r#"{"n": 5.5}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": 256}"#,
+            r#"{"n": "5"}"#,
+            r#"{"n": 1e300}"#,
+        ] {
+            assert!(n(bad).is_err(), "{bad}");
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Q {
+            #[serde(default, deserialize_with = "optional_query_whole")]
+            n: Option<u8>,
+        }
+        let q = |query: &str| parse_query::<Q>(Some(query)).map(|w| w.n);
+        assert_eq!(q("n=7").unwrap(), Some(7));
+        assert_eq!(q("n=7.0").unwrap(), Some(7));
+        assert!(q("n=7.5").is_err());
+        assert!(q("n=NaN").is_err());
+        assert!(q("n=x").is_err());
     }
 
     #[test]

@@ -335,6 +335,7 @@ pub struct CsvOptionsQuery {
     /// Comma-separated domains.
     pub domains: Option<String>,
     pub min_support: Option<f64>,
+    #[serde(default, deserialize_with = "crate::decode::optional_query_whole")]
     pub max_cluster_size: Option<usize>,
     /// Comma-separated: precision, reach, hybrid.
     pub strategies: Option<String>,
@@ -344,6 +345,7 @@ pub struct CsvOptionsQuery {
     pub radius: Option<f64>,
     pub unit: Option<icp_contract::DistanceUnit>,
     pub exclude_customers: Option<bool>,
+    #[serde(default, deserialize_with = "crate::decode::optional_query_whole")]
     pub audience_limit: Option<u64>,
     /// `sha256` to hash plaintext emails, phones and mobile ad ids before the job is stored.
     pub hash_identifiers: Option<crate::options::IdentifierHashing>,

@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 use crate::options::IdentifierHashing;
 use crate::problem::FieldError;
 
-/// The longest identifier accepted (a postal address is the longest kind).
+/// The longest identifier accepted, in characters (a postal address is the longest kind).
+/// Characters rather than bytes, so that the spec's `maxLength` states the same bound.
 pub const MAX_VALUE_LEN: usize = 512;
 /// The reason code of a value longer than `MAX_VALUE_LEN`.
 const TOO_LONG: &str = "too_long";
@@ -79,6 +80,18 @@ fn sent_as(id_type: IdType, hash: HashType, hashing: IdentifierHashing) -> HashT
     }
 }
 
+/// The form `raw` is sent in, or the code of the reason it is left out. This is the one rule
+/// for a single value: `api::identifier_schema` states it in the spec and is tested against it.
+pub fn normal_form(id_type: IdType, hash: HashType, raw: &str) -> Result<String, &'static str> {
+    if raw.chars().count() > MAX_VALUE_LEN {
+        Err(TOO_LONG)
+    } else if raw.contains('\0') {
+        Err(NUL_CHARACTER)
+    } else {
+        normalize_identifier(id_type, hash, raw).map_err(|r| r.code())
+    }
+}
+
 /// Normalises every group; `locate(g, v)` names value `v` of group `g` for a problem.
 pub fn normalize_groups(
     groups: &[IdentifierGroup],
@@ -107,14 +120,7 @@ pub fn normalize_groups(
         let (values, seen) = out.entry((id_type, sent)).or_default();
         for (v, raw) in group.values.iter().enumerate() {
             report.received += 1;
-            let normal = if raw.len() > MAX_VALUE_LEN {
-                Err(TOO_LONG)
-            } else if raw.contains('\0') {
-                Err(NUL_CHARACTER)
-            } else {
-                normalize_identifier(id_type, hash, raw).map_err(|r| r.code())
-            };
-            let normal = match normal {
+            let normal = match normal_form(id_type, hash, raw) {
                 Ok(n) => n,
                 Err(code) => {
                     report.rejected += 1;

@@ -1,7 +1,7 @@
 //! A job's options: parsed once at the edge, with every default and bound in one place.
 
 use icp_analysis::{AnalysisConfig, AudienceConfig, Strategy};
-use icp_contract::{CONTACT_DOMAINS, DOMAINS, DistanceUnit, IdType, Location};
+use icp_contract::{CONTACT_DOMAINS, DOMAINS, IdType, Location};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -30,6 +30,12 @@ pub enum IdentifierHashing {
 
 /// The most rows one audience export may hold.
 pub const MAX_AUDIENCE_LIMIT: u64 = 10_000_000;
+/// The largest radius of a location, in either unit: half the earth's circumference in km.
+/// In miles it is more than the whole earth (half is 12,450 mi), which a larger radius only
+/// covers again; one bound for both units lets the spec state it.
+pub const MAX_RADIUS: f64 = 20_040.0;
+/// The audiences may carry these contact data (not mobile ad ids).
+pub const AUDIENCE_ID_TYPES: [IdType; 3] = [IdType::Email, IdType::Phone, IdType::Address];
 
 /// What the caller may tune for one job. Every field is optional in the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -46,6 +52,7 @@ pub struct JobOptions {
     pub min_support: f64,
     /// The largest multi-attribute cluster to look for (3–8).
     #[schema(example = 5, minimum = 3, maximum = 8)]
+    #[serde(deserialize_with = "crate::decode::whole")]
     pub max_cluster_size: usize,
     /// The audiences to build.
     pub strategies: Vec<Strategy>,
@@ -58,6 +65,7 @@ pub struct JobOptions {
     pub exclude_customers: bool,
     /// The most people an audience export holds (after excluding customers).
     #[schema(example = 100000)]
+    #[serde(deserialize_with = "crate::decode::optional_whole")]
     pub audience_limit: Option<u64>,
     /// `sha256`: plaintext emails, phones and mobile ad ids are hashed by the service before the
     /// job is stored, so they never leave it, nor sit in its database, in the clear.
@@ -136,7 +144,7 @@ impl JobOptions {
             }
             seen.push(*s);
         }
-        if self.identifier_type == IdType::Maid {
+        if !AUDIENCE_ID_TYPES.contains(&self.identifier_type) {
             errors.push(FieldError::new(
                 at("identifier_type"),
                 "audiences carry email, phone or address",
@@ -185,15 +193,10 @@ fn validate_location(loc: &Location, errors: &mut Vec<FieldError>) {
             "must be between -180 and 180",
         ));
     }
-    // Half the earth's circumference: any larger radius covers everything.
-    let max = match loc.unit {
-        DistanceUnit::Miles => 12_450.0,
-        DistanceUnit::Km => 20_040.0,
-    };
-    if !(loc.radius.is_finite() && loc.radius > 0.0 && loc.radius <= max) {
+    if !(loc.radius.is_finite() && loc.radius > 0.0 && loc.radius <= MAX_RADIUS) {
         errors.push(FieldError::new(
             "/options/location/radius",
-            format!("must be greater than 0 and at most {max}"),
+            format!("must be greater than 0 and at most {MAX_RADIUS}"),
         ));
     }
 }

@@ -5,8 +5,6 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use icp_contract::FeedbackRequest;
 use icp_store::{JobStatus, ListJobs, NewJob};
 use serde::{Deserialize, Serialize};
@@ -27,8 +25,17 @@ use crate::state::AppState;
 /// How long a client should wait before polling a new job, in seconds.
 const RETRY_AFTER_SECS: u32 = 1;
 const DEFAULT_PAGE_SIZE: u32 = 20;
-const MAX_PAGE_SIZE: u32 = 100;
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+pub(super) const MAX_PAGE_SIZE: u32 = 100;
+pub(super) const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// The longest feedback message, in characters.
+pub(super) const MAX_FEEDBACK_LEN: usize = 10_000;
+/// Digits of the milliseconds in a page token: fixed, so that the token has one length the spec
+/// can state (14 digits reach the year 5138).
+const CURSOR_MILLIS_DIGITS: usize = 14;
+/// A page token: `<milliseconds, 14 digits>.<job id>`, the place in the newest-first order.
+pub(super) const PAGE_TOKEN_PATTERN: &str =
+    "^[0-9]{14}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+pub(super) const PAGE_TOKEN_LEN: usize = CURSOR_MILLIS_DIGITS + 1 + 36;
 /// How long a client over its limit of jobs in flight should wait: about a small job's run.
 const JOBS_IN_FLIGHT_RETRY_AFTER_SECS: u32 = 5;
 
@@ -74,7 +81,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             headers(("Location" = String, description = "The job's URL"), ("Retry-After" = u32, description = "Seconds before the first poll"))),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor CSV", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid request, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request: it says what is wrong and where", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_job(
@@ -212,11 +220,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = raw
+    let raw = raw
         .to_str()
-        .map_err(|_| ApiError::validation("header.Idempotency-Key", "must be visible ASCII"))?
-        .trim();
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        .map_err(|_| ApiError::validation("header.Idempotency-Key", "must be visible ASCII"))?;
+    let key = raw.trim();
+    // The length as sent, spaces included: the bound the spec states.
+    if key.is_empty() || raw.len() > MAX_IDEMPOTENCY_KEY_LEN {
         return Err(ApiError::validation(
             "header.Idempotency-Key",
             format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"),
@@ -232,6 +241,7 @@ struct ListQuery {
     /// Only jobs in this status.
     status: Option<JobStatus>,
     /// Jobs per page (1–100, default 20).
+    #[serde(default, deserialize_with = "crate::decode::optional_query_whole")]
     page_size: Option<u32>,
     /// `next_page_token` of the previous page.
     page_token: Option<String>,
@@ -288,20 +298,33 @@ async fn list_jobs(
 }
 
 fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
-    let millis = at.unix_timestamp_nanos() / 1_000_000;
-    URL_SAFE_NO_PAD.encode(format!("{millis}:{id}"))
+    let millis = (at.unix_timestamp_nanos() / 1_000_000).max(0);
+    format!("{millis:0width$}.{id}", width = CURSOR_MILLIS_DIGITS)
 }
 
+/// Reads exactly what `PAGE_TOKEN_PATTERN` describes: any such token is a place in the order,
+/// whether this service issued it or not.
 fn decode_cursor(token: &str) -> Result<(OffsetDateTime, Uuid), ApiError> {
-    let bad = || ApiError::validation("query.page_token", "is not a token this service issued");
-    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (millis, id) = text.split_once(':').ok_or_else(bad)?;
+    let bad = || {
+        ApiError::validation(
+            "query.page_token",
+            "is not a page token (`next_page_token` of a previous page)",
+        )
+    };
+    let (millis, id) = token.split_once('.').ok_or_else(bad)?;
+    if millis.len() != CURSOR_MILLIS_DIGITS || !millis.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let millis: i128 = millis.parse().map_err(|_| bad())?;
-    // Checked: a forged token's millis times 10^6 can overflow even an i128.
-    let nanos = millis.checked_mul(1_000_000).ok_or_else(bad)?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?;
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+    let at = OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).map_err(|_| bad())?;
+    let id = Uuid::try_parse(id).map_err(|_| bad())?;
+    // Only the hyphenated lower-case form, as issued and as the pattern says.
+    if token.len() != PAGE_TOKEN_LEN
+        || id.hyphenated().to_string() != token[CURSOR_MILLIS_DIGITS + 1..]
+    {
+        return Err(bad());
+    }
+    Ok((at, id))
 }
 
 /// A job's status, stage, progress, resolution and provider traces.
@@ -440,6 +463,7 @@ async fn job_result(
 #[serde(deny_unknown_fields)]
 pub struct JobFeedback {
     /// 1 (poor) to 5 (excellent).
+    #[serde(default, deserialize_with = "crate::decode::optional_whole")]
     pub rating: Option<u8>,
     /// What was right or wrong.
     pub message: String,
@@ -473,10 +497,10 @@ async fn job_feedback(
     body: axum::body::Bytes,
 ) -> Result<Json<FeedbackAccepted>, ApiError> {
     let feedback: JobFeedback = parse_json(&body)?;
-    if feedback.message.trim().is_empty() || feedback.message.len() > 10_000 {
+    if feedback.message.trim().is_empty() || feedback.message.chars().count() > MAX_FEEDBACK_LEN {
         return Err(ApiError::validation(
             "/message",
-            "must be 1 to 10000 characters",
+            format!("must be 1 to {MAX_FEEDBACK_LEN} characters, not all white space"),
         ));
     }
     if feedback.rating.is_some_and(|r| !(1..=5).contains(&r)) {
@@ -513,6 +537,8 @@ async fn job_feedback(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[test]
     fn cursor_round_trips() {
@@ -522,5 +548,10 @@ mod tests {
         assert!(decode_cursor("garbage!").is_err());
         let forged = URL_SAFE_NO_PAD.encode(format!("{}:{id}", "9".repeat(38)));
         assert!(decode_cursor(&forged).is_err());
+        let upper = format!("{:014}.{}", 1, id.hyphenated().to_string().to_uppercase());
+        assert!(decode_cursor(&upper).is_err());
+        let re = regex::Regex::new(PAGE_TOKEN_PATTERN).unwrap();
+        assert!(re.is_match(&encode_cursor(at, id)));
+        assert!(decode_cursor(&format!("99999999999999.{id}")).is_ok());
     }
 }

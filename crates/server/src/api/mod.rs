@@ -1,13 +1,20 @@
 //! The HTTP API: one router per resource, assembled with utoipa-axum so that the routes and the
 //! OpenAPI document come from the same code and cannot drift.
 
+mod body_rules;
 mod caller;
+mod doc_json;
 mod exports;
 mod fallbacks;
 mod guards;
+mod guards_doc;
 mod health;
+mod identifier_schema;
 mod jobs;
+mod links_doc;
 mod path_params;
+mod query_options;
+mod responses;
 mod security_doc;
 
 use axum::Router;
@@ -44,18 +51,28 @@ fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed in `openapi/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut spec = routes().into_openapi();
+pub fn openapi() -> serde_json::Value {
+    finish(routes().into_openapi())
+}
+
+/// The derived document with what the derives cannot state: the key scheme, every rule the
+/// handlers check, every status a route answers, and the links from a new job.
+fn finish(mut spec: utoipa::openapi::OpenApi) -> serde_json::Value {
     security_doc::document(&mut spec);
-    spec
+    let mut doc = serde_json::to_value(&spec).expect("the OpenAPI document serialises");
+    query_options::document(&mut doc);
+    body_rules::document(&mut doc);
+    responses::document(&mut doc);
+    guards_doc::document(&mut doc);
+    links_doc::document(&mut doc);
+    doc
 }
 
 /// The complete router: API, docs UI, problem+json for every error.
 pub fn router(state: AppState) -> Router {
-    let (api, mut spec) = routes().split_for_parts();
-    security_doc::document(&mut spec);
+    let (api, spec) = routes().split_for_parts();
     let timeout = state.config.request_timeout;
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+    api.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", finish(spec)))
         .fallback(fallbacks::not_found)
         .method_not_allowed_fallback(fallbacks::method_not_allowed)
         .with_state(state)
