@@ -230,14 +230,25 @@ async fn two_processes_killed_and_frozen_in_turn_never_run_one_job_at_once() {
             events.push(format!("killed and restarted process {victim}"));
             continue;
         }
-        let logs: Vec<String> = children.iter().map(ChildService::log).collect();
-        let holder = running
-            .iter()
-            .filter(|j| j.status == JobStatus::Running)
-            .find_map(|j| {
-                let owner = j.lease_owner.clone()?;
-                Some((j.id, j.attempt, process_of(&owner, &logs)?))
-            });
+        // Right after a kill the jobs are still leased to the dead process: wait (bounded) for
+        // a live one to hold a job, instead of judging from the snapshot taken before.
+        let mut holder = None;
+        let looking = Instant::now();
+        while holder.is_none() && looking.elapsed() < Duration::from_secs(LEASE_SECS * 3) {
+            let ids: Vec<Uuid> = jobs.iter().map(|j| j.0).collect();
+            let running = unfinished(store.clone(), ids).await;
+            let logs: Vec<String> = children.iter().map(ChildService::log).collect();
+            holder = running
+                .iter()
+                .filter(|j| j.status == JobStatus::Running)
+                .find_map(|j| {
+                    let owner = j.lease_owner.clone()?;
+                    Some((j.id, j.attempt, process_of(&owner, &logs)?))
+                });
+            if holder.is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         let Some((job_id, attempt, victim)) = holder else {
             events.push("no job held at a freeze: skipped".to_owned());
             continue;
