@@ -4,9 +4,7 @@
 //! finding fails the test: a 5xx, a status or body the spec does not list, a request the spec
 //! allows and the service refuses, or one it forbids and the service accepts.
 //!
-//! Python is `$ICP_PYTHON` when it has schemathesis (`.ci/run` installs it there); otherwise a
-//! virtual environment made once under the target directory. A Python without it that cannot
-//! install it fails the test, never skips it.
+//! Python: `$ICP_PYTHON` or an environment of the tests' own (`python_env.rs`); never skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +13,7 @@ use std::sync::OnceLock;
 use icp_server::auth::key;
 
 use crate::common::{databases, spawn_app};
+use crate::python_env::PythonNeed;
 
 /// Test cases per operation and phase: enough to reach every rule, few enough that a run per
 /// backend takes about a minute.
@@ -26,50 +25,17 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz")
 }
 
-fn has_schemathesis(python: &str) -> bool {
-    Command::new(python)
-        .args(["-m", "schemathesis.cli", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
+/// A Python with schemathesis, found or made once.
 fn python() -> String {
     static PYTHON: OnceLock<String> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            if let Ok(python) = std::env::var("ICP_PYTHON")
-                && has_schemathesis(&python)
-            {
-                return python;
+            PythonNeed {
+                probe: "import schemathesis.cli",
+                requirements: &fuzz_dir().join("requirements.txt"),
+                venv: "fuzz-venv",
             }
-            let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-venv");
-            let python = venv.join("bin/python").display().to_string();
-            if !has_schemathesis(&python) {
-                let base = std::env::var("ICP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-                let made = Command::new(&base)
-                    .args(["-m", "venv"])
-                    .arg(&venv)
-                    .status()
-                    .is_ok_and(|s| s.success())
-                    && Command::new(&python)
-                        .args([
-                            "-m",
-                            "pip",
-                            "install",
-                            "--quiet",
-                            "--disable-pip-version-check",
-                            "-r",
-                        ])
-                        .arg(fuzz_dir().join("requirements.txt"))
-                        .status()
-                        .is_ok_and(|s| s.success());
-                assert!(
-                    made && has_schemathesis(&python),
-                    "schemathesis is needed for the spec fuzzing: `python3 -m pip install -r \
-                     tests/fuzz/requirements.txt` and set ICP_PYTHON to that python"
-                );
-            }
-            python
+            .python()
         })
         .clone()
 }

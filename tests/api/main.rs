@@ -18,6 +18,7 @@ mod outage;
 mod pipeline;
 mod population_size;
 mod purge;
+mod python_env;
 mod python_sdk;
 mod remote_provider;
 mod replicas;

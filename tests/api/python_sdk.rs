@@ -9,9 +9,8 @@
 //! - The SDK's client (`ClientSession` over streamable HTTP, `tests/interop/official_client.py`)
 //!   lists the tools of `icp mcp-serve`'s router with their input schemas and calls each one.
 //!
-//! Python is `$ICP_PYTHON` when it has the SDK (`.ci/run` installs it there); otherwise the tests
-//! make a virtual environment of their own under the target directory and install the pinned SDK
-//! into it from PyPI, once. An SDK that cannot be had fails these tests; it never skips them.
+//! Python: `$ICP_PYTHON` or an environment of the tests' own (`python_env.rs`). An SDK that
+//! cannot be had fails these tests; it never skips them.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -21,64 +20,25 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::common::*;
+use crate::python_env::PythonNeed;
 use icp_contract::PopulationProvider;
 use icp_mcp::faults::{FaultConfig, FaultyUpstream};
 use icp_population::EmbeddedProvider;
 use serde_json::Value;
 
-/// A Python with the pinned SDK: `$ICP_PYTHON` if it has it, else a virtual environment made
-/// (once) under the target directory, so `cargo test` alone sets up what it needs.
+/// A Python with the pinned SDK, found or made once (`python_env.rs`).
 fn python() -> String {
     static PYTHON: OnceLock<String> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            let has_sdk = |python: &str| {
-                Command::new(python)
-                    .args([
-                        "-c",
-                        "import mcp.server.fastmcp, mcp.client.streamable_http",
-                    ])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            };
-            if let Ok(python) = std::env::var("ICP_PYTHON")
-                && has_sdk(&python)
-            {
-                return python;
+            PythonNeed {
+                probe: "import mcp.server.fastmcp, mcp.client.streamable_http",
+                requirements: &interop_script("requirements.txt"),
+                venv: "interop-venv",
             }
-            let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop-venv");
-            let python = venv.join("bin/python").display().to_string();
-            if !has_sdk(&python) {
-                let base = std::env::var("ICP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-                run(Command::new(&base).args(["-m", "venv"]).arg(&venv));
-                run(Command::new(&python)
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        "-r",
-                    ])
-                    .arg(interop_script("requirements.txt")));
-            }
-            assert!(has_sdk(&python), "{python} still lacks the SDK; {NO_SDK}");
-            python
+            .python()
         })
         .clone()
-}
-
-/// Runs a set-up command, failing the test with its output when it fails.
-fn run(command: &mut Command) {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}; {NO_SDK}"));
-    assert!(
-        out.status.success(),
-        "{command:?} failed: {}{}; {NO_SDK}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn interop_script(name: &str) -> PathBuf {
