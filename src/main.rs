@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use icp_contract::PopulationProvider;
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
+use icp_server::cors::CorsOrigins;
 use icp_server::{ServiceConfig, WorkerConfig};
 use icp_store::Store;
 
@@ -143,6 +144,10 @@ struct ServeArgs {
     /// Retry-After (workers wait longer and pause their jobs while it is out of reach).
     #[arg(long, env = "ICP_DB_WAIT_MS", default_value_t = ServiceConfig::default().db_wait.as_millis() as u64)]
     db_wait_ms: u64,
+    /// Browser origins (dashboards) allowed to call the service, comma-separated
+    /// (`https://dash.example.com,http://localhost:5173`), or `*` for any; none by default.
+    #[arg(long, env = "ICP_CORS_ORIGINS", default_value = "", value_parser = CorsOrigins::parse)]
+    cors_origins: CorsOrigins,
 }
 
 impl Default for ServeArgs {
@@ -265,6 +270,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes.max(1),
         max_identifiers: args.max_identifiers.max(1),
         db_wait: Duration::from_millis(args.db_wait_ms.max(1)),
+        cors_origins: args.cors_origins,
         worker: WorkerConfig {
             workers: args.workers,
             enrich_concurrency: args.enrich_concurrency.max(1),

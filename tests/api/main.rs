@@ -6,6 +6,7 @@ mod auth;
 mod call_log;
 mod child;
 mod common;
+mod cors;
 mod crash_kill;
 mod endpoints;
 mod fuzz_spec;

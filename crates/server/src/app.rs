@@ -74,8 +74,14 @@ pub async fn start(
     };
     let open = !state.auth.required();
 
-    let app = crate::api::router(state)
-        .layer(CatchPanicLayer::new())
+    let app = crate::api::router(state).layer(CatchPanicLayer::new());
+    // Inside the request id and trace layers, so a preflight is traced and carries its id;
+    // outside every route and guard, so error answers are readable by an allowed page too.
+    let app = match config.cors_origins.layer() {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    let app = app
         .layer(PropagateRequestIdLayer::x_request_id())
         // Paths and statuses only: bodies carry personal data and never reach the log.
         .layer(TraceLayer::new_for_http())

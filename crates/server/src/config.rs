@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::cors::CorsOrigins;
+
 /// The most identifiers a job may carry unless configured otherwise.
 pub const DEFAULT_MAX_IDENTIFIERS: usize = 1_000_000;
 
@@ -78,6 +80,8 @@ pub struct ServiceConfig {
     pub db_wait: Duration,
     /// How often jobs past their retention are purged.
     pub purge_every: Duration,
+    /// The browser origins that may call the service (`ICP_CORS_ORIGINS`); none by default.
+    pub cors_origins: CorsOrigins,
     pub worker: WorkerConfig,
 }
 
@@ -92,6 +96,7 @@ impl Default for ServiceConfig {
             max_jobs_in_flight: 100,
             db_wait: Duration::from_millis(500),
             purge_every: Duration::from_secs(60),
+            cors_origins: CorsOrigins::None,
             worker: WorkerConfig::default(),
         }
     }

@@ -16,6 +16,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod decode;
 pub mod input;
 pub mod model;
