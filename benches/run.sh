@@ -4,8 +4,8 @@
 #   bash benches/run.sh                  the headline set (≈ 6–8 min on the 2-core machine, once built)
 #   bash benches/run.sh --quick          a smoke run on smaller inputs (< 3 min once built)
 #   bash benches/run.sh --compare A B [--quick] [--reps N]
-#                                        builds commits A and B, runs the set A B A B … (N pairs,
-#                                        default 3 quick / 2 full) and prints each figure's ratio
+#                                        builds commits A and B, runs the set A B, B A, A B … (N
+#                                        pairs, default 4 quick / 2 full), prints each figure's ratio
 #                                        B/A: the median over the pairs and their min–max.
 #
 # Headline set: the population engine against PostgreSQL (1M persons), the analysis engine
@@ -228,7 +228,7 @@ if [ ${#COMPARE[@]} -eq 0 ]; then
 fi
 
 # --- compare two commits -------------------------------------------------------------------
-[ -n "$REPS" ] || { [ "$QUICK" = 1 ] && REPS=3 || REPS=2; }
+[ -n "$REPS" ] || { [ "$QUICK" = 1 ] && REPS=4 || REPS=2; }
 SHA_A=$(git rev-parse --verify "${COMPARE[0]}^{commit}") SHA_B=$(git rev-parse --verify "${COMPARE[1]}^{commit}")
 # Fixed source slots under the target directory: cargo reuses the dependencies' artifacts and
 # rebuilds only the workspace's crates when a slot moves to another commit.
@@ -247,7 +247,10 @@ peers
 RUN_START=$SECONDS
 A_FIGS=() B_FIGS=()
 for rep in $(seq 1 "$REPS"); do
-    for s in a b; do
+    # A B, then B A, and so on: a load that drifts over the run weighs on both commits alike
+    # instead of always on the one that runs second.
+    order="a b"; [ $((rep % 2)) = 0 ] && order="b a"
+    for s in $order; do
         echo "pair $rep of $REPS: ${s^^}" >&2
         run_set "$RESULTS/bin-$s" "$RESULTS/$s-$rep"
         [ $s = a ] && A_FIGS+=("$RESULTS/$s-$rep.tsv") || B_FIGS+=("$RESULTS/$s-$rep.tsv")
@@ -255,7 +258,7 @@ for rep in $(seq 1 "$REPS"); do
 done
 echo
 header
-echo "A = ${COMPARE[0]} ($(git rev-parse --short "$SHA_A")), B = ${COMPARE[1]} ($(git rev-parse --short "$SHA_B")); runs interleaved A B A B …; benches ran $((SECONDS - RUN_START)) s (whole command $((SECONDS - START)) s)"
+echo "A = ${COMPARE[0]} ($(git rev-parse --short "$SHA_A")), B = ${COMPARE[1]} ($(git rev-parse --short "$SHA_B")); runs interleaved A B, B A, A B …; benches ran $((SECONDS - RUN_START)) s (whole command $((SECONDS - START)) s)"
 echo
 python3 "$ROOT/benches/figures.py" compare "$(IFS=,; echo "${A_FIGS[*]}")" "$(IFS=,; echo "${B_FIGS[*]}")"
 echo
