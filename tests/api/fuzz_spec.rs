@@ -45,7 +45,11 @@ async fn the_served_spec_survives_fuzzing() {
     let python = python();
     let seed = std::env::var("ICP_FUZZ_SEED").unwrap_or_else(|_| SEED.to_owned());
     for db in databases().await {
-        let backend = db.url().split(':').next().unwrap_or("").to_owned();
+        let backend = if db.url().starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        };
         let app = spawn_app(db).await;
         let issued = key::issue();
         app.store
@@ -54,6 +58,9 @@ async fn the_served_spec_survives_fuzzing() {
             .unwrap();
         let spec_url = app.url("/openapi.json");
         let report = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{backend}"));
+        // Run from there too: schemathesis keeps a cache of what it found in its working
+        // directory, which belongs with the run's output, not in the source tree.
+        std::fs::create_dir_all(&report).unwrap();
         let python = python.clone();
         let run_seed = seed.clone();
         let output = tokio::task::spawn_blocking(move || {
@@ -70,6 +77,7 @@ async fn the_served_spec_survives_fuzzing() {
                 .args(["--report", "junit", "--report-dir"])
                 .arg(&report)
                 .arg("--no-color")
+                .current_dir(&report)
                 .env("SCHEMATHESIS_HOOKS", "hooks")
                 .env("PYTHONPATH", fuzz_dir())
                 .output()
