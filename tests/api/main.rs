@@ -14,6 +14,7 @@ mod hostile;
 mod layering;
 mod load;
 mod log_privacy;
+mod metrics;
 mod normalization;
 mod outage;
 mod pipeline;

@@ -184,6 +184,13 @@ pub trait PopulationProvider: Send + Sync + 'static {
     fn drain_traces(&self, _workflow_id: &str, _tool: &str) -> Option<Vec<(String, String)>> {
         None
     }
+
+    /// Attempts this provider made that repeated a failed attempt (a 429, a dropped
+    /// connection), since it was built: retries inside one call, which its caller never sees.
+    /// Zero for a provider that does not retry.
+    fn retried_attempts(&self) -> u64 {
+        0
+    }
 }
 
 #[cfg(test)]

@@ -446,6 +446,10 @@ impl PopulationProvider for WattProvider {
         )
     }
 
+    fn retried_attempts(&self) -> u64 {
+        self.stats().retries
+    }
+
     /// Splits the request into calls within the upstream's limits (first call alone when no
     /// workflow is set, so the rest carry its `workflow_id`), downloads exports, and merges.
     async fn resolve_identities(

@@ -14,6 +14,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Auth;
 use crate::config::ServiceConfig;
+use crate::metered::MeteredProvider;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::worker::{ClusterCache, WorkerContext, spawn_pool};
 
@@ -65,12 +67,16 @@ pub async fn start(
     let shutdown = CancellationToken::new();
     let config = Arc::new(config);
     let wake_workers = Arc::new(tokio::sync::Notify::new());
+    let metrics = Arc::new(Metrics::new(provider.clone()));
+    let provider: Arc<dyn PopulationProvider> =
+        Arc::new(MeteredProvider::new(provider, metrics.clone()));
     let state = AppState {
         store: api_store,
         provider: provider.clone(),
         config: config.clone(),
         auth: Arc::new(auth),
         wake_workers: wake_workers.clone(),
+        metrics: metrics.clone(),
     };
     let open = !state.auth.required();
 
@@ -104,6 +110,7 @@ pub async fn start(
         config: config.worker.clone(),
         wake: wake_workers,
         clusters: Arc::new(ClusterCache::new(config.worker.cluster_cache_ttl)),
+        metrics,
     };
     let mut pool = spawn_pool(ctx, shutdown.clone());
     tasks.push(tokio::spawn(async move {

@@ -19,6 +19,8 @@ pub mod config;
 pub mod cors;
 pub mod decode;
 pub mod input;
+pub mod metered;
+pub mod metrics;
 pub mod model;
 pub mod normalization;
 pub mod options;

@@ -7,6 +7,7 @@ use icp_store::Store;
 
 use crate::auth::Auth;
 use crate::config::ServiceConfig;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,4 +18,5 @@ pub struct AppState {
     /// Wakes an idle worker of this process when a job is created, rather than leaving the job
     /// to the next poll (workers of other processes still find it by polling).
     pub wake_workers: Arc<tokio::sync::Notify>,
+    pub metrics: Arc<Metrics>,
 }

@@ -225,6 +225,19 @@ impl Store {
         }
     }
 
+    /// The connection pool's use now (shared by every clone of this store).
+    pub fn pool_stats(&self) -> crate::PoolStats {
+        let (open, idle, max) = match &self.pool {
+            Pool::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+            Pool::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+        };
+        crate::PoolStats {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        }
+    }
+
     /// Whether the database takes work, within this store's wait: for readiness checks, and for
     /// workers waiting out an outage. On SQLite that is whether this process could write: a
     /// read answers while another process holds the write lock, and every job writes.

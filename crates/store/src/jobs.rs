@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use crate::connect::{Pool, Store};
 use crate::error::{Result, StoreError};
-use crate::model::{CreatedJob, JobRecord, JobStatus, ListJobs, NewJob, TraceRecord};
-use crate::row::{JobDetailRow, JobRow, job_columns, now_millis, to_millis};
+use crate::model::{CreatedJob, JobRecord, JobStatus, ListJobs, NewJob, QueueStats, TraceRecord};
+use crate::row::{JobDetailRow, JobRow, from_millis, job_columns, now_millis, to_millis};
 
 /// Final statuses, as SQL, for the retention sweep.
 macro_rules! terminal_statuses {
@@ -299,6 +299,19 @@ impl Store {
             .await?
         });
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Jobs waiting to run, and when the longest-waiting of them was created (for metrics).
+    pub async fn queue_stats(&self) -> Result<QueueStats> {
+        let (queued, oldest): (i64, Option<i64>) = on_pool!(self, pool => {
+            sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued'")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(QueueStats {
+            queued: u64::try_from(queued).unwrap_or(0),
+            oldest_created_at: oldest.map(from_millis).transpose()?,
+        })
     }
 
     /// How many jobs are in each status (for metrics and readiness pages).

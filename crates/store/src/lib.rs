@@ -121,6 +121,6 @@ pub use artifacts::Part;
 pub use connect::{Backend, Store};
 pub use error::{Result, StoreError};
 pub use model::{
-    ApiKeyRecord, CreatedJob, Heartbeat, JobRecord, JobStatus, Lease, ListJobs, NewJob, Stage,
-    TraceRecord, UnknownName,
+    ApiKeyRecord, CreatedJob, Heartbeat, JobRecord, JobStatus, Lease, ListJobs, NewJob, PoolStats,
+    QueueStats, Stage, TraceRecord, UnknownName,
 };

@@ -130,6 +130,26 @@ impl fmt::Display for Stage {
 ///
 /// Timestamps have millisecond precision: the store keeps unix milliseconds, so a value read back
 /// compares equal to itself when used as a list cursor.
+/// The queue at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Jobs queued (new, or waiting out a retry's delay).
+    pub queued: u64,
+    /// When the oldest queued job was created; `None` when none is queued.
+    pub oldest_created_at: Option<OffsetDateTime>,
+}
+
+/// A connection pool at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open, in use or idle.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
     pub id: Uuid,

@@ -12,6 +12,7 @@ mod health;
 mod identifier_schema;
 mod jobs;
 mod links_doc;
+mod metrics;
 mod path_params;
 mod query_options;
 mod responses;
@@ -48,6 +49,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(exports::router())
         .merge(health::router())
+        .merge(metrics::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed in `openapi/openapi.json`.
@@ -72,6 +74,7 @@ fn finish(mut spec: utoipa::openapi::OpenApi) -> serde_json::Value {
 pub fn router(state: AppState) -> Router {
     let (api, spec) = routes().split_for_parts();
     let timeout = state.config.request_timeout;
+    let metrics = state.metrics.clone();
     api.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", finish(spec)))
         .fallback(fallbacks::not_found)
         .method_not_allowed_fallback(fallbacks::method_not_allowed)
@@ -83,5 +86,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(guards::headers_and_coding))
         .layer(axum::middleware::map_response(
             fallbacks::ensure_problem_json,
+        ))
+        // Outermost, so each answer is counted as the client gets it (guards' answers included).
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::record,
         ))
 }

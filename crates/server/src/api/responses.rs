@@ -27,6 +27,7 @@ const ROUTES: &[(&str, &str, &[u16])] = &[
     ),
     ("/readyz", "get", &[503]),
     ("/healthz", "get", &[]),
+    ("/metrics", "get", &[503]),
 ];
 
 pub fn document(doc: &mut Value) {

@@ -7,6 +7,7 @@ use icp_store::Store;
 
 use super::cluster_cache::ClusterCache;
 use crate::config::WorkerConfig;
+use crate::metrics::Metrics;
 
 /// Everything a worker needs, shared by all workers of a process.
 #[derive(Clone)]
@@ -18,4 +19,5 @@ pub struct WorkerContext {
     pub wake: Arc<tokio::sync::Notify>,
     /// The clusters jobs listed, kept a short while for the next jobs.
     pub clusters: Arc<ClusterCache>,
+    pub metrics: Arc<Metrics>,
 }

@@ -1,6 +1,8 @@
 //! The five stages of a job. Each stage checkpoints what it produced, so a job picked up again
 //! after a crash resumes where it stopped instead of redoing finished work.
 
+use std::time::Instant;
+
 use icp_store::{JobRecord, Lease};
 
 use super::checkpoint::Run;
@@ -25,10 +27,21 @@ pub async fn run(
         workflow_id: job.workflow_id.clone(),
         fed: None,
     };
+    let metrics = ctx.metrics.clone();
+    let timed =
+        |stage: &'static str, started: Instant| metrics.observe_stage(stage, started.elapsed());
+    let started = Instant::now();
     let resolved = run.resolve_and_enrich().await?;
+    timed("resolve_enrich", started);
+    let started = Instant::now();
     let analyzed = run.analyze().await?;
+    timed("analyze", started);
+    let started = Instant::now();
     let mapped = run.map(analyzed).await?;
+    timed("map", started);
+    let started = Instant::now();
     let audiences = run.find(&mapped, &resolved).await?;
+    timed("find", started);
     let result = JobResult {
         job_id: job.id,
         workflow_id: run.workflow_id.clone(),

@@ -220,7 +220,11 @@ async fn record_failure(
         tracing::warn!(job = %job.id, attempt = lease.attempt, delay_ms = delay.as_millis() as u64,
             error = %err, "job attempt failed; retrying later");
         let run_after = OffsetDateTime::now_utc() + delay;
-        ctx.store.retry_later(lease, problem_json, run_after).await
+        let queued = ctx.store.retry_later(lease, problem_json, run_after).await;
+        if queued.is_ok() {
+            ctx.metrics.job_retried();
+        }
+        queued
     } else {
         tracing::warn!(job = %job.id, attempt = lease.attempt, error = %err, "job failed");
         ctx.store.fail(lease, problem_json).await
