@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use icp_contract::{
     AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
-    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError, ResolveRequest,
-    ResolveResponse,
+    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
+    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
 };
 use icp_mcp::{Secret, WattConfig, WattProvider};
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
@@ -340,6 +340,17 @@ pub trait Tap: Send + Sync + 'static {
     fn on_get_person(&self, _req: &GetPersonRequest) -> Result<(), ProviderError> {
         Ok(())
     }
+    fn on_rank(&self) -> RankTap {
+        RankTap::Pass
+    }
+}
+
+/// What a [`Tap`] does with a `rank_persons` call.
+pub enum RankTap {
+    Pass,
+    Fail(ProviderError),
+    /// Answers "this provider cannot rank its population", as a remote upstream does.
+    Cannot,
 }
 
 /// The embedded population behind a [`Tap`]; every other call passes straight through.
@@ -429,6 +440,16 @@ impl<T: Tap> PopulationProvider for Tapped<T> {
         req: FindPersonsRequest,
     ) -> Result<AudienceExport, ProviderError> {
         self.inner.export_persons(req).await
+    }
+    async fn rank_persons(
+        &self,
+        req: RankPersonsRequest,
+    ) -> Option<Result<RankPersonsResponse, ProviderError>> {
+        match self.tap.on_rank() {
+            RankTap::Pass => self.inner.rank_persons(req).await,
+            RankTap::Fail(error) => Some(Err(error)),
+            RankTap::Cannot => None,
+        }
     }
     async fn submit_feedback(
         &self,

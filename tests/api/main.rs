@@ -19,6 +19,7 @@ mod pipeline;
 mod population_size;
 mod purge;
 mod python_sdk;
+mod ranked;
 mod remote_provider;
 mod replicas;
 mod resume;

@@ -37,6 +37,9 @@ pub const MAX_RADIUS: f64 = 20_040.0;
 /// The audiences may carry these contact data (not mobile ad ids).
 pub const AUDIENCE_ID_TYPES: [IdType; 3] = [IdType::Email, IdType::Phone, IdType::Address];
 
+/// Whether a job builds the ranked audiences unless it says otherwise.
+pub const DEFAULT_RANKED: bool = false;
+
 /// What the caller may tune for one job. Every field is optional in the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -70,6 +73,9 @@ pub struct JobOptions {
     /// `sha256`: plaintext emails, phones and mobile ad ids are hashed by the service before the
     /// job is stored, so they never leave it, nor sit in its database, in the clear.
     pub hash_identifiers: IdentifierHashing,
+    /// Also build the ranked audiences: every person scored against the customers
+    /// (naive Bayes over the analysed traits) and the top 1 %, 2 %, 5 % and 10 % exported.
+    pub ranked: bool,
 }
 
 impl Default for JobOptions {
@@ -85,6 +91,7 @@ impl Default for JobOptions {
             exclude_customers: true,
             audience_limit: None,
             hash_identifiers: IdentifierHashing::None,
+            ranked: DEFAULT_RANKED,
         }
     }
 }

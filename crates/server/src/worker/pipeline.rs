@@ -29,6 +29,8 @@ pub async fn run(
     let analyzed = run.analyze().await?;
     let mapped = run.map(analyzed).await?;
     let audiences = run.find(&mapped, &resolved).await?;
+    let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
+    run.finish(icp_store::Stage::Find).await?;
     let result = JobResult {
         job_id: job.id,
         workflow_id: run.workflow_id.clone(),
@@ -36,6 +38,7 @@ pub async fn run(
         analysis: mapped.analysis,
         clusters: mapped.clusters,
         audiences,
+        ranked,
     };
     serde_json::to_value(result).map_err(corrupt)
 }
