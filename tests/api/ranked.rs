@@ -188,10 +188,13 @@ async fn ranked_tiers_hold_the_planted_segment_and_export_and_purge_like_audienc
         )
         .await;
 
-        // A job without `ranked` has no ranked block and no tier to export.
+        // A job that says `ranked: false` has no ranked block and no tier to export.
         let (_, plain_emails) = segment_emails(SEGMENT, 300);
         let plain: Value = app
-            .post_json("/v1/jobs", &job_body(&plain_emails, json!({})))
+            .post_json(
+                "/v1/jobs",
+                &job_body(&plain_emails, json!({"ranked": false})),
+            )
             .await
             .json()
             .await

@@ -412,8 +412,8 @@ impl CsvOptionsQuery {
         if let Some(v) = q.hash_identifiers {
             o.hash_identifiers = v;
         }
-        if let Some(v) = q.ranked {
-            o.ranked = v;
+        if q.ranked.is_some() {
+            o.ranked = q.ranked;
         }
         Ok(o)
     }

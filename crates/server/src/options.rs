@@ -37,8 +37,10 @@ pub const MAX_RADIUS: f64 = 20_040.0;
 /// The audiences may carry these contact data (not mobile ad ids).
 pub const AUDIENCE_ID_TYPES: [IdType; 3] = [IdType::Email, IdType::Phone, IdType::Address];
 
-/// Whether a job builds the ranked audiences unless it says otherwise.
-pub const DEFAULT_RANKED: bool = false;
+/// Whether a job that does not say builds the ranked audiences where the provider ranks its
+/// own population (the embedded one). Never by default over a provider that cannot: the
+/// service would then fetch the profile of every person of the boolean audiences.
+pub const RANKED_BY_DEFAULT: bool = true;
 
 /// What the caller may tune for one job. Every field is optional in the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -75,7 +77,11 @@ pub struct JobOptions {
     pub hash_identifiers: IdentifierHashing,
     /// Also build the ranked audiences: every person scored against the customers
     /// (naive Bayes over the analysed traits) and the top 1 %, 2 %, 5 % and 10 % exported.
-    pub ranked: bool,
+    /// Absent: built when the provider ranks its own population (the embedded one). `true`:
+    /// built over any provider; one that cannot rank its population has the persons of the
+    /// boolean audiences scored by the service instead (their profiles fetched). `false`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranked: Option<bool>,
 }
 
 impl Default for JobOptions {
@@ -91,7 +97,7 @@ impl Default for JobOptions {
             exclude_customers: true,
             audience_limit: None,
             hash_identifiers: IdentifierHashing::None,
-            ranked: DEFAULT_RANKED,
+            ranked: None,
         }
     }
 }
@@ -104,6 +110,11 @@ impl JobOptions {
             max_cluster_size: self.max_cluster_size,
             ..AnalysisConfig::default()
         }
+    }
+
+    /// Whether the analysis fits the lookalike weights: unless the job said no.
+    pub fn may_rank(&self) -> bool {
+        self.ranked.unwrap_or(RANKED_BY_DEFAULT)
     }
 
     /// The audiences these options ask for.

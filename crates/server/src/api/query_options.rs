@@ -15,7 +15,7 @@ use super::identifier_schema::space_class;
 use super::jobs::{MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE_SIZE, PAGE_TOKEN_LEN, PAGE_TOKEN_PATTERN};
 use super::path_params::AudienceName;
 use crate::model::strategy_name;
-use crate::options::{AUDIENCE_ID_TYPES, DEFAULT_RANKED, MAX_AUDIENCE_LIMIT, MAX_RADIUS};
+use crate::options::{AUDIENCE_ID_TYPES, MAX_AUDIENCE_LIMIT, MAX_RADIUS};
 
 pub fn document(doc: &mut Value) {
     let list = operation_mut(doc, "/v1/jobs", "get");
@@ -128,10 +128,7 @@ fn csv_options() -> Vec<(&'static str, Value)> {
             "exclude_customers",
             json!({"type": "boolean", "default": true}),
         ),
-        (
-            "ranked",
-            json!({"type": "boolean", "default": DEFAULT_RANKED}),
-        ),
+        ("ranked", json!({"type": "boolean"})),
         // Comma-separated, white space around each name ignored, empty items skipped.
         (
             "domains",

@@ -50,7 +50,7 @@ impl Run<'_> {
             .list_clusters(Stage::Analyze, &mined.baseline_items())
             .await?;
         let baseline = listed.baseline();
-        let ranked = self.options.ranked;
+        let ranked = self.options.may_rank();
         // The ranked audiences' weights: every listed value of every attribute the baseline
         // covers, the customers' exact counts against the clusters' sizes.
         let (analysis, weights) = tokio::task::spawn_blocking(move || match baseline {

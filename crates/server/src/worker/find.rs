@@ -40,7 +40,7 @@ impl Run<'_> {
         } else {
             HashSet::new()
         };
-        let ranked_tiers = if self.options.ranked {
+        let ranked_tiers = if self.options.may_rank() {
             RANKED_FRACTIONS.len()
         } else {
             0

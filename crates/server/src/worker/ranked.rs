@@ -70,7 +70,7 @@ impl Run<'_> {
         resolved: &Resolved,
         audiences: &[AudienceResult],
     ) -> Result<Option<RankedResult>, StageError> {
-        if !self.options.ranked {
+        if !self.options.may_rank() {
             return Ok(None);
         }
         let Some(weights) = mapped.weights.as_ref() else {
@@ -85,7 +85,9 @@ impl Run<'_> {
             }
         }
         if done.len() < RANKED_FRACTIONS.len() {
-            let ranking = self.rank(weights, resolved, audiences).await?;
+            let Some(ranking) = self.rank(weights, resolved, audiences).await? else {
+                return Ok(None);
+            };
             for (i, answer) in ranking.tiers.iter().enumerate() {
                 if done.contains_key(&i) {
                     continue;
@@ -116,13 +118,14 @@ impl Run<'_> {
         }))
     }
 
-    /// The provider ranks its population, or, when it cannot, the candidates are scored here.
+    /// The provider ranks its population, or, when it cannot and the job asked for ranked
+    /// audiences in so many words, the candidates are scored here.
     async fn rank(
         &mut self,
         weights: &[TraitWeight],
         resolved: &Resolved,
         audiences: &[AudienceResult],
-    ) -> Result<Ranking, StageError> {
+    ) -> Result<Option<Ranking>, StageError> {
         let exclude = if self.options.exclude_customers {
             resolved.all.clone()
         } else {
@@ -148,14 +151,17 @@ impl Run<'_> {
                 let answer = answer.map_err(provider("find"))?;
                 self.trace(Stage::Find, "rank_persons", answer.tool_trace_id.as_ref())
                     .await?;
-                Ok(Ranking {
+                Ok(Some(Ranking {
                     scope: RankedScope::Population,
                     eligible: answer.eligible,
                     tiers: answer.tiers,
                     records: answer.records,
-                })
+                }))
             }
-            None => self.rank_candidates(weights, audiences).await,
+            None if self.options.ranked == Some(true) => {
+                Ok(Some(self.rank_candidates(weights, audiences).await?))
+            }
+            None => Ok(None),
         }
     }
 
