@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use icp_contract::{
     AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
-    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError, ResolveRequest,
-    ResolveResponse,
+    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
+    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
 };
 use icp_mcp::{Secret, WattConfig, WattProvider};
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
@@ -282,6 +282,22 @@ pub fn comparable_result(mut result: Value) -> Value {
         a.remove("sample");
         a.remove("exports");
     }
+    if let Some(tiers) = obj
+        .get_mut("ranked")
+        .and_then(|r| r["tiers"].as_array_mut())
+    {
+        for tier in tiers {
+            tier.as_object_mut().unwrap().remove("exports");
+        }
+    }
+    result
+}
+
+/// A result of the embedded provider as a remote one gives it: the embedded population ranks
+/// itself by default, a remote upstream cannot (and its candidates are scored only when a job
+/// asks, `tests/api/ranked.rs`).
+pub fn without_ranked(mut result: Value) -> Value {
+    result.as_object_mut().unwrap().remove("ranked");
     result
 }
 
@@ -340,6 +356,17 @@ pub trait Tap: Send + Sync + 'static {
     fn on_get_person(&self, _req: &GetPersonRequest) -> Result<(), ProviderError> {
         Ok(())
     }
+    fn on_rank(&self) -> RankTap {
+        RankTap::Pass
+    }
+}
+
+/// What a [`Tap`] does with a `rank_persons` call.
+pub enum RankTap {
+    Pass,
+    Fail(ProviderError),
+    /// Answers "this provider cannot rank its population", as a remote upstream does.
+    Cannot,
 }
 
 /// The embedded population behind a [`Tap`]; every other call passes straight through.
@@ -429,6 +456,16 @@ impl<T: Tap> PopulationProvider for Tapped<T> {
         req: FindPersonsRequest,
     ) -> Result<AudienceExport, ProviderError> {
         self.inner.export_persons(req).await
+    }
+    async fn rank_persons(
+        &self,
+        req: RankPersonsRequest,
+    ) -> Option<Result<RankPersonsResponse, ProviderError>> {
+        match self.tap.on_rank() {
+            RankTap::Pass => self.inner.rank_persons(req).await,
+            RankTap::Fail(error) => Some(Err(error)),
+            RankTap::Cannot => None,
+        }
     }
     async fn submit_feedback(
         &self,

@@ -22,6 +22,7 @@ mod population_size;
 mod purge;
 mod python_env;
 mod python_sdk;
+mod ranked;
 mod remote_provider;
 mod replicas;
 mod resume;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::load::{comparable, post_politely, retry_after};
+use crate::load::{post_politely, retry_after};
 use crate::tcp_proxy::TcpProxy;
 use icp_store::test_support::{TestDatabase, lock_sqlite_writes};
 use serde_json::{Value, json};
@@ -205,7 +205,7 @@ where
         assert_eq!(job["attempt"], 1, "job {id} started over: {job}");
         let result = app.get_json(&format!("/v1/jobs/{id}/result")).await;
         assert_eq!(
-            comparable(result),
+            comparable_result(result),
             reference,
             "job {id}: not the undisturbed result"
         );

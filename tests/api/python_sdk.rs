@@ -121,6 +121,7 @@ async fn jobs_over_a_fastmcp_upstream_give_the_embedded_result() {
     let app = spawn_app(db().await).await;
     let (embedded, _) = run_normalized_job(&app, 1200).await;
     app.shutdown().await;
+    let embedded = without_ranked(embedded);
 
     // The embedded population over MCP, behind the FastMCP upstream.
     let backend: Arc<dyn PopulationProvider> = Arc::new(EmbeddedProvider::new(population()));

@@ -43,7 +43,7 @@
 //! 4. `rows`: profiles interned into the ascending rows of each trait, what the miner reads.
 //! 5. `mine`: the [`Mined`] lattice of frequent itemsets over dense bitsets.
 //! 6. `summary`: the lattice summarised into the report (top attributes, ranked pairs, closed
-//!    clusters).
+//!    clusters); `lookalike_fit`: the lookalike weights of the lattice against a baseline.
 //! 7. `analyzer`: the [`Analyzer`], profiles in and the report out.
 //!
 //! [`synthetic`] is seeded data for tests and benchmarks (the miner's unit tests, `tests/`,
@@ -82,6 +82,7 @@ mod config;
 mod contact;
 mod error;
 mod item;
+mod lookalike_fit;
 mod lookalike_model;
 mod mine;
 mod rank;

@@ -13,6 +13,8 @@ mod identity;
 mod normalize;
 mod person;
 mod provider;
+mod rank;
+mod records;
 mod resolve_calls;
 mod traced;
 
@@ -24,5 +26,7 @@ pub use identity::*;
 pub use normalize::*;
 pub use person::*;
 pub use provider::*;
+pub use rank::*;
+pub use records::*;
 pub use resolve_calls::*;
 pub use traced::Traced;

@@ -6,8 +6,8 @@ use futures::StreamExt;
 use icp_contract::{
     AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
-    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError, ResolveRequest,
-    ResolveResponse,
+    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
+    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
 };
 
 use crate::columns::Population;
@@ -165,6 +165,24 @@ impl PopulationProvider for EmbeddedProvider {
         })
         .boxed();
         Ok(AudienceExport { answer, records })
+    }
+
+    /// Scores the whole population row by row (`Population::rank_persons`), on the blocking
+    /// pool like every other call.
+    async fn rank_persons(
+        &self,
+        mut req: RankPersonsRequest,
+    ) -> Option<Result<RankPersonsResponse, ProviderError>> {
+        let wf = workflow(&mut req.workflow_id);
+        let answer = self
+            .run(move |p| p.rank_persons(&req))
+            .await
+            .map(|mut out| {
+                out.workflow_id = Some(wf);
+                out.tool_trace_id = Some(trace_id());
+                out
+            });
+        Some(answer)
     }
 
     async fn submit_feedback(

@@ -14,9 +14,14 @@
 
 use std::collections::HashMap;
 
-use icp_contract::PersonId;
+use icp_contract::{
+    PersonId, ProviderError, RankPersonsRequest, RankPersonsResponse, RankedTierAnswer,
+    RecordBatch, tier_size,
+};
+use roaring::RoaringBitmap;
 
 use crate::columns::{Codes, Population};
+use crate::geo;
 use crate::parallel::threads;
 
 /// The weight of one trait.
@@ -66,41 +71,169 @@ impl Population {
         exclude: &[PersonId],
         fractions: &[f64],
     ) -> Result<RankedTiers, RankError> {
-        if let Some(&bad) = fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
-            return Err(RankError::BadFraction(bad));
-        }
-        let (table, unknown_traits) = self.weight_table(weights)?;
-        let mut scores = self.scores(&table);
-        let mut excluded = 0u64;
-        for id in exclude {
-            if let Some(row) = self.index_of(*id)
-                && scores[row] != f32::NEG_INFINITY
-            {
-                scores[row] = f32::NEG_INFINITY;
-                excluded += 1;
-            }
-        }
-        let eligible = self.len as u64 - excluded;
-        let largest = fractions.iter().copied().fold(0.0, f64::max);
-        let best = best_rows(&scores, tier_size(largest, eligible));
+        let ranked = self.rank_rows(weights, exclude, None, fractions)?;
         let tiers = fractions
             .iter()
-            .map(|&fraction| {
-                let rows = &best[..tier_size(fraction, eligible)];
+            .zip(&ranked.sizes)
+            .map(|(&fraction, &size)| {
+                let rows = &ranked.best[..size];
                 RankedTier {
                     fraction,
                     cutoff: rows
                         .last()
-                        .map_or(f32::NEG_INFINITY, |&r| scores[r as usize]),
+                        .map_or(f32::NEG_INFINITY, |&r| ranked.scores[r as usize]),
                     persons: rows.iter().map(|&r| self.person_id(r as usize)).collect(),
                 }
             })
             .collect();
         Ok(RankedTiers {
-            eligible,
-            unknown_traits,
+            eligible: ranked.eligible,
+            unknown_traits: ranked.unknown_traits,
             tiers,
         })
+    }
+
+    /// The ranking behind [`Population::rank_tiers`], as rows: everyone outside `within` (when
+    /// given) and in `exclude` is left out.
+    pub(crate) fn rank_rows(
+        &self,
+        weights: &[TraitWeight],
+        exclude: &[PersonId],
+        within: Option<&RoaringBitmap>,
+        fractions: &[f64],
+    ) -> Result<RankedRows, RankError> {
+        if let Some(&bad) = fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+            return Err(RankError::BadFraction(bad));
+        }
+        let (table, unknown_traits) = self.weight_table(weights)?;
+        let mut scores = self.scores(&table);
+        let mut left_out = 0u64;
+        if let Some(within) = within {
+            for (row, score) in scores.iter_mut().enumerate() {
+                if !within.contains(row as u32) {
+                    *score = f32::NEG_INFINITY;
+                    left_out += 1;
+                }
+            }
+        }
+        for id in exclude {
+            if let Some(row) = self.index_of(*id)
+                && scores[row] != f32::NEG_INFINITY
+            {
+                scores[row] = f32::NEG_INFINITY;
+                left_out += 1;
+            }
+        }
+        let eligible = self.len as u64 - left_out;
+        let sizes: Vec<usize> = fractions
+            .iter()
+            .map(|&f| tier_size(f, eligible) as usize)
+            .collect();
+        let best = best_rows(&scores, sizes.iter().copied().max().unwrap_or(0));
+        Ok(RankedRows {
+            eligible,
+            unknown_traits,
+            sizes,
+            best,
+            scores,
+            table,
+        })
+    }
+
+    /// `rank_persons` of the contract: tiers with their records and, per tier, how many of its
+    /// members hold each weighted trait.
+    pub fn rank_persons(
+        &self,
+        req: &RankPersonsRequest,
+    ) -> Result<RankPersonsResponse, ProviderError> {
+        let weights: Vec<TraitWeight> = req
+            .weights
+            .iter()
+            .map(|w| TraitWeight {
+                name: w.name.clone(),
+                value: w.value.clone(),
+                weight: w.weight as f32,
+            })
+            .collect();
+        let within = match &req.location {
+            Some(loc) => {
+                geo::validate(loc)?;
+                Some(geo::exact(
+                    &self.geo.candidates(loc),
+                    loc,
+                    &self.lat,
+                    &self.lon,
+                ))
+            }
+            None => None,
+        };
+        let ranked = self
+            .rank_rows(&weights, &req.exclude, within.as_ref(), &req.fractions)
+            .map_err(|e| ProviderError::validation(e.to_string()))?;
+        // Which weight each entry of the table belongs to (a trait named twice counts once).
+        let mut owner = vec![u32::MAX; ranked.table.values.len()];
+        let positions = self.trait_positions(&ranked.table.offsets);
+        for (i, w) in weights.iter().enumerate() {
+            if let Some(&at) = positions.get(&(w.name.as_str(), w.value.as_str()))
+                && owner[at] == u32::MAX
+            {
+                owner[at] = i as u32;
+            }
+        }
+        // Counts grow down the ranking; each tier takes them when its last member is counted.
+        let mut counts = vec![0u64; weights.len()];
+        let mut at_size: HashMap<usize, Vec<u64>> = HashMap::new();
+        at_size.insert(0, counts.clone());
+        let mut records = RecordBatch::with_capacity(ranked.best.len(), ranked.best.len() * 64);
+        for (n, &row) in ranked.best.iter().enumerate() {
+            let row = row as usize;
+            for (a, offset) in ranked.table.offsets.iter().enumerate() {
+                let code = self.code(row, a) as usize;
+                if code != 0 && owner[offset + code] != u32::MAX {
+                    counts[owner[offset + code] as usize] += 1;
+                }
+            }
+            if ranked.sizes.contains(&(n + 1)) {
+                at_size.insert(n + 1, counts.clone());
+            }
+            self.push_audience_line(&mut records, row, req.identifier_type);
+        }
+        let tiers = req
+            .fractions
+            .iter()
+            .zip(&ranked.sizes)
+            .map(|(&fraction, &size)| RankedTierAnswer {
+                fraction,
+                size: size as u64,
+                cutoff: size
+                    .checked_sub(1)
+                    .map(|last| f64::from(ranked.scores[ranked.best[last] as usize])),
+                trait_counts: at_size.get(&size).cloned().unwrap_or_default(),
+            })
+            .collect();
+        Ok(RankPersonsResponse {
+            eligible: ranked.eligible,
+            unknown_traits: ranked.unknown_traits.len() as u64,
+            tiers,
+            records,
+            workflow_id: req.workflow_id.clone(),
+            tool_trace_id: None,
+        })
+    }
+
+    /// Where each trait's weight sits in a weight table laid out by `offsets`.
+    fn trait_positions(&self, offsets: &[usize]) -> HashMap<(&str, &str), usize> {
+        self.attrs
+            .iter()
+            .enumerate()
+            .flat_map(|(a, attr)| {
+                let base = offsets[a];
+                attr.values
+                    .iter()
+                    .enumerate()
+                    .map(move |(v, value)| ((attr.name.as_str(), value.as_str()), base + v + 1))
+            })
+            .collect()
     }
 
     /// Every person's score under `weights` (the same weight table `rank_tiers` uses), for
@@ -122,18 +255,7 @@ impl Population {
             len += attr.values.len() + 1;
         }
         let mut values = vec![0f32; len];
-        let positions: HashMap<(&str, &str), usize> = self
-            .attrs
-            .iter()
-            .enumerate()
-            .flat_map(|(a, attr)| {
-                let base = offsets[a];
-                attr.values
-                    .iter()
-                    .enumerate()
-                    .map(move |(v, value)| ((attr.name.as_str(), value.as_str()), base + v + 1))
-            })
-            .collect();
+        let positions = self.trait_positions(&offsets);
         let mut unknown = Vec::new();
         for w in weights {
             if !w.weight.is_finite() {
@@ -176,9 +298,20 @@ impl Population {
     }
 }
 
-struct WeightTable {
+pub(crate) struct WeightTable {
     offsets: Vec<usize>,
     values: Vec<f32>,
+}
+
+/// A ranking as rows: the tiers' sizes (in the order of the fractions asked), the best rows of
+/// the largest, best first, and every row's score (`-inf` for those left out).
+pub(crate) struct RankedRows {
+    pub(crate) eligible: u64,
+    pub(crate) unknown_traits: Vec<(String, String)>,
+    pub(crate) sizes: Vec<usize>,
+    pub(crate) best: Vec<u32>,
+    pub(crate) scores: Vec<f32>,
+    pub(crate) table: WeightTable,
 }
 
 fn score_rows<C: Copy + Into<usize>>(
@@ -194,12 +327,6 @@ fn score_rows<C: Copy + Into<usize>>(
         }
         *score = sum;
     }
-}
-
-/// How many of `eligible` persons a tier of `fraction` holds: rounded up, so a tier is never
-/// empty while anyone is eligible.
-fn tier_size(fraction: f64, eligible: u64) -> usize {
-    ((fraction * eligible as f64).ceil() as u64).min(eligible) as usize
 }
 
 /// The `k` best rows, best first; ties by row, lower first. Finds the k-th best score by

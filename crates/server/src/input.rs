@@ -349,6 +349,8 @@ pub struct CsvOptionsQuery {
     pub audience_limit: Option<u64>,
     /// `sha256` to hash plaintext emails, phones and mobile ad ids before the job is stored.
     pub hash_identifiers: Option<crate::options::IdentifierHashing>,
+    /// `true` to build the ranked audiences too.
+    pub ranked: Option<bool>,
 }
 
 impl CsvOptionsQuery {
@@ -409,6 +411,9 @@ impl CsvOptionsQuery {
         }
         if let Some(v) = q.hash_identifiers {
             o.hash_identifiers = v;
+        }
+        if q.ranked.is_some() {
+            o.ranked = q.ranked;
         }
         Ok(o)
     }

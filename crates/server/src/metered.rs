@@ -7,8 +7,8 @@ use std::time::Instant;
 use icp_contract::{
     AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
-    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError, ResolveRequest,
-    ResolveResponse,
+    ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
+    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
 };
 
 use crate::metrics::Metrics;
@@ -96,6 +96,18 @@ impl PopulationProvider for MeteredProvider {
     ) -> Result<FeedbackResponse, ProviderError> {
         self.timed("submit_feedback", self.inner.submit_feedback(req))
             .await
+    }
+
+    async fn rank_persons(
+        &self,
+        req: RankPersonsRequest,
+    ) -> Option<Result<RankPersonsResponse, ProviderError>> {
+        let started = Instant::now();
+        let answer = self.inner.rank_persons(req).await?;
+        let error = answer.as_ref().err().map(ProviderError::kind);
+        self.metrics
+            .observe_call("rank_persons", started.elapsed(), error);
+        Some(answer)
     }
 
     fn drain_traces(&self, workflow_id: &str, tool: &str) -> Option<Vec<(String, String)>> {

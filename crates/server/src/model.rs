@@ -211,7 +211,12 @@ pub struct AudienceExports {
 
 impl AudienceExports {
     pub fn for_job(id: Uuid, strategy: Strategy) -> Self {
-        let base = format!("/v1/jobs/{id}/audiences/{}/export", strategy_name(strategy));
+        Self::named(id, strategy_name(strategy))
+    }
+
+    /// The export links of the audience `name` (a strategy or a ranked tier).
+    pub fn named(id: Uuid, name: &str) -> Self {
+        let base = format!("/v1/jobs/{id}/audiences/{name}/export");
         Self {
             csv: format!("{base}?format=csv"),
             json: format!("{base}?format=json"),
@@ -241,4 +246,71 @@ pub struct JobResult {
     /// The clusters the audiences use, as the provider maps them.
     pub clusters: Vec<Cluster>,
     pub audiences: Vec<AudienceResult>,
+    /// The ranked audiences, when the job asked for them (`options.ranked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranked: Option<RankedResult>,
+}
+
+/// The model that scores persons for the ranked audiences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RankedModel {
+    /// Smoothed log-lift of each `attribute = value` among the customers against the
+    /// population, summed over a person's traits.
+    NaiveBayes,
+}
+
+/// Who was scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RankedScope {
+    /// Every person of the population (within `location`, customers left out when excluded).
+    Population,
+    /// The persons of the boolean audiences the job exported: the provider cannot rank its
+    /// whole population, so the service scored these.
+    Candidates,
+}
+
+/// The ranked audiences: the persons most like the customers, in nested tiers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RankedResult {
+    pub model: RankedModel,
+    pub scope: RankedScope,
+    /// Persons scored.
+    pub eligible: u64,
+    /// `attribute = value` traits with a weight.
+    pub weighted_traits: u64,
+    /// Top 1 %, 2 %, 5 % and 10 %; each holds the ones before it.
+    pub tiers: Vec<RankedTier>,
+}
+
+/// The best-scoring share of the eligible persons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RankedTier {
+    /// `ranked_1`, `ranked_2`, `ranked_5` or `ranked_10`: its name in export paths.
+    pub name: String,
+    /// Its share of the eligible persons.
+    pub share: f64,
+    pub size: u64,
+    /// The lowest score in the tier (absent when it is empty).
+    pub cutoff: Option<f64>,
+    /// The traits that add most to its members' scores (weight × share of members holding it),
+    /// at most 5.
+    pub top_traits: Vec<RankedTrait>,
+    pub exports: AudienceExports,
+}
+
+/// A weighted trait within a tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RankedTrait {
+    pub name: String,
+    pub value: String,
+    pub weight: f64,
+    /// The share of the tier's members holding it.
+    pub share: f64,
+}
+
+/// The name of the ranked tier of `fraction`: `ranked_1` for the top 1 %.
+pub fn ranked_tier_name(fraction: f64) -> String {
+    format!("ranked_{}", (fraction * 100.0).round() as u64)
 }

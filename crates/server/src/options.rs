@@ -37,6 +37,11 @@ pub const MAX_RADIUS: f64 = 20_040.0;
 /// The audiences may carry these contact data (not mobile ad ids).
 pub const AUDIENCE_ID_TYPES: [IdType; 3] = [IdType::Email, IdType::Phone, IdType::Address];
 
+/// Whether a job that does not say builds the ranked audiences where the provider ranks its
+/// own population (the embedded one). Never by default over a provider that cannot: the
+/// service would then fetch the profile of every person of the boolean audiences.
+pub const RANKED_BY_DEFAULT: bool = true;
+
 /// What the caller may tune for one job. Every field is optional in the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -70,6 +75,13 @@ pub struct JobOptions {
     /// `sha256`: plaintext emails, phones and mobile ad ids are hashed by the service before the
     /// job is stored, so they never leave it, nor sit in its database, in the clear.
     pub hash_identifiers: IdentifierHashing,
+    /// Also build the ranked audiences: every person scored against the customers
+    /// (naive Bayes over the analysed traits) and the top 1 %, 2 %, 5 % and 10 % exported.
+    /// Absent: built when the provider ranks its own population (the embedded one). `true`:
+    /// built over any provider; one that cannot rank its population has the persons of the
+    /// boolean audiences scored by the service instead (their profiles fetched). `false`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranked: Option<bool>,
 }
 
 impl Default for JobOptions {
@@ -85,6 +97,7 @@ impl Default for JobOptions {
             exclude_customers: true,
             audience_limit: None,
             hash_identifiers: IdentifierHashing::None,
+            ranked: None,
         }
     }
 }
@@ -97,6 +110,11 @@ impl JobOptions {
             max_cluster_size: self.max_cluster_size,
             ..AnalysisConfig::default()
         }
+    }
+
+    /// Whether the analysis fits the lookalike weights: unless the job said no.
+    pub fn may_rank(&self) -> bool {
+        self.ranked.unwrap_or(RANKED_BY_DEFAULT)
     }
 
     /// The audiences these options ask for.

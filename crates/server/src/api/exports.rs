@@ -6,7 +6,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use icp_analysis::Strategy;
 use icp_contract::{AudienceRecord, ExportFormat, IdType};
 use icp_population::AudienceEncoder;
 use icp_store::Store;
@@ -16,10 +15,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::jobs::succeeded_result;
-use super::path_params::{AudienceStrategy, JobId};
+use super::path_params::{AudienceName, JobId};
 use crate::auth::Caller;
 use crate::decode::parse_query;
-use crate::model::{JobResult, strategy_name};
+use crate::model::JobResult;
 use crate::options::JobOptions;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -47,7 +46,7 @@ struct ExportQuery {
     tag = "audiences",
     params(
         ("id" = String, Path, description = "The job's id"),
-        ("strategy" = Strategy, Path, description = "precision, reach or hybrid"),
+        ("strategy" = String, Path, description = "The audience: a strategy (precision, reach, hybrid) or a ranked tier (ranked_1, ranked_2, ranked_5, ranked_10)"),
         ExportQuery,
     ),
     responses(
@@ -62,7 +61,7 @@ async fn export_audience(
     State(state): State<AppState>,
     caller: Caller,
     JobId(id): JobId,
-    AudienceStrategy(strategy): AudienceStrategy,
+    audience: AudienceName,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let q: ExportQuery = parse_query(query.as_deref())?;
@@ -78,10 +77,19 @@ async fn export_audience(
     let (record, result) = succeeded_result(&state, &caller, id).await?;
     let options: JobOptions = serde_json::from_value(record.options).map_err(ApiError::internal)?;
     let result: JobResult = serde_json::from_value(result).map_err(ApiError::internal)?;
-    if !result.audiences.iter().any(|a| a.strategy == strategy) {
+    let built = match &audience {
+        AudienceName::Strategy(strategy) => {
+            result.audiences.iter().any(|a| a.strategy == *strategy)
+        }
+        AudienceName::Ranked(name) => result
+            .ranked
+            .as_ref()
+            .is_some_and(|r| r.tiers.iter().any(|t| t.name == *name)),
+    };
+    if !built {
         return Err(ApiError::NotFound(format!(
             "the job built no {} audience",
-            strategy_name(strategy)
+            audience.as_str()
         )));
     }
 
@@ -93,7 +101,7 @@ async fn export_audience(
     let body = Body::from_stream(export_stream(
         state.store.clone(),
         id,
-        strategy,
+        audience.as_str().to_owned(),
         format,
         options.identifier_type,
     ));
@@ -102,7 +110,7 @@ async fn export_audience(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     let disposition = format!(
         "attachment; filename=\"audience-{}-{id}.{ext}\"",
-        strategy_name(strategy)
+        audience.as_str()
     );
     h.insert(
         header::CONTENT_DISPOSITION,
@@ -121,54 +129,59 @@ enum Phase {
 fn export_stream(
     store: Store,
     id: Uuid,
-    strategy: Strategy,
+    name: String,
     format: ExportFormat,
     id_type: IdType,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let encoder = AudienceEncoder::new(format, Some(id_type));
     futures::stream::unfold(
         (store, encoder, Phase::Header),
-        move |(store, mut encoder, phase)| async move {
-            match phase {
-                Phase::Header => {
-                    let bytes = Bytes::from(encoder.header());
-                    Some((Ok(bytes), (store, encoder, Phase::Chunk(0))))
-                }
-                Phase::Chunk(n) => match store.export_chunk(id, strategy_name(strategy), n).await {
-                    Ok(Some(body)) => {
-                        let out = if format == ExportFormat::Jsonl {
-                            Bytes::from(body)
-                        } else {
-                            let mut out = Vec::with_capacity(body.len() * 2);
-                            for line in body.lines().filter(|l| !l.is_empty()) {
-                                match serde_json::from_str::<AudienceRecord>(line) {
-                                    Ok(record) => out.extend(encoder.record(&record)),
-                                    Err(e) => {
-                                        tracing::error!(job = %id, error = %e, "stored export chunk unreadable");
-                                        return Some((
-                                            Err(std::io::Error::other("stored export unreadable")),
-                                            (store, encoder, Phase::Done),
-                                        ));
+        move |(store, mut encoder, phase)| {
+            let name = name.clone();
+            async move {
+                match phase {
+                    Phase::Header => {
+                        let bytes = Bytes::from(encoder.header());
+                        Some((Ok(bytes), (store, encoder, Phase::Chunk(0))))
+                    }
+                    Phase::Chunk(n) => match store.export_chunk(id, &name, n).await {
+                        Ok(Some(body)) => {
+                            let out = if format == ExportFormat::Jsonl {
+                                Bytes::from(body)
+                            } else {
+                                let mut out = Vec::with_capacity(body.len() * 2);
+                                for line in body.lines().filter(|l| !l.is_empty()) {
+                                    match serde_json::from_str::<AudienceRecord>(line) {
+                                        Ok(record) => out.extend(encoder.record(&record)),
+                                        Err(e) => {
+                                            tracing::error!(job = %id, error = %e, "stored export chunk unreadable");
+                                            return Some((
+                                                Err(std::io::Error::other(
+                                                    "stored export unreadable",
+                                                )),
+                                                (store, encoder, Phase::Done),
+                                            ));
+                                        }
                                     }
                                 }
-                            }
-                            Bytes::from(out)
-                        };
-                        Some((Ok(out), (store, encoder, Phase::Chunk(n + 1))))
-                    }
-                    Ok(None) => {
-                        let bytes = Bytes::from(encoder.footer());
-                        Some((Ok(bytes), (store, encoder, Phase::Done)))
-                    }
-                    Err(e) => {
-                        tracing::error!(job = %id, error = %e, "reading an export chunk failed");
-                        Some((
-                            Err(std::io::Error::other("export read failed")),
-                            (store, encoder, Phase::Done),
-                        ))
-                    }
-                },
-                Phase::Done => None,
+                                Bytes::from(out)
+                            };
+                            Some((Ok(out), (store, encoder, Phase::Chunk(n + 1))))
+                        }
+                        Ok(None) => {
+                            let bytes = Bytes::from(encoder.footer());
+                            Some((Ok(bytes), (store, encoder, Phase::Done)))
+                        }
+                        Err(e) => {
+                            tracing::error!(job = %id, error = %e, "reading an export chunk failed");
+                            Some((
+                                Err(std::io::Error::other("export read failed")),
+                                (store, encoder, Phase::Done),
+                            ))
+                        }
+                    },
+                    Phase::Done => None,
+                }
             }
         },
     )

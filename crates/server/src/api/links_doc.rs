@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::doc_json::operation_mut;
+use super::path_params::AudienceName;
 
 /// `(link name, operationId)` of each operation on one job.
 const JOB_OPERATIONS: &[(&str, &str)] = &[
@@ -22,10 +23,13 @@ pub fn document(doc: &mut Value) {
             json!({"operationId": operation_id, "parameters": {"id": "$response.body#/id"}}),
         );
     }
-    for strategy in ["precision", "reach", "hybrid"] {
+    for audience in AudienceName::all() {
+        let strategy = audience.as_str();
         let mut name = String::from("Export");
-        name.push_str(&strategy[..1].to_ascii_uppercase());
-        name.push_str(&strategy[1..]);
+        for word in strategy.split('_') {
+            name.push_str(&word[..1].to_ascii_uppercase());
+            name.push_str(&word[1..]);
+        }
         links.insert(
             name,
             json!({"operationId": "export_audience",

@@ -6,7 +6,10 @@ use axum::http::request::Parts;
 use icp_analysis::Strategy;
 use uuid::Uuid;
 
+use icp_contract::RANKED_FRACTIONS;
+
 use crate::decode::shorten;
+use crate::model::{ranked_tier_name, strategy_name};
 use crate::problem::ApiError;
 
 /// The `{id}` of a `/v1/jobs/{id}…` route. Anything that is not a UUID is a 404, not a 400: no
@@ -14,9 +17,33 @@ use crate::problem::ApiError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobId(pub Uuid);
 
-/// The `{strategy}` of an audience route: an unknown strategy is an audience that does not exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AudienceStrategy(pub Strategy);
+/// The `{strategy}` of an audience route: a boolean strategy or a ranked tier. Any other name is
+/// an audience that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudienceName {
+    Strategy(Strategy),
+    /// `ranked_1`, `ranked_2`, `ranked_5` or `ranked_10`.
+    Ranked(String),
+}
+
+impl AudienceName {
+    /// Every audience name a path can hold.
+    pub fn all() -> Vec<String> {
+        [Strategy::Precision, Strategy::Reach, Strategy::Hybrid]
+            .map(|s| strategy_name(s).to_owned())
+            .into_iter()
+            .chain(RANKED_FRACTIONS.map(ranked_tier_name))
+            .collect()
+    }
+
+    /// The name in paths and in the store.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Strategy(s) => strategy_name(*s),
+            Self::Ranked(name) => name,
+        }
+    }
+}
 
 /// The raw value of the path parameter `name`.
 async fn raw_param<S: Send + Sync>(
@@ -46,18 +73,21 @@ impl<S: Send + Sync> FromRequestParts<S> for JobId {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for AudienceStrategy {
+impl<S: Send + Sync> FromRequestParts<S> for AudienceName {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let raw = raw_param(parts, state, "strategy").await?;
-        serde_json::from_value(serde_json::Value::String(raw.clone()))
-            .map(AudienceStrategy)
-            .map_err(|_| {
-                let shown = shorten(&raw, 64);
-                ApiError::NotFound(format!(
-                    "no audience strategy {shown:?}; use precision, reach or hybrid"
-                ))
-            })
+        if let Ok(strategy) = serde_json::from_value(serde_json::Value::String(raw.clone())) {
+            return Ok(AudienceName::Strategy(strategy));
+        }
+        if RANKED_FRACTIONS.iter().any(|&f| ranked_tier_name(f) == raw) {
+            return Ok(AudienceName::Ranked(raw));
+        }
+        let shown = shorten(&raw, 64);
+        Err(ApiError::NotFound(format!(
+            "no audience {shown:?}; use {}",
+            Self::all().join(", ")
+        )))
     }
 }

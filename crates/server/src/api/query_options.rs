@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::doc_json::{operation_mut, set, set_param_schema};
 use super::identifier_schema::space_class;
 use super::jobs::{MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE_SIZE, PAGE_TOKEN_LEN, PAGE_TOKEN_PATTERN};
+use super::path_params::AudienceName;
 use crate::model::strategy_name;
 use crate::options::{AUDIENCE_ID_TYPES, MAX_AUDIENCE_LIMIT, MAX_RADIUS};
 
@@ -53,6 +54,11 @@ pub fn document(doc: &mut Value) {
         export,
         "format",
         json!({"type": "string", "enum": ["csv", "json", "jsonl"], "default": "csv"}),
+    );
+    set_param_schema(
+        export,
+        "strategy",
+        json!({"type": "string", "enum": AudienceName::all()}),
     );
 
     // A job id is a UUID; anything else is a job that does not exist (404).
@@ -122,6 +128,7 @@ fn csv_options() -> Vec<(&'static str, Value)> {
             "exclude_customers",
             json!({"type": "boolean", "default": true}),
         ),
+        ("ranked", json!({"type": "boolean"})),
         // Comma-separated, white space around each name ignored, empty items skipped.
         (
             "domains",

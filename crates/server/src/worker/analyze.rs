@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use icp_analysis::Analyzer;
+use icp_analysis::{Analyzer, DEFAULT_SMOOTHING};
 use icp_store::Stage;
 
 use super::checkpoint::{Analyzed, AnalyzedCheckpoint, Run};
@@ -50,9 +50,15 @@ impl Run<'_> {
             .list_clusters(Stage::Analyze, &mined.baseline_items())
             .await?;
         let baseline = listed.baseline();
-        let analysis = tokio::task::spawn_blocking(move || match baseline {
-            Some(baseline) => mined.analysis_with(&baseline),
-            None => mined.analysis(),
+        let ranked = self.options.may_rank();
+        // The ranked audiences' weights: every listed value of every attribute the baseline
+        // covers, the customers' exact counts against the clusters' sizes.
+        let (analysis, weights) = tokio::task::spawn_blocking(move || match baseline {
+            Some(baseline) => {
+                let weights = ranked.then(|| mined.lookalike_weights(&baseline, DEFAULT_SMOOTHING));
+                (mined.analysis_with(&baseline), weights)
+            }
+            None => (mined.analysis(), None),
         })
         .await
         .map_err(stopped)?;
@@ -60,6 +66,7 @@ impl Run<'_> {
             analysis,
             clusters: listed.clusters.into_values().collect(),
             population_size: listed.population_size,
+            weights,
         };
         self.save_final(Stage::Analyze, &done).await?;
         self.finish(Stage::Analyze).await?;

@@ -4,18 +4,23 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use icp_analysis::Strategy;
-use icp_contract::{AudienceExport, Cluster, FindPersonsRequest, PersonId};
+use icp_contract::{AudienceExport, Cluster, FindPersonsRequest, PersonId, RANKED_FRACTIONS};
 use icp_store::{Part, Stage};
 
 use super::checkpoint::{Mapped, Resolved, Run};
 use super::error::{StageError, corrupt, provider};
 use crate::model::{AudienceExports, AudienceResult, strategy_name};
 
+/// The find stage's checkpoints from here on are the ranked audiences' (`ranked.rs`); the
+/// boolean audiences take the sequence numbers below, one a plan.
+pub(super) const RANKED_SEQ: i64 = 1_000;
+
 /// The most export chunks stored in one transaction, and held while they wait for it.
 pub(super) const CHUNKS_PER_WRITE: usize = 8;
 
 impl Run<'_> {
-    /// Stage 5: each strategy's expression → its audience, exported in full into the store.
+    /// Stage 5: each strategy's expression → its audience, exported in full into the store
+    /// (the ranked audiences follow, `ranked.rs`; the pipeline marks the stage finished).
     /// The audiences are found together (up to the enrichment concurrency): each is one
     /// `find_persons` call and one download, so their round trips overlap, and one audience's
     /// records are stored while the next downloads.
@@ -35,10 +40,19 @@ impl Run<'_> {
         } else {
             HashSet::new()
         };
-        self.enter(Stage::Find, plans.len() as u64).await?;
+        let ranked_tiers = if self.options.may_rank() {
+            RANKED_FRACTIONS.len()
+        } else {
+            0
+        };
+        self.enter(Stage::Find, (plans.len() + ranked_tiers) as u64)
+            .await?;
         let mut done: BTreeMap<i64, AudienceResult> = BTreeMap::new();
         for (seq, body) in self.store().checkpoints(self.job.id, Stage::Find).await? {
-            done.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
+            // The ranked audiences' checkpoints follow, from `RANKED_SEQ` on.
+            if seq < RANKED_SEQ {
+                done.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
+            }
         }
         let mut todo = Vec::new();
         for (i, plan) in plans.iter().enumerate() {
@@ -110,7 +124,6 @@ impl Run<'_> {
             workflow = workflow.or(answered_workflow);
         }
         self.adopt_workflow(workflow.as_ref()).await?;
-        self.finish(Stage::Find).await?;
         Ok(done.into_values().collect())
     }
 

@@ -20,6 +20,7 @@ impl Run<'_> {
             mut analysis,
             clusters,
             population_size,
+            weights,
         } = analyzed;
         let mut known = Listed {
             clusters: clusters
@@ -59,7 +60,11 @@ impl Run<'_> {
             .collect();
         clusters.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
         clusters.dedup_by(|a, b| a.cluster_hash == b.cluster_hash);
-        let done = Mapped { analysis, clusters };
+        let done = Mapped {
+            analysis,
+            clusters,
+            weights,
+        };
         self.save_final(Stage::Map, &done).await?;
         self.finish(Stage::Map).await?;
         Ok(done)

@@ -4,7 +4,8 @@
 //! `outage` (waiting for the database to come back) →
 //! `context` (what workers share) → `checkpoint` (one job's run and everything it persists) →
 //! `accept`, `ahead`, `feeder`, `clusters` (pieces the stages share) → the stages
-//! `resolve_enrich`, `analyze`, `map`, `find` → `pipeline` (the stages in order) → `pool`
+//! `resolve_enrich`, `analyze`, `map`, `find`, `ranked` (the find stage's ranked audiences,
+//! after the boolean ones) → `pipeline` (the stages in order) → `pool`
 //! (claims, leases, retries).
 
 mod accept;
@@ -21,6 +22,7 @@ mod map;
 mod outage;
 mod pipeline;
 mod pool;
+mod ranked;
 mod resolve_enrich;
 
 pub use cluster_cache::ClusterCache;

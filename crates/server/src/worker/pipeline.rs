@@ -41,6 +41,8 @@ pub async fn run(
     timed("map", started);
     let started = Instant::now();
     let audiences = run.find(&mapped, &resolved).await?;
+    let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
+    run.finish(icp_store::Stage::Find).await?;
     timed("find", started);
     let result = JobResult {
         job_id: job.id,
@@ -49,6 +51,7 @@ pub async fn run(
         analysis: mapped.analysis,
         clusters: mapped.clusters,
         audiences,
+        ranked,
     };
     serde_json::to_value(result).map_err(corrupt)
 }

@@ -1,0 +1,64 @@
+//! Ranking a provider's whole population against the customers: not an upstream tool (the
+//! Watt Data MCP server has none), an operation a provider that holds its population can offer
+//! ([`crate::PopulationProvider::rank_persons`]). Scores stay inside the provider: what comes
+//! back is tiers, each with its size, its cut-off and its members' records.
+
+use crate::{IdType, Location, PersonId, RecordBatch};
+
+/// The shares of the eligible persons the ranked tiers hold: the top 1 %, 2 %, 5 % and 10 %.
+pub const RANKED_FRACTIONS: [f64; 4] = [0.01, 0.02, 0.05, 0.10];
+
+/// What a trait weighs in a person's score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankWeight {
+    pub name: String,
+    pub value: String,
+    pub weight: f64,
+}
+
+/// Score every person by the sum of the weights of their traits, leave out `exclude` (and,
+/// when given, everyone outside `location`), and cut the best `fractions` of the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankPersonsRequest {
+    pub weights: Vec<RankWeight>,
+    /// Each in (0, 1]; ascending, so that each tier is a prefix of the next.
+    pub fractions: Vec<f64>,
+    pub exclude: Vec<PersonId>,
+    pub location: Option<Location>,
+    /// The contact data each record carries.
+    pub identifier_type: IdType,
+    pub workflow_id: Option<String>,
+}
+
+/// The tiers of one ranking. Tiers nest: tier *i* is the first `tiers[i].size` records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankPersonsResponse {
+    /// Persons ranked: the population (within the location) less the excluded.
+    pub eligible: u64,
+    /// Weights that named a trait the population does not have (ignored).
+    pub unknown_traits: u64,
+    /// One per requested fraction, in the order asked.
+    pub tiers: Vec<RankedTierAnswer>,
+    /// The largest tier's records, best first (ties by the provider's row order).
+    pub records: RecordBatch,
+    pub workflow_id: Option<String>,
+    pub tool_trace_id: Option<String>,
+}
+
+/// One tier: how many, the lowest score in it, and how many of its members hold each
+/// weighted trait (aligned with the request's `weights`), so the caller can say which traits
+/// weigh most within it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedTierAnswer {
+    pub fraction: f64,
+    pub size: u64,
+    /// `None` for an empty tier.
+    pub cutoff: Option<f64>,
+    pub trait_counts: Vec<u64>,
+}
+
+/// A tier's size among `eligible` persons: rounded up, so a tier is never empty while anyone
+/// is eligible.
+pub fn tier_size(fraction: f64, eligible: u64) -> u64 {
+    ((fraction * eligible as f64).ceil() as u64).min(eligible)
+}
