@@ -844,7 +844,7 @@ fn corpus() -> Vec<Case> {
             format!("/v1/jobs/{NO_JOB}/audiences/lookalike/export"),
         )
         .expect(404, "not-found")
-        .says("precision, reach or hybrid"),
+        .says("precision, standard, hybrid or reach"),
         get(
             "an unknown export format",
             format!("/v1/jobs/{NO_JOB}/audiences/reach/export?format=xml"),

@@ -47,7 +47,7 @@ struct ExportQuery {
     tag = "audiences",
     params(
         ("id" = String, Path, description = "The job's id"),
-        ("strategy" = Strategy, Path, description = "precision, reach or hybrid"),
+        ("strategy" = Strategy, Path, description = "precision, standard, hybrid or reach"),
         ExportQuery,
     ),
     responses(

@@ -1,6 +1,7 @@
 //! OpenAPI links from the job `POST /v1/jobs` answers to every operation on that job, so that a
 //! client (or a fuzzer's stateful phase) can follow a new job through its life.
 
+use icp_analysis::Strategy;
 use serde_json::{Value, json};
 
 use super::doc_json::operation_mut;
@@ -22,7 +23,7 @@ pub fn document(doc: &mut Value) {
             json!({"operationId": operation_id, "parameters": {"id": "$response.body#/id"}}),
         );
     }
-    for strategy in ["precision", "reach", "hybrid"] {
+    for strategy in Strategy::ALL.map(Strategy::name) {
         let mut name = String::from("Export");
         name.push_str(&strategy[..1].to_ascii_uppercase());
         name.push_str(&strategy[1..]);

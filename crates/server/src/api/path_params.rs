@@ -56,7 +56,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AudienceStrategy {
             .map_err(|_| {
                 let shown = shorten(&raw, 64);
                 ApiError::NotFound(format!(
-                    "no audience strategy {shown:?}; use precision, reach or hybrid"
+                    "no audience strategy {shown:?}; use precision, standard, hybrid or reach"
                 ))
             })
     }

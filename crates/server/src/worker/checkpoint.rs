@@ -2,7 +2,7 @@
 //! checkpoints. Every type written as a checkpoint is declared here, so a change to what is on
 //! disk (which jobs written by an older build must still read) shows in one file.
 
-use icp_analysis::{Analysis, Analyzer};
+use icp_analysis::{Analysis, Analyzer, AudiencePlanning};
 use icp_contract::{Cluster, PersonId};
 use icp_store::{JobRecord, Lease, Part, Stage};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,7 @@ impl From<AnalyzedCheckpoint> for Analyzed {
                 analysis,
                 clusters: Vec::new(),
                 population_size: None,
+                planning: None,
             },
         }
     }
@@ -75,6 +76,10 @@ pub(super) struct Resolved {
 pub(super) struct Mapped {
     pub(super) analysis: Analysis,
     pub(super) clusters: Vec<Cluster>,
+    /// The audiences planned in the analyze stage; absent for jobs analysed before planning
+    /// (their audiences come from `Analysis::audiences`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) planning: Option<AudiencePlanning>,
 }
 
 /// The finished analyze stage: the report, ranked against the population, and the clusters of
@@ -84,6 +89,9 @@ pub(super) struct Analyzed {
     pub(super) analysis: Analysis,
     pub(super) clusters: Vec<Cluster>,
     pub(super) population_size: Option<u64>,
+    /// The audiences planned against the population (see `Mapped::planning`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) planning: Option<AudiencePlanning>,
 }
 
 impl Run<'_> {

@@ -1,6 +1,6 @@
 //! Stage 4: every trait the result shows → its cluster.
 
-use icp_analysis::{Analysis, Item};
+use icp_analysis::{Analysis, AudiencePlanning, Item};
 use icp_contract::Cluster;
 use icp_store::Stage;
 
@@ -20,6 +20,7 @@ impl Run<'_> {
             mut analysis,
             clusters,
             population_size,
+            planning,
         } = analyzed;
         let mut known = Listed {
             clusters: clusters
@@ -28,7 +29,7 @@ impl Run<'_> {
                 .collect(),
             population_size,
         };
-        let wanted = wanted_items(&analysis, &self.options);
+        let wanted = wanted_items(&analysis, planning.as_ref(), &self.options);
         self.enter(Stage::Map, wanted.len() as u64).await?;
         let missing: Vec<&Item> = wanted
             .iter()
@@ -59,7 +60,11 @@ impl Run<'_> {
             .collect();
         clusters.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
         clusters.dedup_by(|a, b| a.cluster_hash == b.cluster_hash);
-        let done = Mapped { analysis, clusters };
+        let done = Mapped {
+            analysis,
+            clusters,
+            planning,
+        };
         self.save_final(Stage::Map, &done).await?;
         self.finish(Stage::Map).await?;
         Ok(done)
@@ -67,7 +72,11 @@ impl Run<'_> {
 }
 
 /// Every item whose cluster the result shows: the top attributes and all the audiences use.
-pub(super) fn wanted_items(analysis: &Analysis, options: &JobOptions) -> Vec<Item> {
+pub(super) fn wanted_items(
+    analysis: &Analysis,
+    planning: Option<&AudiencePlanning>,
+    options: &JobOptions,
+) -> Vec<Item> {
     let mut items: Vec<Item> = analysis
         .top_attributes
         .iter()
@@ -76,8 +85,13 @@ pub(super) fn wanted_items(analysis: &Analysis, options: &JobOptions) -> Vec<Ite
             value: a.value.clone(),
         })
         .collect();
-    for plan in analysis.audiences(&options.audience_config()) {
-        items.extend(plan.items());
+    match planning {
+        Some(planning) => items.extend(planning.items()),
+        None => {
+            for plan in analysis.audiences(&options.audience_config()) {
+                items.extend(plan.items());
+            }
+        }
     }
     items.sort();
     items.dedup();

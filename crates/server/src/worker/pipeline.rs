@@ -29,6 +29,7 @@ pub async fn run(
     let analyzed = run.analyze().await?;
     let mapped = run.map(analyzed).await?;
     let audiences = run.find(&mapped, &resolved).await?;
+    let audience_notes = mapped.planning.map(|p| p.notes).unwrap_or_default();
     let result = JobResult {
         job_id: job.id,
         workflow_id: run.workflow_id.clone(),
@@ -36,6 +37,7 @@ pub async fn run(
         analysis: mapped.analysis,
         clusters: mapped.clusters,
         audiences,
+        audience_notes,
     };
     serde_json::to_value(result).map_err(corrupt)
 }
