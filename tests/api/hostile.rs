@@ -844,7 +844,7 @@ fn corpus() -> Vec<Case> {
             format!("/v1/jobs/{NO_JOB}/audiences/lookalike/export"),
         )
         .expect(404, "not-found")
-        .says("precision, reach, hybrid, ranked_1"),
+        .says("precision, standard, hybrid, reach, ranked_1"),
         get(
             "an unknown export format",
             format!("/v1/jobs/{NO_JOB}/audiences/reach/export?format=xml"),

@@ -2,6 +2,7 @@
 //! Postgres too when `ICP_TEST_DATABASE_URL` is set. One test binary, so the service and its
 //! dependencies link once and the generated population is built once for every module.
 
+mod audience_plan;
 mod auth;
 mod call_log;
 mod child;

@@ -53,7 +53,8 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
             "resolve_identities" => &["resolve"],
             "get_person" => &["enrich"],
             "list_clusters" => &["analyze", "map"],
-            "find_persons" => &["find"],
+            // The planner counts candidate audiences; the find stage exports them.
+            "find_persons" => &["analyze", "find"],
             other => panic!("unexpected tool {other}: {traces:?}"),
         };
         assert!(stages.iter().any(|s| t["stage"] == *s), "{t}");

@@ -1,7 +1,12 @@
 //! Audience expressions built from an analysis, for `find_persons`.
 //!
+//! [`crate::Mined::plan_audiences`] (`plan.rs`) is the planner jobs use: it chooses each
+//! strategy's expression for its index against the population within a size band. The rules
+//! below are the fallback for a report without the mined lattice or a population baseline:
+//!
 //! - `precision`: AND of the best cluster's traits (the core ICP). Without a cluster, the best
 //!   pair; without a pair, the most frequent trait.
+//! - `standard`: AND of the best pair.
 //! - `reach`: OR of the most frequent single traits, skipping any whose known index says it is
 //!   no more common among the customers than in the population.
 //! - `hybrid`: OR of the ANDs of the best 2–3 clusters, topped up with the best pairs when there
@@ -33,13 +38,34 @@ use crate::report::Analysis;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
+    /// AND of 3+ traits: the core ICP, the smallest and most alike audience.
     Precision,
+    /// OR of single traits: the widest audience, for discovery.
     Reach,
+    /// OR of trait combinations (ANDs): several ICP hypotheses at once.
     Hybrid,
+    /// AND of 2 traits: standard campaigns.
+    Standard,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 3] = [Strategy::Precision, Strategy::Reach, Strategy::Hybrid];
+    /// Every strategy, from the smallest audience to the widest: the order they nest in.
+    pub const ALL: [Strategy; 4] = [
+        Strategy::Precision,
+        Strategy::Standard,
+        Strategy::Hybrid,
+        Strategy::Reach,
+    ];
+
+    /// The strategy's name in paths, options and the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Precision => "precision",
+            Strategy::Standard => "standard",
+            Strategy::Hybrid => "hybrid",
+            Strategy::Reach => "reach",
+        }
+    }
 }
 
 /// A boolean expression over traits.
@@ -107,7 +133,7 @@ impl Expr {
         }
     }
 
-    fn and_of(items: Vec<Item>) -> Expr {
+    pub(crate) fn and_of(items: Vec<Item>) -> Expr {
         Expr::And(items.into_iter().map(Expr::Item).collect())
     }
 }
@@ -127,6 +153,68 @@ pub struct AudienceConfig {
     pub reach_min_index: Option<f64>,
     /// Every plan becomes `(plan) AND NOT (exclude)`, e.g. to leave existing customers out.
     pub exclude: Option<Expr>,
+    /// The size band of each strategy, as shares of the population.
+    pub bands: AudienceBands,
+    /// The smallest audience worth offering; `None`: 0.5 % of the population, at most 1,000.
+    pub min_audience_size: Option<u64>,
+    /// The most exact `find_persons` counts the planner may ask for.
+    pub max_count_calls: usize,
+    /// An OR term is added (to `hybrid` or `reach`) only if the people it adds hold the
+    /// customers at least this many times their share of the population.
+    pub min_marginal_index: f64,
+}
+
+/// Smallest and largest audience of a strategy, as shares of the population (0–1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Band {
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub min_share: f64,
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub max_share: f64,
+}
+
+impl Band {
+    pub const fn new(min_share: f64, max_share: f64) -> Self {
+        Self {
+            min_share,
+            max_share,
+        }
+    }
+}
+
+/// The size band of each strategy. The defaults are the reference's strategy table (audience
+/// sizes for a national population of about 250 million adults) as shares: AND of 3+ 100K–1M
+/// (0.04–0.4 %), AND of 2 500K–5M (0.2–2 %), hybrid 1M–10M (0.4–4 %), OR 5M+ (2 % up, capped
+/// at 25 % so that reach is never most of the population).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct AudienceBands {
+    pub precision: Band,
+    pub standard: Band,
+    pub hybrid: Band,
+    pub reach: Band,
+}
+
+impl Default for AudienceBands {
+    fn default() -> Self {
+        Self {
+            precision: Band::new(0.0004, 0.004),
+            standard: Band::new(0.002, 0.02),
+            hybrid: Band::new(0.004, 0.04),
+            reach: Band::new(0.02, 0.25),
+        }
+    }
+}
+
+impl AudienceBands {
+    pub fn of(&self, strategy: Strategy) -> Band {
+        match strategy {
+            Strategy::Precision => self.precision,
+            Strategy::Standard => self.standard,
+            Strategy::Hybrid => self.hybrid,
+            Strategy::Reach => self.reach,
+        }
+    }
 }
 
 impl Default for AudienceConfig {
@@ -137,6 +225,10 @@ impl Default for AudienceConfig {
             hybrid_groups: 3,
             reach_min_index: Some(1.0),
             exclude: None,
+            bands: AudienceBands::default(),
+            min_audience_size: None,
+            max_count_calls: 24,
+            min_marginal_index: 1.5,
         }
     }
 }
@@ -148,6 +240,31 @@ pub struct AudiencePlan {
     pub expression: Expr,
     /// How the expression was chosen, in a sentence.
     pub rationale: String,
+    /// What the audience is expected to hold, before it is fetched (the planner's figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Expected>,
+}
+
+/// What an audience is expected to hold, from the customers' exact counts and the
+/// population's size of the expression.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Expected {
+    /// People in the population matching the expression (customers included).
+    pub size: u64,
+    /// Whether `size` is a provider count (else estimated from the traits' sizes as if
+    /// independent).
+    pub size_exact: bool,
+    /// `size / population size`.
+    pub population_share: f64,
+    /// Customers matching the expression (exact).
+    pub customers: u64,
+    /// `customers / all customers`: the share of customer-like people the audience is expected
+    /// to reach (recall).
+    pub customer_share: f64,
+    /// `customer_share / population_share`: how many times more likely a person of the
+    /// audience is customer-like than a person picked at random — the expected precision
+    /// against the base rate.
+    pub index: f64,
 }
 
 impl AudiencePlan {
@@ -185,6 +302,7 @@ impl Analysis {
             .filter_map(|&strategy| {
                 let (expression, rationale) = match strategy {
                     Strategy::Precision => self.precision()?,
+                    Strategy::Standard => self.standard()?,
                     Strategy::Reach => self.reach(config)?,
                     Strategy::Hybrid => self.hybrid(config)?,
                 };
@@ -199,6 +317,7 @@ impl Analysis {
                     strategy,
                     expression,
                     rationale,
+                    expected: None,
                 })
             })
             .collect()
@@ -232,6 +351,17 @@ impl Analysis {
             format!(
                 "No pair reached the minimum support; the most frequent trait ({} customers).",
                 a.count
+            ),
+        ))
+    }
+
+    fn standard(&self) -> Option<(Expr, String)> {
+        let p = self.top_intersections.first()?;
+        Some((
+            Expr::and_of(p.items.clone()),
+            format!(
+                "Both traits of the best pair ({} customers, lift {:.3}).",
+                p.count, p.lift
             ),
         ))
     }

@@ -60,6 +60,14 @@ impl Baseline {
         (size > 0 && base > 0).then(|| size as f64 / base as f64)
     }
 
+    /// The population size, or without one its estimate: the largest `Σ size(a = *)` of any
+    /// attribute listed (what a flag is measured among). `None` when nothing is known.
+    pub fn population_estimate(&self) -> Option<u64> {
+        self.population_size
+            .or_else(|| self.known_bases().values().map(|b| b.persons).max())
+            .filter(|p| *p > 0)
+    }
+
     /// Persons whose attribute `name` is known: the sum of its values' cluster sizes.
     pub fn known(&self, name: &str) -> u64 {
         self.sizes

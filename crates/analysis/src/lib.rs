@@ -7,8 +7,10 @@
 //!   population once a [`Baseline`] is applied;
 //! - **top intersections** — every pair of traits above the minimum support with its lift;
 //! - **multi-attribute clusters** — closed itemsets of 3 or more traits (the ICP);
-//! - **audiences** — `precision`, `reach` and `hybrid` boolean expressions over the traits
-//!   ([`Analysis::audiences`]), rendered with cluster hashes once the map stage knows them.
+//! - **audiences** — `precision` (AND of 3+), `standard` (AND of 2), `hybrid` (OR of ANDs) and
+//!   `reach` (OR) boolean expressions over the traits, each chosen for its index against the
+//!   population within a size band ([`Mined::plan_audiences`]; [`Analysis::audiences`] is the
+//!   fallback without a population), rendered with cluster hashes once the map stage knows them.
 //!
 //! Counts are exact integers (never sampled) and the output is deterministic. Mining uses a
 //! vertical layout: one dense bitset per frequent trait, itemset counts are popcounts of ANDs
@@ -44,7 +46,8 @@
 //! 5. `mine`: the [`Mined`] lattice of frequent itemsets over dense bitsets.
 //! 6. `summary`: the lattice summarised into the report (top attributes, ranked pairs, closed
 //!    clusters); `lookalike_fit`: the lookalike weights of the lattice against a baseline.
-//! 7. `analyzer`: the [`Analyzer`], profiles in and the report out.
+//! 7. `plan`: the audience planner over the lattice, its report and the population's sizes.
+//! 8. `analyzer`: the [`Analyzer`], profiles in and the report out.
 //!
 //! [`synthetic`] is seeded data for tests and benchmarks (the miner's unit tests, `tests/`,
 //! `benches/` and the `icp_bench` example); the engine itself never uses it.
@@ -85,6 +88,7 @@ mod item;
 mod lookalike_fit;
 mod lookalike_model;
 mod mine;
+mod plan;
 mod rank;
 mod report;
 mod rows;
@@ -92,7 +96,7 @@ mod summary;
 pub mod synthetic;
 
 pub use analyzer::Analyzer;
-pub use audience::{AudienceConfig, AudiencePlan, Expr, Strategy};
+pub use audience::{AudienceBands, AudienceConfig, AudiencePlan, Band, Expected, Expr, Strategy};
 pub use baseline::Baseline;
 pub use config::AnalysisConfig;
 pub use contact::is_contact_attribute;
@@ -100,6 +104,7 @@ pub use error::AnalysisError;
 pub use item::Item;
 pub use lookalike_model::{AttributeCounts, DEFAULT_SMOOTHING, TraitWeight, naive_bayes_weights};
 pub use mine::{Itemset, Mined};
+pub use plan::{AudienceNote, AudienceNoteCode, AudiencePlanning};
 pub use report::{
     Analysis, AnalysisNotes, BaselineKind, CappedAttribute, Cluster, Intersection, TopAttribute,
 };

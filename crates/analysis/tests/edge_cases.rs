@@ -68,7 +68,10 @@ fn one_customer_gives_a_finite_result() {
         .iter()
         .map(|p| p.strategy)
         .collect();
-    assert_eq!(strategies, vec![Strategy::Precision, Strategy::Reach]);
+    assert_eq!(
+        strategies,
+        vec![Strategy::Precision, Strategy::Standard, Strategy::Reach]
+    );
 }
 
 #[test]

@@ -337,7 +337,7 @@ pub struct CsvOptionsQuery {
     pub min_support: Option<f64>,
     #[serde(default, deserialize_with = "crate::decode::optional_query_whole")]
     pub max_cluster_size: Option<usize>,
-    /// Comma-separated: precision, reach, hybrid.
+    /// Comma-separated: precision, standard, hybrid, reach.
     pub strategies: Option<String>,
     pub identifier_type: Option<IdType>,
     pub latitude: Option<f64>,
@@ -376,7 +376,9 @@ impl CsvOptionsQuery {
                     .map_err(|_| {
                         ApiError::validation(
                             "query.strategies",
-                            format!("unknown strategy {name:?}; use precision, reach or hybrid"),
+                            format!(
+                                "unknown strategy {name:?}; use precision, standard, hybrid or reach"
+                            ),
                         )
                     })?;
                 strategies.push(parsed);

@@ -1,6 +1,6 @@
 //! What the API answers with: jobs, their progress and their results.
 
-use icp_analysis::{Analysis, Strategy};
+use icp_analysis::{Analysis, AudienceNote, Expected, Strategy};
 use icp_contract::{AudienceRecord, Cluster};
 use icp_store::{JobRecord, JobStatus, Stage, TraceRecord};
 use serde::{Deserialize, Serialize};
@@ -200,6 +200,14 @@ pub struct AudienceResult {
     pub sample: Vec<AudienceRecord>,
     /// Where to download the whole audience, by format.
     pub exports: AudienceExports,
+    /// Why this audience, in a sentence a marketer can read.
+    #[serde(default)]
+    pub rationale: String,
+    /// What the planner expected the audience to hold before it was fetched: its size, share of
+    /// the population, the customers it holds and its index (absent for jobs planned without a
+    /// population baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Expected>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -227,11 +235,7 @@ impl AudienceExports {
 
 /// A strategy's name as it appears in paths and in the store.
 pub fn strategy_name(strategy: Strategy) -> &'static str {
-    match strategy {
-        Strategy::Precision => "precision",
-        Strategy::Reach => "reach",
-        Strategy::Hybrid => "hybrid",
-    }
+    strategy.name()
 }
 
 /// The ICP and the audiences: what a finished job produced.
@@ -245,7 +249,13 @@ pub struct JobResult {
     pub analysis: Analysis,
     /// The clusters the audiences use, as the provider maps them.
     pub clusters: Vec<Cluster>,
+    /// Nested from the smallest to the widest where the expressions allow: precision ⊂
+    /// standard ⊂ hybrid ⊂ reach.
     pub audiences: Vec<AudienceResult>,
+    /// Where an audience could not meet its size band, was left out, or does not nest (stable
+    /// codes), and how its figures were made.
+    #[serde(default)]
+    pub audience_notes: Vec<AudienceNote>,
     /// The ranked audiences, when the job asked for them (`options.ranked`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranked: Option<RankedResult>,

@@ -91,7 +91,7 @@ impl Default for JobOptions {
             domains: None,
             min_support: 0.02,
             max_cluster_size: 5,
-            strategies: vec![Strategy::Precision, Strategy::Reach, Strategy::Hybrid],
+            strategies: Strategy::ALL.to_vec(),
             identifier_type: IdType::Email,
             location: None,
             exclude_customers: true,

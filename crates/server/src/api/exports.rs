@@ -46,7 +46,7 @@ struct ExportQuery {
     tag = "audiences",
     params(
         ("id" = String, Path, description = "The job's id"),
-        ("strategy" = String, Path, description = "The audience: a strategy (precision, reach, hybrid) or a ranked tier (ranked_1, ranked_2, ranked_5, ranked_10)"),
+        ("strategy" = String, Path, description = "The audience: a strategy (precision, standard, hybrid, reach) or a ranked tier (ranked_1, ranked_2, ranked_5, ranked_10)"),
         ExportQuery,
     ),
     responses(

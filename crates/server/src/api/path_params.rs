@@ -29,7 +29,7 @@ pub enum AudienceName {
 impl AudienceName {
     /// Every audience name a path can hold.
     pub fn all() -> Vec<String> {
-        [Strategy::Precision, Strategy::Reach, Strategy::Hybrid]
+        Strategy::ALL
             .map(|s| strategy_name(s).to_owned())
             .into_iter()
             .chain(RANKED_FRACTIONS.map(ranked_tier_name))

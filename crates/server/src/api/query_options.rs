@@ -81,7 +81,7 @@ pub fn document(doc: &mut Value) {
 /// The schemas of a CSV upload's query options: what `CsvOptionsQuery::parse` and
 /// `JobOptions::validate` accept.
 fn csv_options() -> Vec<(&'static str, Value)> {
-    let strategies = [Strategy::Precision, Strategy::Reach, Strategy::Hybrid];
+    let strategies = Strategy::ALL;
     let strategy_orders = orders(&strategies.map(strategy_name));
     vec![
         (

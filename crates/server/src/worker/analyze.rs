@@ -1,12 +1,14 @@
 //! Stage 3: what the customers have in common.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use icp_analysis::{Analyzer, DEFAULT_SMOOTHING};
+use icp_analysis::{Analysis, Analyzer, AudiencePlanning, Baseline, DEFAULT_SMOOTHING, Mined};
+use icp_contract::{Cluster, FindPersonsRequest, ProviderError};
 use icp_store::Stage;
 
 use super::checkpoint::{Analyzed, AnalyzedCheckpoint, Run};
-use super::error::{StageError, corrupt, stopped};
+use super::error::{StageError, corrupt, provider, stopped};
 use super::feeder::add_profiles;
 
 impl Run<'_> {
@@ -51,25 +53,119 @@ impl Run<'_> {
             .await?;
         let baseline = listed.baseline();
         let ranked = self.options.may_rank();
-        // The ranked audiences' weights: every listed value of every attribute the baseline
-        // covers, the customers' exact counts against the clusters' sizes.
-        let (analysis, weights) = tokio::task::spawn_blocking(move || match baseline {
-            Some(baseline) => {
-                let weights = ranked.then(|| mined.lookalike_weights(&baseline, DEFAULT_SMOOTHING));
-                (mined.analysis_with(&baseline), weights)
-            }
-            None => (mined.analysis(), None),
+        let (mined, analysis, baseline, weights) = tokio::task::spawn_blocking(move || {
+            let analysis = match &baseline {
+                Some(baseline) => mined.analysis_with(baseline),
+                None => mined.analysis(),
+            };
+            // The ranked audiences' weights: every listed value of every attribute the baseline
+            // covers, the customers' exact counts against the clusters' sizes.
+            let weights = match &baseline {
+                Some(baseline) if ranked => {
+                    Some(mined.lookalike_weights(baseline, DEFAULT_SMOOTHING))
+                }
+                _ => None,
+            };
+            (mined, analysis, baseline, weights)
         })
         .await
         .map_err(stopped)?;
+        let clusters: Vec<Cluster> = listed.clusters.into_values().collect();
+        let planning = match baseline {
+            Some(baseline) => {
+                self.plan_audiences(mined, &analysis, baseline, &clusters)
+                    .await?
+            }
+            None => None,
+        };
         let done = Analyzed {
             analysis,
-            clusters: listed.clusters.into_values().collect(),
+            clusters,
             population_size: listed.population_size,
             weights,
+            planning,
         };
         self.save_final(Stage::Analyze, &done).await?;
         self.finish(Stage::Analyze).await?;
         Ok(done)
+    }
+}
+
+/// What the planner's counts asked of the provider: each answer's trace id, and the first
+/// failure (which fails the stage, to be retried, rather than leave a size unmeasured).
+#[derive(Default)]
+struct Counted {
+    traces: Vec<String>,
+    failed: Option<ProviderError>,
+}
+
+impl Run<'_> {
+    /// The audiences planned for their index within their size bands (`Mined::plan_audiences`),
+    /// each candidate's population size a `find_persons` count (bounded by the configuration).
+    /// The planner is synchronous CPU work: it runs on a blocking thread and waits there for each
+    /// count. `None` when the baseline gives no population size to plan against.
+    async fn plan_audiences(
+        &mut self,
+        mined: Mined,
+        analysis: &Analysis,
+        baseline: Baseline,
+        clusters: &[Cluster],
+    ) -> Result<Option<AudiencePlanning>, StageError> {
+        let hashes: std::collections::HashMap<(String, String), String> = clusters
+            .iter()
+            .map(|c| ((c.name.clone(), c.value.clone()), c.cluster_hash.clone()))
+            .collect();
+        let config = self.options.audience_config();
+        let provider_ = Arc::clone(&self.ctx.provider);
+        let workflow_id = self.workflow_id.clone();
+        let identifier_type = Some(self.options.identifier_type);
+        let analysis = analysis.clone();
+        let counted = Arc::new(Mutex::new(Counted::default()));
+        let log = Arc::clone(&counted);
+        let handle = tokio::runtime::Handle::current();
+        let planning = tokio::task::spawn_blocking(move || {
+            let mut count = |expression: &icp_analysis::Expr| {
+                let text = expression
+                    .render(&|i| hashes.get(&(i.name.clone(), i.value.clone())).cloned())?;
+                let mut log = log.lock().ok()?;
+                if log.failed.is_some() {
+                    return None;
+                }
+                // The band is a share of the whole population: counted without the location.
+                let request = FindPersonsRequest {
+                    expression: text,
+                    identifier_type,
+                    location: None,
+                    audience_limit: None,
+                    format: None,
+                    workflow_id: workflow_id.clone(),
+                };
+                match handle.block_on(provider_.find_persons(request)) {
+                    Ok(answer) => {
+                        log.traces.extend(answer.tool_trace_id);
+                        Some(answer.total)
+                    }
+                    Err(e) => {
+                        log.failed = Some(e);
+                        None
+                    }
+                }
+            };
+            mined.plan_audiences(&analysis, &baseline, &config, &mut count)
+        })
+        .await
+        .map_err(stopped)?;
+        let counted = std::mem::take(
+            &mut *counted
+                .lock()
+                .map_err(|_| StageError::Analysis("the audience planner stopped".to_owned()))?,
+        );
+        if let Some(e) = counted.failed {
+            return Err(provider("analyze")(e));
+        }
+        for id in &counted.traces {
+            self.trace(Stage::Analyze, "find_persons", Some(id)).await?;
+        }
+        Ok(planning)
     }
 }

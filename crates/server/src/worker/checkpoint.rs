@@ -2,7 +2,7 @@
 //! checkpoints. Every type written as a checkpoint is declared here, so a change to what is on
 //! disk (which jobs written by an older build must still read) shows in one file.
 
-use icp_analysis::{Analysis, Analyzer, TraitWeight};
+use icp_analysis::{Analysis, Analyzer, AudiencePlanning, TraitWeight};
 use icp_contract::{Cluster, PersonId};
 use icp_store::{JobRecord, Lease, Part, Stage};
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,7 @@ impl From<AnalyzedCheckpoint> for Analyzed {
                 clusters: Vec::new(),
                 population_size: None,
                 weights: None,
+                planning: None,
             },
         }
     }
@@ -80,6 +81,10 @@ pub(super) struct Mapped {
     /// for ranked audiences, and in jobs mapped before they existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) weights: Option<Vec<TraitWeight>>,
+    /// The audiences planned in the analyze stage; absent for jobs analysed before planning
+    /// (their audiences come from `Analysis::audiences`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) planning: Option<AudiencePlanning>,
 }
 
 /// The finished analyze stage: the report, ranked against the population, and the clusters of
@@ -93,6 +98,9 @@ pub(super) struct Analyzed {
     /// ranked audiences (absent in jobs analysed before they existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) weights: Option<Vec<TraitWeight>>,
+    /// The audiences planned against the population (see `Mapped::planning`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) planning: Option<AudiencePlanning>,
 }
 
 impl Run<'_> {

@@ -29,7 +29,10 @@ impl Run<'_> {
         mapped: &Mapped,
         resolved: &Resolved,
     ) -> Result<Vec<AudienceResult>, StageError> {
-        let plans = mapped.analysis.audiences(&self.options.audience_config());
+        let plans = match &mapped.planning {
+            Some(planning) => planning.plans.clone(),
+            None => mapped.analysis.audiences(&self.options.audience_config()),
+        };
         let by_item: HashMap<(&str, &str), &Cluster> = mapped
             .clusters
             .iter()
@@ -71,7 +74,10 @@ impl Run<'_> {
             let description = plan
                 .render(|item| Some(format!("{}={}", item.name, item.value)))
                 .unwrap_or_default();
-            todo.push((seq, plan.strategy, expression, description));
+            // Owned: a borrowed plan in the futures below makes the job's future not `Send`
+            // for every lifetime, which the worker pool needs.
+            let planned = (plan.rationale.clone(), plan.expected);
+            todo.push((seq, plan.strategy, expression, description, planned));
         }
         // The audience likely largest goes first, its download being the longest: an OR of
         // traits (reach) holds more people than a mix (hybrid), a mix more than an AND
@@ -79,7 +85,8 @@ impl Run<'_> {
         todo.sort_by_key(|(_, strategy, ..)| match strategy {
             Strategy::Reach => 0,
             Strategy::Hybrid => 1,
-            Strategy::Precision => 2,
+            Strategy::Standard => 2,
+            Strategy::Precision => 3,
         });
 
         // Every store write happens inside the audiences' futures: a write awaited beside them
@@ -91,12 +98,13 @@ impl Run<'_> {
         let this = &*self;
         let customers = &customers;
         let progress_ref = &progress;
-        let finished: Vec<(i64, AudienceResult, Option<String>)> = futures::stream::iter(
-            todo.into_iter()
-                .map(|(seq, strategy, expression, description)| async move {
-                    let (audience, workflow) = this
+        let finished: Vec<(i64, AudienceResult, Option<String>)> =
+            futures::stream::iter(todo.into_iter().map(
+                |(seq, strategy, expression, description, planned)| async move {
+                    let (mut audience, workflow) = this
                         .find_one(strategy, expression, description, customers)
                         .await?;
+                    (audience.rationale, audience.expected) = planned;
                     let body = serde_json::to_string(&audience).map_err(corrupt)?;
                     // Written under the lock, so the count a poller sees never goes back.
                     let mut p = progress_ref.lock().await;
@@ -112,11 +120,11 @@ impl Run<'_> {
                     this.store().put_part(this.lease, part).await?;
                     drop(p);
                     Ok::<_, StageError>((seq, audience, workflow))
-                }),
-        )
-        .buffer_unordered(self.ctx.config.enrich_concurrency.max(1))
-        .try_collect()
-        .await?;
+                },
+            ))
+            .buffer_unordered(self.ctx.config.enrich_concurrency.max(1))
+            .try_collect()
+            .await?;
         self.progress = progress.into_inner();
         let mut workflow = None;
         for (seq, audience, answered_workflow) in finished {
@@ -253,6 +261,8 @@ impl Run<'_> {
             truncated,
             sample,
             exports: AudienceExports::for_job(self.job.id, strategy),
+            rationale: String::new(),
+            expected: None,
         };
         Ok((result, workflow))
     }

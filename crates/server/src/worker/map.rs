@@ -1,6 +1,6 @@
 //! Stage 4: every trait the result shows → its cluster.
 
-use icp_analysis::{Analysis, Item};
+use icp_analysis::{Analysis, AudiencePlanning, Item};
 use icp_contract::Cluster;
 use icp_store::Stage;
 
@@ -21,6 +21,7 @@ impl Run<'_> {
             clusters,
             population_size,
             weights,
+            planning,
         } = analyzed;
         let mut known = Listed {
             clusters: clusters
@@ -29,7 +30,7 @@ impl Run<'_> {
                 .collect(),
             population_size,
         };
-        let wanted = wanted_items(&analysis, &self.options);
+        let wanted = wanted_items(&analysis, planning.as_ref(), &self.options);
         self.enter(Stage::Map, wanted.len() as u64).await?;
         let missing: Vec<&Item> = wanted
             .iter()
@@ -64,6 +65,7 @@ impl Run<'_> {
             analysis,
             clusters,
             weights,
+            planning,
         };
         self.save_final(Stage::Map, &done).await?;
         self.finish(Stage::Map).await?;
@@ -72,7 +74,11 @@ impl Run<'_> {
 }
 
 /// Every item whose cluster the result shows: the top attributes and all the audiences use.
-pub(super) fn wanted_items(analysis: &Analysis, options: &JobOptions) -> Vec<Item> {
+pub(super) fn wanted_items(
+    analysis: &Analysis,
+    planning: Option<&AudiencePlanning>,
+    options: &JobOptions,
+) -> Vec<Item> {
     let mut items: Vec<Item> = analysis
         .top_attributes
         .iter()
@@ -81,8 +87,13 @@ pub(super) fn wanted_items(analysis: &Analysis, options: &JobOptions) -> Vec<Ite
             value: a.value.clone(),
         })
         .collect();
-    for plan in analysis.audiences(&options.audience_config()) {
-        items.extend(plan.items());
+    match planning {
+        Some(planning) => items.extend(planning.items()),
+        None => {
+            for plan in analysis.audiences(&options.audience_config()) {
+                items.extend(plan.items());
+            }
+        }
     }
     items.sort();
     items.dedup();

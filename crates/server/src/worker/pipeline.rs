@@ -44,6 +44,7 @@ pub async fn run(
     let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
     run.finish(icp_store::Stage::Find).await?;
     timed("find", started);
+    let audience_notes = mapped.planning.map(|p| p.notes).unwrap_or_default();
     let result = JobResult {
         job_id: job.id,
         workflow_id: run.workflow_id.clone(),
@@ -52,6 +53,7 @@ pub async fn run(
         clusters: mapped.clusters,
         audiences,
         ranked,
+        audience_notes,
     };
     serde_json::to_value(result).map_err(corrupt)
 }

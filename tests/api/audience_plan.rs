@@ -1,0 +1,149 @@
+//! The four audiences in a job's result: each with its expected figures and a rationale,
+//! nested from precision to reach, reach never most of the population, and the notes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const STRATEGIES: [&str; 4] = ["precision", "standard", "hybrid", "reach"];
+const CODES: [&str; 6] = [
+    "band_unmet",
+    "below_band",
+    "no_lift",
+    "not_nested",
+    "population_estimated",
+    "size_estimated",
+];
+
+/// Person ids of an audience's whole export.
+async fn members(app: &TestApp, id: &str, strategy: &str) -> HashSet<u64> {
+    let body = app
+        .get(&format!(
+            "/v1/jobs/{id}/audiences/{strategy}/export?format=jsonl"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["person_id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A job of `n` customers of segment `segment` with `options`, run to success: its id, the job
+/// and its result.
+async fn finished_job(
+    app: &TestApp,
+    segment: usize,
+    n: usize,
+    options: Value,
+) -> (String, Value, Value) {
+    let (_, emails) = segment_emails(segment, n);
+    let job: Value = app
+        .post_json("/v1/jobs", &job_body(&emails, options))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job = app.wait_for(&id, Duration::from_secs(180)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let result = app.get_json(&format!("/v1/jobs/{id}/result")).await;
+    (id, job, result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_four_audiences_come_with_their_expected_figures_nested() {
+    for db in databases().await {
+        let app = spawn_app(db).await;
+        let (id, job, result) = finished_job(&app, 2, 600, json!({"min_support": 0.05})).await;
+        assert_eq!(
+            job["options"]["strategies"],
+            json!(STRATEGIES),
+            "all four by default"
+        );
+        let notes = result["audience_notes"].as_array().expect("audience notes");
+        for note in notes {
+            assert!(CODES.contains(&note["code"].as_str().unwrap()), "{note}");
+            assert!(!note["message"].as_str().unwrap().is_empty());
+        }
+        let audiences = result["audiences"].as_array().unwrap();
+        let order: Vec<&str> = audiences
+            .iter()
+            .map(|a| a["strategy"].as_str().unwrap())
+            .collect();
+        assert!(
+            order.iter().all(|s| STRATEGIES.contains(s)) && order.len() >= 3,
+            "{order:?} {notes:?}"
+        );
+        // A strategy left out says why.
+        for s in STRATEGIES {
+            if !order.contains(&s) {
+                assert!(notes.iter().any(|n| n["strategy"] == s), "{s}: {notes:?}");
+            }
+        }
+        let mut previous: Option<(String, HashSet<u64>)> = None;
+        for a in audiences {
+            let strategy = a["strategy"].as_str().unwrap();
+            let expected = &a["expected"];
+            // The planner counted the expression: the provider's total is what it expected.
+            assert_eq!(expected["size"], a["total"], "{a}");
+            assert_eq!(expected["size_exact"], true, "{a}");
+            let share = expected["population_share"].as_f64().unwrap();
+            assert!(share > 0.0 && share <= 1.0, "{a}");
+            assert!(expected["index"].as_f64().unwrap() > 1.0, "{a}");
+            assert!(expected["customers"].as_u64().unwrap() > 0, "{a}");
+            assert!(a["rationale"].as_str().unwrap().len() > 20, "{a}");
+            if strategy == "reach" {
+                assert!(share <= 0.25, "reach is never most of the population: {a}");
+            }
+            // Customers are left out of the exports: nesting holds between the exports.
+            let people = members(&app, &id, strategy).await;
+            if let Some((inner, inner_people)) = &previous {
+                let nested = inner_people.is_subset(&people);
+                let said = notes
+                    .iter()
+                    .any(|n| n["strategy"] == strategy && n["code"] == "not_nested");
+                assert_eq!(nested, !said, "{inner} in {strategy}: {notes:?}");
+            }
+            previous = Some((strategy.to_owned(), people));
+        }
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standard_audience_alone_can_be_asked_for_and_exported() {
+    for db in databases().await {
+        let app = spawn_app(db).await;
+        let options = json!({"strategies": ["standard"], "min_support": 0.05});
+        let (id, _, result) = finished_job(&app, 0, 300, options).await;
+        let audiences = result["audiences"].as_array().unwrap();
+        assert_eq!(audiences.len(), 1, "{result}");
+        assert_eq!(audiences[0]["strategy"], "standard");
+        let description = audiences[0]["description"].as_str().unwrap();
+        assert_eq!(description.matches('=').count(), 2, "{description}");
+        assert!(!description.contains(" OR "), "{description}");
+        // Notes only for what was asked.
+        for note in result["audience_notes"].as_array().unwrap() {
+            assert!(
+                note.get("strategy").is_none() || note["strategy"] == "standard",
+                "{note}"
+            );
+        }
+        let export = app
+            .get(&format!(
+                "/v1/jobs/{id}/audiences/standard/export?format=csv"
+            ))
+            .await;
+        assert_eq!(export.status().as_u16(), 200);
+        app.shutdown().await;
+    }
+}
