@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use icp_contract::PopulationProvider;
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
+use icp_server::config::AudienceBands;
 use icp_server::cors::CorsOrigins;
 use icp_server::{ServiceConfig, WorkerConfig};
 use icp_store::Store;
@@ -148,6 +149,15 @@ struct ServeArgs {
     /// (`https://dash.example.com,http://localhost:5173`), or `*` for any; none by default.
     #[arg(long, env = "ICP_CORS_ORIGINS", default_value = "", value_parser = CorsOrigins::parse)]
     cors_origins: CorsOrigins,
+    /// Audience size bands in percent of the population, `strategy=MIN-MAX`, comma-separated
+    /// (`precision=0.05-0.5,reach=2-20`); unnamed strategies keep their defaults (precision
+    /// 0.04-0.4, standard 0.2-2, hybrid 0.4-4, reach 2-25).
+    #[arg(long, env = "ICP_AUDIENCE_BANDS", default_value = "", value_parser = AudienceBands::parse_percent)]
+    audience_bands: AudienceBands,
+    /// The smallest audience worth offering, in persons (default: 0.5 % of the population,
+    /// at most 1,000).
+    #[arg(long, env = "ICP_MIN_AUDIENCE_SIZE")]
+    min_audience_size: Option<u64>,
 }
 
 impl Default for ServeArgs {
@@ -276,6 +286,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             enrich_concurrency: args.enrich_concurrency.max(1),
             cluster_cache_ttl: Duration::from_secs(args.cluster_cache_secs),
             lease: Duration::from_secs(args.lease_secs.max(1)),
+            audience_bands: args.audience_bands,
+            min_audience_size: args.min_audience_size.map(|n| n.max(1)),
             ..WorkerConfig::default()
         },
         ..ServiceConfig::default()

@@ -147,3 +147,50 @@ async fn the_standard_audience_alone_can_be_asked_for_and_exported() {
         app.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_sets_the_bands_and_the_audiences_keep_to_them() {
+    let reach_share = |result: &Value| {
+        result["audiences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["strategy"] == "reach")
+            .map(|a| a["expected"]["population_share"].as_f64().unwrap())
+    };
+    // With the default bands this job's reach is wider than the band set below, so the band
+    // is what keeps it in.
+    let app = spawn_app(databases().await.remove(0)).await;
+    let (_, _, result) = finished_job(&app, 2, 600, json!({"min_support": 0.05})).await;
+    let wide = reach_share(&result).expect("reach with the default bands");
+    assert!(wide > 0.06, "{wide}");
+    app.shutdown().await;
+
+    for db in databases().await {
+        let opts = AppOptions {
+            configure: Some(Box::new(|c| {
+                c.worker.audience_bands =
+                    icp_analysis::AudienceBands::parse_percent("reach=2-6").unwrap();
+            })),
+            ..AppOptions::default()
+        };
+        let app = spawn_app_with(db, opts).await;
+        let (_, _, result) = finished_job(&app, 2, 600, json!({"min_support": 0.05})).await;
+        let reach = result["audiences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["strategy"] == "reach");
+        let notes = result["audience_notes"].as_array().unwrap();
+        match reach {
+            // Where reach is offered it keeps to the narrower band …
+            Some(reach) => {
+                let share = reach["expected"]["population_share"].as_f64().unwrap();
+                assert!(share <= 0.06, "{reach}");
+            }
+            // … and where nothing fits, the notes say so.
+            None => assert!(notes.iter().any(|n| n["strategy"] == "reach"), "{notes:?}"),
+        }
+        app.shutdown().await;
+    }
+}

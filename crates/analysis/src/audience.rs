@@ -207,6 +207,50 @@ impl Default for AudienceBands {
 }
 
 impl AudienceBands {
+    /// Bands written as percentages of the population, `strategy=MIN-MAX` separated by commas
+    /// (`precision=0.05-0.5,reach=2-20`); a strategy not named keeps its default band. Refuses,
+    /// naming the entry, a strategy it does not know, a bound that is not a number, and a band
+    /// that is not `0 <= MIN < MAX <= 100`.
+    pub fn parse_percent(spec: &str) -> Result<Self, String> {
+        let mut bands = Self::default();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, range) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("`{entry}`: write strategy=MIN-MAX (percentages)"))?;
+            let strategy = Strategy::ALL
+                .into_iter()
+                .find(|s| s.name() == name.trim())
+                .ok_or_else(|| {
+                    format!(
+                        "`{entry}`: no strategy `{}`; use precision, standard, hybrid or reach",
+                        name.trim()
+                    )
+                })?;
+            let (min, max) = range
+                .split_once('-')
+                .ok_or_else(|| format!("`{entry}`: write the band as MIN-MAX (percentages)"))?;
+            let percent = |bound: &str| {
+                bound
+                    .trim()
+                    .trim_end_matches('%')
+                    .parse::<f64>()
+                    .map_err(|_| format!("`{entry}`: `{}` is not a number", bound.trim()))
+            };
+            let (min, max) = (percent(min)?, percent(max)?);
+            if !(0.0 <= min && min < max && max <= 100.0) {
+                return Err(format!("`{entry}`: a band needs 0 <= MIN < MAX <= 100"));
+            }
+            let band = Band::new(min / 100.0, max / 100.0);
+            match strategy {
+                Strategy::Precision => bands.precision = band,
+                Strategy::Standard => bands.standard = band,
+                Strategy::Hybrid => bands.hybrid = band,
+                Strategy::Reach => bands.reach = band,
+            }
+        }
+        Ok(bands)
+    }
+
     pub fn of(&self, strategy: Strategy) -> Band {
         match strategy {
             Strategy::Precision => self.precision,
@@ -428,6 +472,39 @@ impl Analysis {
             Expr::Or(groups.into_iter().map(Expr::and_of).collect()),
             rationale,
         ))
+    }
+}
+
+#[cfg(test)]
+mod band_tests {
+    use super::*;
+
+    #[test]
+    fn bands_are_read_as_percentages_and_the_rest_keep_their_defaults() {
+        let bands = AudienceBands::parse_percent(" precision=0.05-0.5, reach=2%-20% ").unwrap();
+        assert_eq!(bands.precision, Band::new(0.0005, 0.005));
+        assert_eq!(bands.reach, Band::new(0.02, 0.2));
+        assert_eq!(bands.standard, AudienceBands::default().standard);
+        assert_eq!(
+            AudienceBands::parse_percent("").unwrap(),
+            AudienceBands::default()
+        );
+    }
+
+    #[test]
+    fn a_wrong_band_is_refused_by_its_entry() {
+        for bad in [
+            "wide=1-2",
+            "reach",
+            "reach=5",
+            "reach=x-2",
+            "reach=5-2",
+            "reach=1-101",
+            "reach=-1-2",
+        ] {
+            let e = AudienceBands::parse_percent(bad).unwrap_err();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
     }
 }
 

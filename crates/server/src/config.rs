@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use icp_analysis::AudienceBands;
+
 use crate::cors::CorsOrigins;
 
 /// The most identifiers a job may carry unless configured otherwise.
@@ -38,6 +40,10 @@ pub struct WorkerConfig {
     /// write lock) before the database counts as out of reach and the job pauses until it
     /// answers again. Longer than a request's wait: a worker has no client waiting on it.
     pub db_wait: Duration,
+    /// The size band of each audience strategy, as shares of the population.
+    pub audience_bands: AudienceBands,
+    /// The smallest audience worth offering; `None`: 0.5 % of the population, at most 1,000.
+    pub min_audience_size: Option<u64>,
 }
 
 impl Default for WorkerConfig {
@@ -53,6 +59,8 @@ impl Default for WorkerConfig {
             export_chunk_rows: 5_000,
             cluster_cache_ttl: Duration::from_secs(600),
             db_wait: Duration::from_secs(15),
+            audience_bands: AudienceBands::default(),
+            min_audience_size: None,
         }
     }
 }

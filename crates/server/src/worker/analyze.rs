@@ -115,7 +115,11 @@ impl Run<'_> {
             .iter()
             .map(|c| ((c.name.clone(), c.value.clone()), c.cluster_hash.clone()))
             .collect();
-        let config = self.options.audience_config();
+        let config = icp_analysis::AudienceConfig {
+            bands: self.ctx.config.audience_bands,
+            min_audience_size: self.ctx.config.min_audience_size,
+            ..self.options.audience_config()
+        };
         let provider_ = Arc::clone(&self.ctx.provider);
         let workflow_id = self.workflow_id.clone();
         let identifier_type = Some(self.options.identifier_type);
