@@ -23,6 +23,8 @@ pub struct ChildConfig {
     pub enrich_concurrency: usize,
     /// `RUST_LOG`.
     pub log_filter: String,
+    /// `ICP_LOG_FORMAT`, when set.
+    pub log_format: Option<String>,
 }
 
 impl ChildConfig {
@@ -34,6 +36,7 @@ impl ChildConfig {
             lease_secs: 2,
             enrich_concurrency: 2,
             log_filter: "info".to_owned(),
+            log_format: None,
         }
     }
 }
@@ -84,6 +87,7 @@ impl ChildService {
             .env("ICP_CLUSTER_CACHE_SECS", "0")
             .env("RUST_LOG", &cfg.log_filter)
             .env("NO_COLOR", "1")
+            .envs(cfg.log_format.iter().map(|f| ("ICP_LOG_FORMAT", f)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -14,6 +14,7 @@ mod fuzz_spec;
 mod hostile;
 mod layering;
 mod load;
+mod log_format;
 mod log_privacy;
 mod metrics;
 mod normalization;

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::Auth;
 use crate::config::ServiceConfig;
@@ -46,6 +46,22 @@ impl RunningService {
             let _ = task.await;
         }
     }
+}
+
+/// The span of one request: its method, its path (no query string, no body) and its request
+/// id, so that a client quoting the id finds every line the request logged.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        request_id = id,
+    )
 }
 
 /// Binds `config.listen` and starts the API, `config.worker.workers` workers and the janitor.
@@ -90,7 +106,11 @@ pub async fn start(
     let app = app
         .layer(PropagateRequestIdLayer::x_request_id())
         // Paths and statuses only: bodies carry personal data and never reach the log.
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
 
     let mut tasks = Vec::new();

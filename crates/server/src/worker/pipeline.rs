@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use icp_store::{JobRecord, Lease};
 
 use super::checkpoint::Run;
@@ -27,23 +29,39 @@ pub async fn run(
         workflow_id: job.workflow_id.clone(),
         fed: None,
     };
-    let metrics = ctx.metrics.clone();
-    let timed =
-        |stage: &'static str, started: Instant| metrics.observe_stage(stage, started.elapsed());
-    let started = Instant::now();
-    let resolved = run.resolve_and_enrich().await?;
-    timed("resolve_enrich", started);
-    let started = Instant::now();
-    let analyzed = run.analyze().await?;
-    timed("analyze", started);
-    let started = Instant::now();
-    let mapped = run.map(analyzed).await?;
-    timed("map", started);
-    let started = Instant::now();
-    let audiences = run.find(&mapped, &resolved).await?;
-    let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
-    run.finish(icp_store::Stage::Find).await?;
-    timed("find", started);
+    // A span per stage, under the worker's span of the job: every line a stage logs carries
+    // the job id, the attempt, the stage and (once resolve has opened it) the workflow id.
+    let span = |stage: &'static str, workflow_id: &Option<String>| {
+        tracing::info_span!(
+            "stage",
+            stage,
+            workflow_id = workflow_id.as_deref().unwrap_or("")
+        )
+    };
+    let done = |span: &tracing::Span, stage: &'static str, started: Instant| {
+        let took = started.elapsed();
+        ctx.metrics.observe_stage(stage, took);
+        span.in_scope(|| tracing::info!(ms = took.as_millis() as u64, "stage done"));
+    };
+    let (started, stage) = (Instant::now(), span("resolve_enrich", &job.workflow_id));
+    let resolved = run.resolve_and_enrich().instrument(stage.clone()).await?;
+    done(&stage, "resolve_enrich", started);
+    let (started, stage) = (Instant::now(), span("analyze", &run.workflow_id));
+    let analyzed = run.analyze().instrument(stage.clone()).await?;
+    done(&stage, "analyze", started);
+    let (started, stage) = (Instant::now(), span("map", &run.workflow_id));
+    let mapped = run.map(analyzed).instrument(stage.clone()).await?;
+    done(&stage, "map", started);
+    let (started, stage) = (Instant::now(), span("find", &run.workflow_id));
+    let (audiences, ranked) = async {
+        let audiences = run.find(&mapped, &resolved).await?;
+        let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
+        run.finish(icp_store::Stage::Find).await?;
+        Ok::<_, StageError>((audiences, ranked))
+    }
+    .instrument(stage.clone())
+    .await?;
+    done(&stage, "find", started);
     let audience_notes = mapped.planning.map(|p| p.notes).unwrap_or_default();
     let result = JobResult {
         job_id: job.id,

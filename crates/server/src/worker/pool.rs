@@ -9,6 +9,7 @@ use rand::Rng;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::context::WorkerContext;
 use super::error::StageError;
@@ -46,7 +47,10 @@ async fn run_worker(ctx: WorkerContext, worker_id: String, shutdown: Cancellatio
         match claimed {
             Ok(Some((job, lease))) => {
                 tracing::info!(job = %job.id, attempt = lease.attempt, worker = %worker_id, "job claimed");
-                run_claimed(&ctx, job, lease, &shutdown).await;
+                let span = tracing::info_span!("job", job_id = %job.id, attempt = lease.attempt);
+                run_claimed(&ctx, job, lease, &shutdown)
+                    .instrument(span)
+                    .await;
             }
             Ok(None) => {
                 tokio::select! {
