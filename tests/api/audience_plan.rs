@@ -2,7 +2,6 @@
 //! nested from precision to reach, reach never most of the population, and the notes.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -39,31 +38,21 @@ async fn members(app: &TestApp, id: &str, strategy: &str) -> HashSet<u64> {
 
 /// A job of `n` customers of segment `segment` with `options`, run to success: its id, the job
 /// and its result.
-async fn finished_job(
+async fn segment_job(
     app: &TestApp,
     segment: usize,
     n: usize,
     options: Value,
 ) -> (String, Value, Value) {
     let (_, emails) = segment_emails(segment, n);
-    let job: Value = app
-        .post_json("/v1/jobs", &job_body(&emails, options))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().unwrap().to_owned();
-    let job = app.wait_for(&id, Duration::from_secs(180)).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let result = app.get_json(&format!("/v1/jobs/{id}/result")).await;
-    (id, job, result)
+    finished_job(app, &job_body(&emails, options)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_four_audiences_come_with_their_expected_figures_nested() {
     for db in databases().await {
         let app = spawn_app(db).await;
-        let (id, job, result) = finished_job(&app, 2, 600, json!({"min_support": 0.05})).await;
+        let (id, job, result) = segment_job(&app, 2, 600, json!({"min_support": 0.05})).await;
         assert_eq!(
             job["options"]["strategies"],
             json!(STRATEGIES),
@@ -124,7 +113,7 @@ async fn the_standard_audience_alone_can_be_asked_for_and_exported() {
     for db in databases().await {
         let app = spawn_app(db).await;
         let options = json!({"strategies": ["standard"], "min_support": 0.05});
-        let (id, _, result) = finished_job(&app, 0, 300, options).await;
+        let (id, _, result) = segment_job(&app, 0, 300, options).await;
         let audiences = result["audiences"].as_array().unwrap();
         assert_eq!(audiences.len(), 1, "{result}");
         assert_eq!(audiences[0]["strategy"], "standard");
@@ -161,7 +150,7 @@ async fn the_operator_sets_the_bands_and_the_audiences_keep_to_them() {
     // With the default bands this job's reach is wider than the band set below, so the band
     // is what keeps it in.
     let app = spawn_app(databases().await.remove(0)).await;
-    let (_, _, result) = finished_job(&app, 2, 600, json!({"min_support": 0.05})).await;
+    let (_, _, result) = segment_job(&app, 2, 600, json!({"min_support": 0.05})).await;
     let wide = reach_share(&result).expect("reach with the default bands");
     assert!(wide > 0.06, "{wide}");
     app.shutdown().await;
@@ -175,7 +164,7 @@ async fn the_operator_sets_the_bands_and_the_audiences_keep_to_them() {
             ..AppOptions::default()
         };
         let app = spawn_app_with(db, opts).await;
-        let (_, _, result) = finished_job(&app, 2, 600, json!({"min_support": 0.05})).await;
+        let (_, _, result) = segment_job(&app, 2, 600, json!({"min_support": 0.05})).await;
         let reach = result["audiences"]
             .as_array()
             .unwrap()

@@ -301,15 +301,27 @@ pub fn without_ranked(mut result: Value) -> Value {
     result
 }
 
-/// `run_normalized_job` for a request body of the caller's.
-pub async fn run_job_body(app: &TestApp, body: &Value) -> (Value, Vec<Value>) {
+/// Posts a job and waits until it ends, however it ends: its id and its final state.
+pub async fn post_and_wait(app: &TestApp, body: &Value) -> (String, Value) {
     let job: Value = app.post_json("/v1/jobs", body).await.json().await.unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
     let job = app.wait_for(&id, Duration::from_secs(180)).await;
+    (id, job)
+}
+
+/// Posts a job that must succeed: its id, its final state and its result as served.
+pub async fn finished_job(app: &TestApp, body: &Value) -> (String, Value, Value) {
+    let (id, job) = post_and_wait(app, body).await;
     assert_eq!(job["status"], "succeeded", "{job}");
-    let result = comparable_result(app.get_json(&format!("/v1/jobs/{id}/result")).await);
+    let result = app.get_json(&format!("/v1/jobs/{id}/result")).await;
+    (id, job, result)
+}
+
+/// `run_normalized_job` for a request body of the caller's.
+pub async fn run_job_body(app: &TestApp, body: &Value) -> (Value, Vec<Value>) {
+    let (_, job, result) = finished_job(app, body).await;
     let traces = job["tool_traces"].as_array().cloned().unwrap_or_default();
-    (result, traces)
+    (comparable_result(result), traces)
 }
 
 /// The Watt Data client pointed at the MCP endpoint `url`, with timeouts and backoff short

@@ -90,11 +90,7 @@ impl Scrape {
 /// A job of `customers` of one segment, posted and waited for: its id and its final state.
 async fn job_of(app: &TestApp, customers: usize) -> (String, Value) {
     let (_, emails) = segment_emails(0, customers);
-    let body = job_body(&emails, json!({}));
-    let created: Value = app.post_json("/v1/jobs", &body).await.json().await.unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
-    let job = app.wait_for(&id, Duration::from_secs(180)).await;
-    (id, job)
+    post_and_wait(app, &job_body(&emails, json!({}))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,16 +38,7 @@ fn ranked_body(emails: &[String]) -> Value {
 
 /// Runs a ranked job to success; its id and result.
 async fn run_ranked(app: &TestApp, emails: &[String]) -> (String, Value) {
-    let job: Value = app
-        .post_json("/v1/jobs", &ranked_body(emails))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().unwrap().to_owned();
-    let job = app.wait_for(&id, Duration::from_secs(180)).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let result = app.get_json(&format!("/v1/jobs/{id}/result")).await;
+    let (id, _, result) = finished_job(app, &ranked_body(emails)).await;
     (id, result)
 }
 
