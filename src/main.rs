@@ -149,6 +149,13 @@ struct ServeArgs {
     /// (`https://dash.example.com,http://localhost:5173`), or `*` for any; none by default.
     #[arg(long, env = "ICP_CORS_ORIGINS", default_value = "", value_parser = CorsOrigins::parse)]
     cors_origins: CorsOrigins,
+    /// Milliseconds between two looks of an open event stream (`GET /v1/jobs/{id}/events`)
+    /// for the job's new events.
+    #[arg(long, env = "ICP_EVENTS_POLL_MS", default_value_t = ServiceConfig::default().events_poll.as_millis() as u64)]
+    events_poll_ms: u64,
+    /// Event streams this process keeps open at once (then 429 with Retry-After).
+    #[arg(long, env = "ICP_MAX_EVENT_STREAMS", default_value_t = ServiceConfig::default().max_event_streams)]
+    max_event_streams: usize,
     /// Audience size bands in percent of the population, `strategy=MIN-MAX`, comma-separated
     /// (`precision=0.05-0.5,reach=2-20`); unnamed strategies keep their defaults (precision
     /// 0.04-0.4, standard 0.2-2, hybrid 0.4-4, reach 2-25).
@@ -296,6 +303,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_identifiers: args.max_identifiers.max(1),
         db_wait: Duration::from_millis(args.db_wait_ms.max(1)),
         cors_origins: args.cors_origins,
+        events_poll: Duration::from_millis(args.events_poll_ms.max(10)),
+        max_event_streams: args.max_event_streams,
         worker: WorkerConfig {
             workers: args.workers,
             enrich_concurrency: args.enrich_concurrency.max(1),
