@@ -20,6 +20,8 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 3] = [Self::Status, Self::Stage, Self::Progress];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Status => "status",
@@ -29,14 +31,10 @@ impl EventKind {
     }
 
     fn parse(value: &str) -> Result<Self> {
-        match value {
-            "status" => Ok(Self::Status),
-            "stage" => Ok(Self::Stage),
-            "progress" => Ok(Self::Progress),
-            other => Err(StoreError::InvalidData(format!(
-                "unknown event kind {other:?}"
-            ))),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == value)
+            .ok_or_else(|| StoreError::InvalidData(format!("unknown event kind {value:?}")))
     }
 }
 

@@ -15,8 +15,9 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use icp_store::{JobEvent, JobStatus, Stage, Store};
+use icp_store::{EventKind, JobEvent, JobStatus, Stage, Store};
 use serde::Serialize;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::doc_json::operation_mut;
 use super::jobs::no_job;
 use super::path_params::JobId;
 use crate::auth::Caller;
@@ -43,6 +45,32 @@ const STREAMS_RETRY_AFTER_SECS: u32 = 5;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(job_events))
+}
+
+/// The stream's schema as OpenAPI 3.1 reads an event stream: `schema` describes one event
+/// (its `id`, `event` and `data` fields), the data being a `JobEventData` as JSON text.
+pub fn document(doc: &mut Value) {
+    let op = operation_mut(doc, "/v1/jobs/{id}/events", "get");
+    let stream = &mut op["responses"]["200"]["content"]["text/event-stream"];
+    assert!(stream.is_object(), "the events route describes its stream");
+    stream["schema"] = json!({
+        "type": "object",
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$",
+                   "description": "The event's number: 1, 2, 3 … for this job"},
+            "event": {"type": "string", "enum": EventKind::ALL.map(EventKind::as_str),
+                      "description": "What changed"},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"$ref": "#/components/schemas/JobEventData"},
+                     "description": "The job after the change, one line of JSON"},
+        },
+    });
+    stream["example"] = json!({
+        "id": "1",
+        "event": "status",
+        "data": "{\"job_id\":\"7b0c7ad4-1c2e-4c8e-9d55-2d0f3f1f6a10\",\"status\":\"queued\",\"stage\":null,\"progress\":{\"resolve\":{\"done\":0,\"total\":0},\"enrich\":{\"done\":0,\"total\":0},\"analyze\":{\"done\":0,\"total\":0},\"map\":{\"done\":0,\"total\":0},\"find\":{\"done\":0,\"total\":0}},\"at\":\"2026-12-06T12:00:00.123Z\"}",
+    });
 }
 
 /// The `data` of every event: the job as it stands after the change the event names.
@@ -76,7 +104,7 @@ pub struct JobEventData {
     ),
     responses(
         (status = 200, description = "The job's events; the stream closes once the job has ended",
-            content((String = "text/event-stream", example = "id: 1\nevent: status\ndata: {\"job_id\":\"7b0c7ad4-1c2e-4c8e-9d55-2d0f3f1f6a10\",\"status\":\"queued\",\"stage\":null,\"progress\":{\"resolve\":{\"done\":0,\"total\":0},\"enrich\":{\"done\":0,\"total\":0},\"analyze\":{\"done\":0,\"total\":0},\"map\":{\"done\":0,\"total\":0},\"find\":{\"done\":0,\"total\":0}},\"at\":\"2026-12-06T12:00:00.123Z\"}\n\n"))),
+            content((String = "text/event-stream"))),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]

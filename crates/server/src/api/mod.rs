@@ -69,6 +69,7 @@ fn finish(mut spec: utoipa::openapi::OpenApi) -> serde_json::Value {
     responses::document(&mut doc);
     guards_doc::document(&mut doc);
     links_doc::document(&mut doc);
+    events::document(&mut doc);
     doc
 }
 
