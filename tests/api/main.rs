@@ -10,6 +10,7 @@ mod common;
 mod cors;
 mod crash_kill;
 mod endpoints;
+mod events;
 mod fuzz_spec;
 mod hostile;
 mod layering;
