@@ -19,6 +19,7 @@ mod log_format;
 mod log_privacy;
 mod metrics;
 mod normalization;
+mod otel_export;
 mod outage;
 mod pipeline;
 mod population_size;
