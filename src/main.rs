@@ -14,6 +14,9 @@ use icp_server::config::AudienceBands;
 use icp_server::cors::CorsOrigins;
 use icp_server::{ServiceConfig, WorkerConfig};
 use icp_store::Store;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// A job allocates and frees megabytes of short-lived JSON and profile maps per upstream call;
 /// glibc's malloc spent a quarter of a remote job's CPU on that (perf), mimalloc a fraction.
@@ -22,6 +25,7 @@ use icp_store::Store;
 /// stage went to `clear_page_erms` (perf), and the embedded 100k job ran 2.05–2.29 s with them,
 /// 1.75–1.87 s without (`cargo bench --bench remote_job`).
 mod keys;
+mod otel;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -149,6 +153,13 @@ struct ServeArgs {
     /// (`https://dash.example.com,http://localhost:5173`), or `*` for any; none by default.
     #[arg(long, env = "ICP_CORS_ORIGINS", default_value = "", value_parser = CorsOrigins::parse)]
     cors_origins: CorsOrigins,
+    /// Milliseconds between two looks of an open event stream (`GET /v1/jobs/{id}/events`)
+    /// for the job's new events.
+    #[arg(long, env = "ICP_EVENTS_POLL_MS", default_value_t = ServiceConfig::default().events_poll.as_millis() as u64)]
+    events_poll_ms: u64,
+    /// Event streams this process keeps open at once (then 429 with Retry-After).
+    #[arg(long, env = "ICP_MAX_EVENT_STREAMS", default_value_t = ServiceConfig::default().max_event_streams)]
+    max_event_streams: usize,
     /// Audience size bands in percent of the population, `strategy=MIN-MAX`, comma-separated
     /// (`precision=0.05-0.5,reach=2-20`); unnamed strategies keep their defaults (precision
     /// 0.04-0.4, standard 0.2-2, hybrid 0.4-4, reach 2-25).
@@ -212,22 +223,25 @@ fn main() -> anyhow::Result<()> {
         Ok("text") | Ok("") | Err(_) => false,
         Ok(other) => anyhow::bail!("ICP_LOG_FORMAT={other:?}: use text or json"),
     };
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr);
-    if json_logs {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into());
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if json_logs {
         // One JSON object a line, with the fields of every span it sits in (job, stage,
         // request): what a log pipeline indexes.
         logs.json()
             .with_current_span(true)
             .with_span_list(true)
-            .init();
+            .boxed()
     } else {
-        logs.init();
-    }
+        logs.boxed()
+    };
+    let tracer = otel::provider()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(tracer.as_ref().map(otel::layer))
+        .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -256,6 +270,9 @@ fn main() -> anyhow::Result<()> {
     // runtime would wait for: the process exits within a bounded time instead (that work is
     // lost either way; the job was released and resumes elsewhere from its checkpoints).
     runtime.shutdown_timeout(BLOCKING_WORK_GRACE);
+    if let Some(tracer) = tracer {
+        otel::shutdown(tracer);
+    }
     outcome
 }
 
@@ -296,6 +313,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_identifiers: args.max_identifiers.max(1),
         db_wait: Duration::from_millis(args.db_wait_ms.max(1)),
         cors_origins: args.cors_origins,
+        events_poll: Duration::from_millis(args.events_poll_ms.max(10)),
+        max_event_streams: args.max_event_streams,
         worker: WorkerConfig {
             workers: args.workers,
             enrich_concurrency: args.enrich_concurrency.max(1),

@@ -117,6 +117,7 @@ async fn a_job_belongs_to_the_key_that_made_it() {
         for (method, path) in [
             (Method::GET, job.clone()),
             (Method::GET, format!("{job}/result")),
+            (Method::GET, format!("{job}/events")),
             (Method::GET, format!("{job}/audiences/precision/export")),
             (Method::POST, format!("{job}/feedback")),
             (Method::POST, format!("{job}/cancel")),

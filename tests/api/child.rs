@@ -25,6 +25,8 @@ pub struct ChildConfig {
     pub log_filter: String,
     /// `ICP_LOG_FORMAT`, when set.
     pub log_format: Option<String>,
+    /// Further variables (an OTLP endpoint …).
+    pub env: Vec<(String, String)>,
 }
 
 impl ChildConfig {
@@ -37,6 +39,7 @@ impl ChildConfig {
             enrich_concurrency: 2,
             log_filter: "info".to_owned(),
             log_format: None,
+            env: Vec::new(),
         }
     }
 }
@@ -88,6 +91,7 @@ impl ChildService {
             .env("RUST_LOG", &cfg.log_filter)
             .env("NO_COLOR", "1")
             .envs(cfg.log_format.iter().map(|f| ("ICP_LOG_FORMAT", f)))
+            .envs(cfg.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -89,7 +89,13 @@ async fn a_job_that_ended_keeps_no_personal_data_and_delete_removes_the_rest() {
         )
         .await;
         let tables = job_tables(&app.store).await;
-        for known in ["job_inputs", "job_checkpoints", "job_exports", "job_traces"] {
+        for known in [
+            "job_inputs",
+            "job_checkpoints",
+            "job_exports",
+            "job_traces",
+            "job_events",
+        ] {
             assert!(
                 tables.iter().any(|t| t == known),
                 "{known} not in {tables:?}"

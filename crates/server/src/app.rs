@@ -93,6 +93,8 @@ pub async fn start(
         auth: Arc::new(auth),
         wake_workers: wake_workers.clone(),
         metrics: metrics.clone(),
+        event_streams: Arc::new(tokio::sync::Semaphore::new(config.max_event_streams)),
+        shutdown: shutdown.clone(),
     };
     let open = !state.auth.required();
 

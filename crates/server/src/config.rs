@@ -90,6 +90,12 @@ pub struct ServiceConfig {
     pub purge_every: Duration,
     /// The browser origins that may call the service (`ICP_CORS_ORIGINS`); none by default.
     pub cors_origins: CorsOrigins,
+    /// How often an open event stream (`GET /v1/jobs/{id}/events`) looks for the job's new
+    /// events: one indexed query per look, on any replica.
+    pub events_poll: Duration,
+    /// Event streams this process keeps open at once; past it, 429 with `Retry-After`, so that
+    /// watchers cannot take the database's connections from everything else.
+    pub max_event_streams: usize,
     pub worker: WorkerConfig,
 }
 
@@ -105,6 +111,8 @@ impl Default for ServiceConfig {
             db_wait: Duration::from_millis(500),
             purge_every: Duration::from_secs(60),
             cors_origins: CorsOrigins::None,
+            events_poll: Duration::from_millis(250),
+            max_event_streams: 256,
             worker: WorkerConfig::default(),
         }
     }

@@ -19,4 +19,8 @@ pub struct AppState {
     /// to the next poll (workers of other processes still find it by polling).
     pub wake_workers: Arc<tokio::sync::Notify>,
     pub metrics: Arc<Metrics>,
+    /// One permit per open event stream (`ServiceConfig::max_event_streams`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Cancelled when the service stops: open event streams end, so the server can.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }

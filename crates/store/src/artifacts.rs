@@ -105,6 +105,7 @@ impl Store {
                     if held == 0 {
                         return Err(StoreError::LeaseLost);
                     }
+                    append_event!(tx, lease.job_id, "progress", now);
                 }
                 None => {
                     hold_lease!(tx, lease, now);

@@ -51,6 +51,7 @@ impl Store {
                     .bind(Json(&new.input))
                     .execute(&mut *tx)
                     .await?;
+                append_event!(tx, new.id, "status", now);
                 CreatedJob { job: row.try_into()?, created: true }
             } else {
                 let Some(key) = new.idempotency_key.as_deref() else {
@@ -225,6 +226,7 @@ impl Store {
             .await?
             .rows_affected();
             if cancelled > 0 {
+                append_event!(tx, id, "status", now);
                 sqlx::query("DELETE FROM job_inputs WHERE job_id = $1")
                     .bind(id)
                     .execute(&mut *tx)

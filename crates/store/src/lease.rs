@@ -73,13 +73,17 @@ impl Store {
             Backend::Sqlite => claim_sql!(""),
             Backend::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
         };
-        let row: Option<JobRow> = write_on_pool!(self, pool => {
-            sqlx::query_as(sql)
+        let row: Option<JobRow> = in_tx!(self, tx => {
+            let row: Option<JobRow> = sqlx::query_as(sql)
                 .bind(worker_id)
                 .bind(expires)
                 .bind(now)
-                .fetch_optional(pool)
-                .await?
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = &row {
+                append_event!(tx, row.id, "status", now);
+            }
+            row
         });
         let Some(row) = row else {
             return Ok(None);
@@ -123,40 +127,48 @@ impl Store {
         progress: serde_json::Value,
     ) -> Result<()> {
         let now = now_millis();
-        fenced(write_on_pool!(self, pool => {
-            bind_lease!(
-                sqlx::query(concat!(
-                    "UPDATE jobs SET stage = $4, progress = $5, updated_at = $6 WHERE ",
-                    fence!()
-                )),
-                lease
-            )
-            .bind(stage.as_str())
-            .bind(Json(&progress))
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        }))
+        in_tx!(self, tx => {
+            fenced(
+                bind_lease!(
+                    sqlx::query(concat!(
+                        "UPDATE jobs SET stage = $4, progress = $5, updated_at = $6 WHERE ",
+                        fence!()
+                    )),
+                    lease
+                )
+                .bind(stage.as_str())
+                .bind(Json(&progress))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            )?;
+            append_event!(tx, lease.job_id, "stage", now);
+        });
+        Ok(())
     }
 
     /// Replaces the job's progress document.
     pub async fn set_progress(&self, lease: &Lease, progress: serde_json::Value) -> Result<()> {
         let now = now_millis();
-        fenced(write_on_pool!(self, pool => {
-            bind_lease!(
-                sqlx::query(concat!(
-                    "UPDATE jobs SET progress = $4, updated_at = $5 WHERE ",
-                    fence!()
-                )),
-                lease
-            )
-            .bind(Json(&progress))
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        }))
+        in_tx!(self, tx => {
+            fenced(
+                bind_lease!(
+                    sqlx::query(concat!(
+                        "UPDATE jobs SET progress = $4, updated_at = $5 WHERE ",
+                        fence!()
+                    )),
+                    lease
+                )
+                .bind(Json(&progress))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            )?;
+            append_event!(tx, lease.job_id, "progress", now);
+        });
+        Ok(())
     }
 
     /// Records the upstream `workflow_id` the job passes through all its calls.
@@ -218,6 +230,7 @@ impl Store {
                 .await?
                 .rows_affected(),
             )?;
+            append_event!(tx, lease.job_id, "status", now);
             purge_personal_data!(tx, lease.job_id);
         });
         Ok(())
@@ -243,6 +256,7 @@ impl Store {
                 .await?
                 .rows_affected(),
             )?;
+            append_event!(tx, lease.job_id, "status", now);
             purge_personal_data!(tx, lease.job_id);
         });
         Ok(())
@@ -258,22 +272,26 @@ impl Store {
         run_after: OffsetDateTime,
     ) -> Result<()> {
         let now = now_millis();
-        fenced(write_on_pool!(self, pool => {
-            bind_lease!(
-                sqlx::query(concat!(
-                    "UPDATE jobs SET status = 'queued', error = $4, run_after = $5, \
-                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $6 WHERE ",
-                    fence!()
-                )),
-                lease
-            )
-            .bind(Json(&error))
-            .bind(to_millis(run_after))
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        }))
+        in_tx!(self, tx => {
+            fenced(
+                bind_lease!(
+                    sqlx::query(concat!(
+                        "UPDATE jobs SET status = 'queued', error = $4, run_after = $5, \
+                         lease_owner = NULL, lease_expires_at = NULL, updated_at = $6 WHERE ",
+                        fence!()
+                    )),
+                    lease
+                )
+                .bind(Json(&error))
+                .bind(to_millis(run_after))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            )?;
+            append_event!(tx, lease.job_id, "status", now);
+        });
+        Ok(())
     }
 
     /// The worker is stopping (its process shuts down) before the job ends: the job goes back to
@@ -282,20 +300,24 @@ impl Store {
     /// claim bumps it, as it would after an expiry), and the input and checkpoints stay.
     pub async fn release(&self, lease: &Lease) -> Result<()> {
         let now = now_millis();
-        fenced(write_on_pool!(self, pool => {
-            bind_lease!(
-                sqlx::query(concat!(
-                    "UPDATE jobs SET status = 'queued', \
-                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $4 WHERE ",
-                    fence!()
-                )),
-                lease
-            )
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        }))
+        in_tx!(self, tx => {
+            fenced(
+                bind_lease!(
+                    sqlx::query(concat!(
+                        "UPDATE jobs SET status = 'queued', \
+                         lease_owner = NULL, lease_expires_at = NULL, updated_at = $4 WHERE ",
+                        fence!()
+                    )),
+                    lease
+                )
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            )?;
+            append_event!(tx, lease.job_id, "status", now);
+        });
+        Ok(())
     }
 
     /// The worker stopped the job after a cancel request: cancelled, lease cleared, input and
@@ -318,6 +340,7 @@ impl Store {
                 .await?
                 .rows_affected(),
             )?;
+            append_event!(tx, lease.job_id, "status", now);
             purge_personal_data!(tx, lease.job_id);
         });
         Ok(())

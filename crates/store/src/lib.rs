@@ -14,6 +14,8 @@
 //! - Workers hold a [`Lease`]; every write they make is fenced by (job id, worker id, attempt,
 //!   `running`), so a worker whose lease expired and was reclaimed gets [`StoreError::LeaseLost`]
 //!   instead of overwriting the newer attempt.
+//! - Every write that changes a job's status, stage or progress appends a row to `job_events`
+//!   in its own transaction: what `GET /v1/jobs/{id}/events` streams, on any process.
 //! - The job input and checkpoints (personal data) are deleted the moment a job reaches a final
 //!   status; `delete_job` / `purge_expired` remove everything else.
 
@@ -106,9 +108,29 @@ macro_rules! bind_lease {
     };
 }
 
+/// Appends the job's event `$kind` (`status`, `stage` or `progress`) inside transaction `$tx`,
+/// after the write that changed it: the job's status, stage and progress as they now stand,
+/// numbered one past its last event. The write before it holds the job row (Postgres's row
+/// lock, SQLite's write lock), so two writers of one job number their events in turn.
+macro_rules! append_event {
+    ($tx:ident, $id:expr, $kind:literal, $now:expr) => {
+        sqlx::query(concat!(
+            "INSERT INTO job_events (job_id, seq, kind, status, stage, progress, at) \
+             SELECT id, COALESCE((SELECT MAX(seq) FROM job_events WHERE job_id = $1), 0) + 1, '",
+            $kind,
+            "', status, stage, progress, $2 FROM jobs WHERE id = $1"
+        ))
+        .bind($id)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+    };
+}
+
 mod artifacts;
 mod connect;
 mod error;
+mod events;
 mod jobs;
 mod keys;
 mod lease;
@@ -120,6 +142,7 @@ pub mod test_support;
 pub use artifacts::Part;
 pub use connect::{Backend, Store};
 pub use error::{Result, StoreError};
+pub use events::{EventKind, JobEvent, JobEvents};
 pub use model::{
     ApiKeyRecord, CreatedJob, Heartbeat, JobRecord, JobStatus, Lease, ListJobs, NewJob, PoolStats,
     QueueStats, Stage, TraceRecord, UnknownName,

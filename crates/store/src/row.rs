@@ -22,7 +22,7 @@ pub(crate) use job_columns;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct JobRow {
-    id: Uuid,
+    pub(crate) id: Uuid,
     owner: Option<String>,
     status: String,
     stage: Option<String>,

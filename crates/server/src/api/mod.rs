@@ -4,6 +4,7 @@
 mod body_rules;
 mod caller;
 mod doc_json;
+mod events;
 mod exports;
 mod fallbacks;
 mod guards;
@@ -39,7 +40,7 @@ use crate::state::AppState;
         (name = "audiences", description = "Full audience exports"),
         (name = "health", description = "Liveness and readiness"),
     ),
-    components(schemas(crate::problem::Problem, crate::problem::FieldError))
+    components(schemas(crate::problem::Problem, crate::problem::FieldError, events::JobEventData))
 )]
 struct ApiDoc;
 
@@ -47,6 +48,7 @@ struct ApiDoc;
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(jobs::router())
+        .merge(events::router())
         .merge(exports::router())
         .merge(health::router())
         .merge(metrics::router())
@@ -67,6 +69,7 @@ fn finish(mut spec: utoipa::openapi::OpenApi) -> serde_json::Value {
     responses::document(&mut doc);
     guards_doc::document(&mut doc);
     links_doc::document(&mut doc);
+    events::document(&mut doc);
     doc
 }
 

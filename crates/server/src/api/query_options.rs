@@ -1,6 +1,7 @@
 //! The bounds of every query parameter and header a handler checks, stated in the spec: the
 //! page size and token of `GET /v1/jobs`, a CSV upload's options (the same bounds as
-//! `JobOptions::validate`), an export's format, the `Idempotency-Key` and the job id.
+//! `JobOptions::validate`), an export's format, the `Idempotency-Key`, the `Last-Event-ID`
+//! and the job id.
 //!
 //! Two rules of `POST /v1/jobs` span parameters and no OpenAPI parameter can state them: a
 //! location needs `latitude`, `longitude` and `radius` together, and query parameters go with a
@@ -11,6 +12,7 @@ use icp_contract::{DOMAINS, DistanceUnit, IdType};
 use serde_json::{Value, json};
 
 use super::doc_json::{operation_mut, set, set_param_schema};
+use super::events::LAST_EVENT_ID_PATTERN;
 use super::identifier_schema::space_class;
 use super::jobs::{MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE_SIZE, PAGE_TOKEN_LEN, PAGE_TOKEN_PATTERN};
 use super::path_params::AudienceName;
@@ -49,6 +51,12 @@ pub fn document(doc: &mut Value) {
                "pattern": "^[\\t -~]*[!-~][\\t -~]*$"}),
     );
 
+    set_param_schema(
+        operation_mut(doc, "/v1/jobs/{id}/events", "get"),
+        "Last-Event-ID",
+        json!({"type": "string", "pattern": LAST_EVENT_ID_PATTERN}),
+    );
+
     let export = operation_mut(doc, "/v1/jobs/{id}/audiences/{strategy}/export", "get");
     set_param_schema(
         export,
@@ -67,6 +75,7 @@ pub fn document(doc: &mut Value) {
         ("/v1/jobs/{id}", "delete"),
         ("/v1/jobs/{id}/cancel", "post"),
         ("/v1/jobs/{id}/result", "get"),
+        ("/v1/jobs/{id}/events", "get"),
         ("/v1/jobs/{id}/feedback", "post"),
         ("/v1/jobs/{id}/audiences/{strategy}/export", "get"),
     ] {
