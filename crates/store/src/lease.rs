@@ -9,6 +9,7 @@ use crate::connect::{Backend, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{Heartbeat, JobRecord, Lease, Stage};
 use crate::row::{JobRow, job_columns, millis_after, now_millis, to_millis};
+use crate::webhooks::enqueue_webhook;
 
 /// The claim, less its final clause: the oldest runnable job (queued and due, or running under
 /// an expired lease) becomes running under the caller's lease, with the attempt — the fencing
@@ -197,8 +198,9 @@ impl Store {
         }))
     }
 
-    /// The job succeeded: stores its result, clears the lease and any earlier retry error, and
-    /// purges its input and checkpoints.
+    /// The job succeeded: stores its result, clears the lease and any earlier retry error,
+    /// purges its input and checkpoints, and queues its `callback_url` message (as `fail` and
+    /// `mark_cancelled` do).
     pub async fn complete(&self, lease: &Lease, result: serde_json::Value) -> Result<()> {
         let now = now_millis();
         in_tx!(self, tx => {
@@ -219,6 +221,7 @@ impl Store {
                 .rows_affected(),
             )?;
             purge_personal_data!(tx, lease.job_id);
+            enqueue_webhook!(self, tx, lease.job_id, now);
         });
         Ok(())
     }
@@ -244,6 +247,7 @@ impl Store {
                 .rows_affected(),
             )?;
             purge_personal_data!(tx, lease.job_id);
+            enqueue_webhook!(self, tx, lease.job_id, now);
         });
         Ok(())
     }
@@ -319,6 +323,7 @@ impl Store {
                 .rows_affected(),
             )?;
             purge_personal_data!(tx, lease.job_id);
+            enqueue_webhook!(self, tx, lease.job_id, now);
         });
         Ok(())
     }
