@@ -6,6 +6,7 @@ use icp_contract::PopulationProvider;
 use icp_store::Store;
 
 use crate::auth::Auth;
+use crate::callback::TargetPolicy;
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 
@@ -19,4 +20,6 @@ pub struct AppState {
     /// to the next poll (workers of other processes still find it by polling).
     pub wake_workers: Arc<tokio::sync::Notify>,
     pub metrics: Arc<Metrics>,
+    /// Where a job's `callback_url` may point (checked when the job is posted).
+    pub targets: Arc<TargetPolicy>,
 }
