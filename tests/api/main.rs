@@ -31,3 +31,4 @@ mod resume;
 mod sigterm;
 mod stored_work;
 mod tcp_proxy;
+mod webhooks;
