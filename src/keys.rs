@@ -1,8 +1,10 @@
-//! `icp keys`: create, list and revoke API keys in the configured database.
+//! `icp keys`: create, list and revoke API keys in the configured database, and show or rotate
+//! the webhook signing secret of each.
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use icp_server::auth::key;
+use icp_server::webhook_secret::WebhookSecret;
 use icp_store::Store;
 use time::format_description::well_known::Rfc3339;
 
@@ -34,6 +36,15 @@ enum KeysCommand {
         /// The key's id (the 16 hex digits after `icp_`, as `list` shows it).
         id: String,
     },
+    /// Print the key's webhook signing secret (`whsec_…`, on stdout), which signs the webhooks
+    /// of its jobs; with `--rotate`, replace it first (messages not yet delivered are signed
+    /// with the new one).
+    WebhookSecret {
+        /// The key's id, as `list` shows it.
+        id: String,
+        #[arg(long)]
+        rotate: bool,
+    },
 }
 
 pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
@@ -52,10 +63,16 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                 .create_api_key(&issued.id, name.as_deref(), &issued.secret_hash)
                 .await
                 .context("storing the key")?;
+            let webhook_secret = WebhookSecret::generate().expose();
+            store
+                .set_webhook_secret(&issued.id, &webhook_secret)
+                .await
+                .context("storing the key's webhook secret")?;
             println!("{}", issued.token);
             eprintln!(
                 "API key {} created. It is shown this once; send it as \
-                 `Authorization: Bearer <key>`.",
+                 `Authorization: Bearer <key>`.\nThe webhooks of its jobs are signed with \
+                 {webhook_secret} (`icp keys webhook-secret {0}` shows it again).",
                 issued.id
             );
         }
@@ -83,6 +100,22 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                 bail!("no key {id:?} that is not revoked already (see `icp keys list`)");
             }
             eprintln!("API key {id} revoked");
+        }
+        KeysCommand::WebhookSecret { id, rotate } => {
+            let secret = if rotate {
+                let secret = WebhookSecret::generate().expose();
+                if !store.set_webhook_secret(&id, &secret).await? {
+                    bail!("no key {id:?} (see `icp keys list`)");
+                }
+                secret
+            } else {
+                let candidate = WebhookSecret::generate().expose();
+                store
+                    .webhook_secret_or_init(&id, &candidate)
+                    .await?
+                    .with_context(|| format!("no key {id:?} (see `icp keys list`)"))?
+            };
+            println!("{secret}");
         }
     }
     store.close().await;

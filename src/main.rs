@@ -12,7 +12,8 @@ use icp_contract::PopulationProvider;
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
 use icp_server::config::AudienceBands;
 use icp_server::cors::CorsOrigins;
-use icp_server::{ServiceConfig, WorkerConfig};
+use icp_server::webhook_secret::WebhookSecret;
+use icp_server::{ServiceConfig, WebhookConfig, WorkerConfig};
 use icp_store::Store;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -41,6 +42,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start: the size of the serve variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API and the worker pool (the default).
@@ -169,6 +172,24 @@ struct ServeArgs {
     /// at most 1,000).
     #[arg(long, env = "ICP_MIN_AUDIENCE_SIZE")]
     min_audience_size: Option<u64>,
+    /// Let a job's `callback_url` point at loopback, private (RFC 1918, ULA), link-local and
+    /// shared (CGNAT) addresses; never at the service itself. Off by default.
+    #[arg(long, env = "ICP_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    webhook_allow_private: bool,
+    /// Host names the service is known by (a load balancer's), comma-separated: callback URLs
+    /// naming them are refused, as are its own listening address and port.
+    #[arg(long, env = "ICP_WEBHOOK_SELF_HOSTS", value_delimiter = ',')]
+    webhook_self_hosts: Vec<String>,
+    /// Signs the webhooks of jobs made without an API key (`whsec_<base64>`); one is made at
+    /// each start when unset. Jobs of a key are signed with that key's secret (`icp keys`).
+    #[arg(long, env = "ICP_WEBHOOK_SECRET", hide_env_values = true, value_parser = WebhookSecret::parse)]
+    webhook_secret: Option<WebhookSecret>,
+    /// How long a job's webhook is retried after the job ended, in seconds.
+    #[arg(long, env = "ICP_WEBHOOK_RETRY_SECS", default_value_t = WebhookConfig::default().retry_for.as_secs())]
+    webhook_retry_secs: u64,
+    /// How long one webhook attempt may take, in seconds.
+    #[arg(long, env = "ICP_WEBHOOK_TIMEOUT_SECS", default_value_t = WebhookConfig::default().attempt_timeout.as_secs())]
+    webhook_timeout_secs: u64,
 }
 
 impl Default for ServeArgs {
@@ -304,6 +325,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
         }
     };
+    let webhooks = webhook_config(&args);
     let config = ServiceConfig {
         listen: args.listen,
         retention: Duration::from_secs(args.retention_hours.max(1) * 3600),
@@ -324,6 +346,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             min_audience_size: args.min_audience_size.map(|n| n.max(1)),
             ..WorkerConfig::default()
         },
+        webhooks,
         ..ServiceConfig::default()
     };
     let service = icp_server::start(config, store, provider)
@@ -341,6 +364,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     service.wait().await;
     Ok(())
+}
+
+fn webhook_config(args: &ServeArgs) -> WebhookConfig {
+    let service_secret = match &args.webhook_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::info!(
+                "ICP_WEBHOOK_SECRET is unset: the webhooks of jobs without an API key are signed \
+                 with a secret made for this run, which no receiver knows"
+            );
+            WebhookSecret::generate()
+        }
+    };
+    WebhookConfig {
+        allow_private: args.webhook_allow_private,
+        self_hosts: args
+            .webhook_self_hosts
+            .iter()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect(),
+        service_secret,
+        retry_for: Duration::from_secs(args.webhook_retry_secs),
+        attempt_timeout: Duration::from_secs(args.webhook_timeout_secs.max(1)),
+        ..WebhookConfig::default()
+    }
 }
 
 async fn shutdown_signal() {

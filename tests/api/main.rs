@@ -33,3 +33,4 @@ mod resume;
 mod sigterm;
 mod stored_work;
 mod tcp_proxy;
+mod webhooks;

@@ -1,4 +1,5 @@
-//! Starting and stopping the whole service: HTTP server, worker pool and janitor.
+//! Starting and stopping the whole service: HTTP server, worker pool, webhook deliveries and
+//! janitor.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,10 +14,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::Auth;
+use crate::callback::TargetPolicy;
 use crate::config::ServiceConfig;
 use crate::metered::MeteredProvider;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::webhook::WebhookContext;
 use crate::worker::{ClusterCache, WorkerContext, spawn_pool};
 
 /// A running service; dropping it does not stop it, `shutdown` does.
@@ -86,6 +89,16 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new(provider.clone()));
     let provider: Arc<dyn PopulationProvider> =
         Arc::new(MeteredProvider::new(provider, metrics.clone()));
+    let targets = Arc::new(TargetPolicy {
+        allow_private: config.webhooks.allow_private,
+        listen: addr,
+        self_hosts: config
+            .webhooks
+            .self_hosts
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+    });
     let state = AppState {
         store: api_store,
         provider: provider.clone(),
@@ -95,6 +108,7 @@ pub async fn start(
         metrics: metrics.clone(),
         event_streams: Arc::new(tokio::sync::Semaphore::new(config.max_event_streams)),
         shutdown: shutdown.clone(),
+        targets: targets.clone(),
     };
     let open = !state.auth.required();
 
@@ -125,6 +139,16 @@ pub async fn start(
             tracing::error!(error = %e, "HTTP server stopped with an error");
         }
     }));
+
+    tasks.push(crate::webhook::spawn(
+        WebhookContext {
+            store: store.with_wait(config.worker.db_wait),
+            config: config.webhooks.clone(),
+            policy: targets,
+            metrics: metrics.clone(),
+        },
+        shutdown.clone(),
+    ));
 
     let ctx = WorkerContext {
         store: store.with_wait(config.worker.db_wait),

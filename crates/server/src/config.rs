@@ -7,6 +7,7 @@ use std::time::Duration;
 pub use icp_analysis::AudienceBands;
 
 use crate::cors::CorsOrigins;
+use crate::webhook_secret::WebhookSecret;
 
 /// The most identifiers a job may carry unless configured otherwise.
 pub const DEFAULT_MAX_IDENTIFIERS: usize = 1_000_000;
@@ -97,6 +98,7 @@ pub struct ServiceConfig {
     /// watchers cannot take the database's connections from everything else.
     pub max_event_streams: usize,
     pub worker: WorkerConfig,
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for ServiceConfig {
@@ -114,6 +116,48 @@ impl Default for ServiceConfig {
             events_poll: Duration::from_millis(250),
             max_event_streams: 256,
             worker: WorkerConfig::default(),
+            webhooks: WebhookConfig::default(),
+        }
+    }
+}
+
+/// Where job-end webhooks may go and how they are delivered (see `callback` and `webhook`).
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Callback URLs may point at loopback, private, link-local and shared (CGNAT) addresses
+    /// (`ICP_WEBHOOK_ALLOW_PRIVATE`); never at the service itself.
+    pub allow_private: bool,
+    /// Host names the service is known by besides its listening address (a load balancer's
+    /// name): callback URLs naming them are refused (`ICP_WEBHOOK_SELF_HOSTS`).
+    pub self_hosts: Vec<String>,
+    /// Signs the messages of jobs without an owner (the service without API keys):
+    /// `ICP_WEBHOOK_SECRET`, or one made at start (then no receiver can know it).
+    pub service_secret: WebhookSecret,
+    /// How long a message is retried after the job ended before it is abandoned.
+    pub retry_for: Duration,
+    /// The first retry's window; it doubles each attempt (full jitter), up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// How long one attempt may take, connecting included.
+    pub attempt_timeout: Duration,
+    /// How often an idle delivery task looks for due messages.
+    pub poll_interval: Duration,
+    /// Deliveries in flight at once in this process.
+    pub concurrency: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            self_hosts: Vec::new(),
+            service_secret: WebhookSecret::generate(),
+            retry_for: Duration::from_secs(24 * 3600),
+            retry_base: Duration::from_secs(5),
+            retry_cap: Duration::from_secs(3600),
+            attempt_timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+            concurrency: 8,
         }
     }
 }

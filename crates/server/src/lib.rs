@@ -2,19 +2,21 @@
 //! resolve → enrich → analyze → map → find against a population provider.
 //!
 //! Modules, bottom-up (each uses only modules listed before it):
-//! - no dependencies: `rfc3339`, `problem` (problem+json and `ApiError`), `config`;
+//! - no dependencies: `rfc3339`, `problem` (problem+json and `ApiError`), `webhook_secret`,
+//!   `config`, `callback` (where a webhook may go);
 //! - `auth` (API keys and who is calling; uses the store only),
 //! - `decode` (bodies and query strings into typed values, errors that say where),
 //! - `options` (a job's options), `normalization` (identifiers in the form they are sent in),
 //!   `input` (a job's identifiers, JSON or CSV), `model` (jobs and results as the API shows
 //!   them), `state` (what handlers share);
-//! - `worker` (the pool and one file per stage) and `api` (one router per resource), which do
-//!   not use each other;
+//! - `worker` (the pool and one file per stage), `webhook` (delivering job-end messages) and
+//!   `api` (one router per resource), which do not use each other;
 //! - `app`: the service started and stopped.
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod callback;
 pub mod config;
 pub mod cors;
 pub mod decode;
@@ -27,7 +29,9 @@ pub mod options;
 pub mod problem;
 pub mod rfc3339;
 pub mod state;
+pub mod webhook;
+pub mod webhook_secret;
 pub mod worker;
 
 pub use app::{RunningService, start};
-pub use config::{ServiceConfig, WorkerConfig};
+pub use config::{ServiceConfig, WebhookConfig, WorkerConfig};

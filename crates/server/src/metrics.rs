@@ -41,6 +41,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ToolLabels {
     tool: String,
 }
@@ -93,6 +98,7 @@ pub struct Metrics {
     oldest_queued_age: Gauge<f64, AtomicU64>,
     pool_connections: Family<PoolLabels, Gauge>,
     pool_max: Gauge,
+    webhook_attempts: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -203,6 +209,12 @@ impl Metrics {
             "The most connections this process's pool opens",
             pool_max.clone(),
         );
+        let webhook_attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "icp_webhook_attempts",
+            "Webhook delivery attempts, by outcome (delivered, retry, gone, abandoned, refused)",
+            webhook_attempts.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -217,6 +229,7 @@ impl Metrics {
             oldest_queued_age,
             pool_connections,
             pool_max,
+            webhook_attempts,
         }
     }
 
@@ -266,6 +279,15 @@ impl Metrics {
 
     pub fn job_retried(&self) {
         self.job_retries.inc();
+    }
+
+    /// One webhook delivery attempt and what came of it.
+    pub fn webhook_attempted(&self, outcome: &str) {
+        self.webhook_attempts
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The text a scrape gets: what was counted, and the database's state read now.

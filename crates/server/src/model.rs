@@ -2,7 +2,7 @@
 
 use icp_analysis::{Analysis, AudienceNote, Expected, Strategy};
 use icp_contract::{AudienceRecord, Cluster};
-use icp_store::{JobRecord, JobStatus, Stage, TraceRecord};
+use icp_store::{JobRecord, JobStatus, Stage, TraceRecord, WebhookAttempt, WebhookOutcome};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -129,7 +129,56 @@ pub struct Job {
     /// Provider trace ids, in the detail view only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_traces: Option<Vec<ToolTrace>>,
+    /// Every attempt to deliver the job's end to its `callback_url`, oldest first: in the
+    /// detail view of a job that has a `callback_url` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<Delivery>>,
     pub links: JobLinks,
+}
+
+/// One attempt to deliver a job's end message to its `callback_url`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    /// 1 for the first attempt.
+    pub attempt: i32,
+    #[serde(with = "crate::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The receiver's HTTP status; null when it did not answer.
+    pub status_code: Option<i32>,
+    /// Why there was no answer, or why the URL was not called: `timeout`, `connect`, `dns`,
+    /// `network`, `refused_address`, `refused_self`; null when the receiver answered.
+    pub error_kind: Option<String>,
+    /// How long the attempt took, in milliseconds.
+    pub duration_ms: u64,
+    /// When the next attempt is due; null when there is none.
+    #[serde(with = "crate::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// `delivered` (2xx), `retry`, `gone` (410: no more attempts), `abandoned` (retried for
+    /// the time allowed), `refused` (the URL may not be called).
+    pub outcome: WebhookOutcome,
+}
+
+impl From<WebhookAttempt> for Delivery {
+    fn from(a: WebhookAttempt) -> Self {
+        Self {
+            attempt: a.attempt,
+            at: a.at,
+            status_code: a.status_code,
+            error_kind: a.error_kind,
+            duration_ms: a.duration_ms,
+            next_attempt_at: a.next_attempt_at,
+            outcome: a.outcome,
+        }
+    }
+}
+
+/// The delivery attempts of a job's end message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobDeliveries {
+    /// The job's `callback_url` is set.
+    pub callback: bool,
+    /// Every attempt, oldest first; empty until the job ends and the first attempt is made.
+    pub deliveries: Vec<Delivery>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -167,6 +216,7 @@ impl Job {
             finished_at: r.finished_at,
             expires_at: r.expires_at,
             tool_traces: traces.map(|t| t.into_iter().map(ToolTrace::from).collect()),
+            deliveries: None,
             links,
         }
     }

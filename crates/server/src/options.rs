@@ -5,6 +5,7 @@ use icp_contract::{CONTACT_DOMAINS, DOMAINS, IdType, Location};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::callback::parse_callback_url;
 use crate::problem::FieldError;
 
 /// The `get_person` domains that hold traits: every domain but contact and identity data.
@@ -82,6 +83,13 @@ pub struct JobOptions {
     /// boolean audiences scored by the service instead (their profiles fetched). `false`: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranked: Option<bool>,
+    /// Where to POST a signed message (Standard Webhooks) when the job ends: an absolute
+    /// `http://` or `https://` URL of a receiver the service may call (not a private address
+    /// unless the operator allows it, never the service itself). Each attempt is shown on the
+    /// job (`deliveries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "https://hooks.example.com/icp")]
+    pub callback_url: Option<String>,
 }
 
 impl Default for JobOptions {
@@ -98,6 +106,7 @@ impl Default for JobOptions {
             audience_limit: None,
             hash_identifiers: IdentifierHashing::None,
             ranked: None,
+            callback_url: None,
         }
     }
 }
@@ -194,6 +203,11 @@ impl JobOptions {
                 at("audience_limit"),
                 format!("must be between 1 and {MAX_AUDIENCE_LIMIT}"),
             ));
+        }
+        if let Some(url) = &self.callback_url
+            && let Err(reason) = parse_callback_url(url)
+        {
+            errors.push(FieldError::new(at("callback_url"), reason));
         }
     }
 }

@@ -6,6 +6,7 @@ use icp_contract::PopulationProvider;
 use icp_store::Store;
 
 use crate::auth::Auth;
+use crate::callback::TargetPolicy;
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 
@@ -23,4 +24,6 @@ pub struct AppState {
     pub event_streams: Arc<tokio::sync::Semaphore>,
     /// Cancelled when the service stops: open event streams end, so the server can.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Where a job's `callback_url` may point (checked when the job is posted).
+    pub targets: Arc<TargetPolicy>,
 }

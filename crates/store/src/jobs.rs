@@ -9,6 +9,7 @@ use crate::connect::{Pool, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{CreatedJob, JobRecord, JobStatus, ListJobs, NewJob, QueueStats, TraceRecord};
 use crate::row::{JobDetailRow, JobRow, from_millis, job_columns, now_millis, to_millis};
+use crate::webhooks::enqueue_webhook;
 
 /// Final statuses, as SQL, for the retention sweep.
 macro_rules! terminal_statuses {
@@ -235,6 +236,7 @@ impl Store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                enqueue_webhook!(self, tx, id, now);
             } else {
                 sqlx::query(
                     "UPDATE jobs SET cancel_requested = TRUE, updated_at = $3 \
@@ -258,7 +260,8 @@ impl Store {
         row.map(JobRecord::try_from).transpose()
     }
 
-    /// Deletes a job and everything it owns (input, checkpoints, exports, traces: the foreign
+    /// Deletes a job and everything it owns (input, checkpoints, exports, traces, webhook
+    /// deliveries and their attempts: the foreign
     /// keys cascade). Returns whether there was such a job. A worker still running it gets
     /// `LeaseLost` at its next write.
     pub async fn delete_job(&self, id: Uuid, owner: Option<&str>) -> Result<bool> {

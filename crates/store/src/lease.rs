@@ -9,6 +9,7 @@ use crate::connect::{Backend, Store};
 use crate::error::{Result, StoreError};
 use crate::model::{Heartbeat, JobRecord, Lease, Stage};
 use crate::row::{JobRow, job_columns, millis_after, now_millis, to_millis};
+use crate::webhooks::enqueue_webhook;
 
 /// The claim, less its final clause: the oldest runnable job (queued and due, or running under
 /// an expired lease) becomes running under the caller's lease, with the attempt — the fencing
@@ -209,8 +210,9 @@ impl Store {
         }))
     }
 
-    /// The job succeeded: stores its result, clears the lease and any earlier retry error, and
-    /// purges its input and checkpoints.
+    /// The job succeeded: stores its result, clears the lease and any earlier retry error,
+    /// purges its input and checkpoints, and queues its `callback_url` message (as `fail` and
+    /// `mark_cancelled` do).
     pub async fn complete(&self, lease: &Lease, result: serde_json::Value) -> Result<()> {
         let now = now_millis();
         in_tx!(self, tx => {
@@ -232,6 +234,7 @@ impl Store {
             )?;
             append_event!(tx, lease.job_id, "status", now);
             purge_personal_data!(tx, lease.job_id);
+            enqueue_webhook!(self, tx, lease.job_id, now);
         });
         Ok(())
     }
@@ -258,6 +261,7 @@ impl Store {
             )?;
             append_event!(tx, lease.job_id, "status", now);
             purge_personal_data!(tx, lease.job_id);
+            enqueue_webhook!(self, tx, lease.job_id, now);
         });
         Ok(())
     }
@@ -342,6 +346,7 @@ impl Store {
             )?;
             append_event!(tx, lease.job_id, "status", now);
             purge_personal_data!(tx, lease.job_id);
+            enqueue_webhook!(self, tx, lease.job_id, now);
         });
         Ok(())
     }

@@ -138,6 +138,7 @@ mod model;
 mod row;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod webhooks;
 
 pub use artifacts::Part;
 pub use connect::{Backend, Store};
@@ -145,5 +146,5 @@ pub use error::{Result, StoreError};
 pub use events::{EventKind, JobEvent, JobEvents};
 pub use model::{
     ApiKeyRecord, CreatedJob, Heartbeat, JobRecord, JobStatus, Lease, ListJobs, NewJob, PoolStats,
-    QueueStats, Stage, TraceRecord, UnknownName,
+    QueueStats, Stage, TraceRecord, UnknownName, WebhookAttempt, WebhookDelivery, WebhookOutcome,
 };

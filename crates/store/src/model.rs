@@ -245,3 +245,90 @@ pub struct ApiKeyRecord {
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
 }
+
+/// A job's end message claimed for delivery: what to send where, and the claim that fences
+/// the attempt's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// The message id (`webhook-id`): the same for every attempt.
+    pub id: String,
+    pub job_id: Uuid,
+    /// The job's owner: whose signing secret signs the message (`None`: the service's).
+    pub owner: Option<String>,
+    /// `job.succeeded`, `job.failed` or `job.cancelled`.
+    pub event: String,
+    /// The job's `callback_url`. May carry a token in its query: never log it.
+    pub url: String,
+    /// When the job ended (the message was written).
+    pub created_at: OffsetDateTime,
+    /// Attempts made before this one.
+    pub attempts: i32,
+    /// The worker holding the claim.
+    pub worker_id: String,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookOutcome {
+    /// The receiver answered 2xx: done.
+    Delivered,
+    /// Failed; tried again at `next_attempt_at`.
+    Retry,
+    /// The receiver answered 410 Gone: no more attempts.
+    Gone,
+    /// Failed, and the time for retries is over: no more attempts.
+    Abandoned,
+    /// The URL's host resolved to an address the service may not call: no more attempts.
+    Refused,
+}
+
+impl WebhookOutcome {
+    pub const ALL: [WebhookOutcome; 5] = [
+        Self::Delivered,
+        Self::Retry,
+        Self::Gone,
+        Self::Abandoned,
+        Self::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retry => "retry",
+            Self::Gone => "gone",
+            Self::Abandoned => "abandoned",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+impl FromStr for WebhookOutcome {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "webhook outcome",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// One delivery attempt as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAttempt {
+    /// 1 for the first attempt of a message.
+    pub attempt: i32,
+    pub at: OffsetDateTime,
+    /// The receiver's status, when it answered.
+    pub status_code: Option<i32>,
+    /// Why no answer came (`timeout`, `connect`, `dns`, `refused_address` …).
+    pub error_kind: Option<String>,
+    pub duration_ms: u64,
+    /// When the next attempt is due; `None` when there is none.
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub outcome: WebhookOutcome,
+}

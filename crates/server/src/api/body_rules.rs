@@ -70,6 +70,10 @@ pub fn document(doc: &mut Value) {
         "description": description,
     });
 
+    let mut callback_url = super::query_options::callback_url_schema();
+    callback_url.as_object_mut().map(|o| o.remove("type"));
+    set(property_mut(options, "callback_url"), callback_url);
+
     let location = schema_mut(doc, "Location");
     set(
         property_mut(location, "latitude"),

@@ -16,9 +16,10 @@ use uuid::Uuid;
 
 use super::path_params::JobId;
 use crate::auth::Caller;
+use crate::callback::parse_callback_url;
 use crate::decode::{parse_json, parse_query};
 use crate::input::{self, CreateJobRequest, CsvOptionsQuery};
-use crate::model::{Job, JobPage, JobResult, Progress};
+use crate::model::{Delivery, Job, JobDeliveries, JobPage, JobResult, Progress};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -46,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_job))
         .routes(routes!(job_result))
         .routes(routes!(job_feedback))
+        .routes(routes!(job_deliveries))
 }
 
 /// Submit a customer list; answers at once with the queued job.
@@ -134,6 +136,14 @@ async fn create_job(
             )));
         }
     };
+    if let Some(url) = &input.options.callback_url {
+        let place = if content_type.ends_with("csv") {
+            "query.callback_url"
+        } else {
+            "/options/callback_url"
+        };
+        check_callback_url(&state, url, place).await?;
+    }
     let mut hasher = Sha256::new();
     hasher.update(content_type.as_bytes());
     hasher.update([0]);
@@ -177,6 +187,19 @@ async fn create_job(
         h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// Refuses a callback URL the service may not call (422 saying why): its host resolves to a
+/// private address (unless allowed) or to the service itself, or does not resolve. The URL's
+/// shape was checked with the other options.
+async fn check_callback_url(state: &AppState, url: &str, place: &str) -> Result<(), ApiError> {
+    let parsed = parse_callback_url(url).map_err(|reason| ApiError::validation(place, reason))?;
+    state
+        .targets
+        .check(&parsed)
+        .await
+        .map(drop)
+        .map_err(|refusal| ApiError::validation(place, format!("is refused: {refusal}")))
 }
 
 /// Refuses a new job when the caller already has `max_jobs_in_flight` queued or running, so one
@@ -348,7 +371,58 @@ async fn get_job(
         .get_job_detail(id, caller.owner())
         .await?
         .ok_or_else(|| no_job(id))?;
-    Ok(Json(Job::from_record(record, Some(traces))))
+    let mut job = Job::from_record(record, Some(traces));
+    if job.options.callback_url.is_some() {
+        job.deliveries = Some(deliveries(&state, &caller, id).await?);
+    }
+    Ok(Json(job))
+}
+
+async fn deliveries(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Vec<Delivery>, ApiError> {
+    Ok(state
+        .store
+        .webhook_attempts(id, caller.owner())
+        .await?
+        .ok_or_else(|| no_job(id))?
+        .into_iter()
+        .map(Delivery::from)
+        .collect())
+}
+
+/// Every attempt to deliver the job's end to its `callback_url`: when, the receiver's status
+/// or why there was none, and when the next attempt is due.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/deliveries",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, body = JobDeliveries),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn job_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    JobId(id): JobId,
+) -> Result<Json<JobDeliveries>, ApiError> {
+    let record = state
+        .store
+        .get_job(id, caller.owner())
+        .await?
+        .ok_or_else(|| no_job(id))?;
+    let callback = record
+        .options
+        .get("callback_url")
+        .is_some_and(|url| url.is_string());
+    Ok(Json(JobDeliveries {
+        callback,
+        deliveries: deliveries(&state, &caller, id).await?,
+    }))
 }
 
 /// A job that has succeeded, with its stored result; 404 for no such job, 409 until it succeeds.

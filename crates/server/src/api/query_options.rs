@@ -16,6 +16,7 @@ use super::events::LAST_EVENT_ID_PATTERN;
 use super::identifier_schema::space_class;
 use super::jobs::{MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE_SIZE, PAGE_TOKEN_LEN, PAGE_TOKEN_PATTERN};
 use super::path_params::AudienceName;
+use crate::callback::{CALLBACK_URL_PATTERN, MAX_CALLBACK_URL_LEN};
 use crate::model::strategy_name;
 use crate::options::{AUDIENCE_ID_TYPES, MAX_AUDIENCE_LIMIT, MAX_RADIUS};
 
@@ -77,6 +78,7 @@ pub fn document(doc: &mut Value) {
         ("/v1/jobs/{id}/result", "get"),
         ("/v1/jobs/{id}/events", "get"),
         ("/v1/jobs/{id}/feedback", "post"),
+        ("/v1/jobs/{id}/deliveries", "get"),
         ("/v1/jobs/{id}/audiences/{strategy}/export", "get"),
     ] {
         set_param_schema(
@@ -85,6 +87,13 @@ pub fn document(doc: &mut Value) {
             json!({"type": "string", "format": "uuid"}),
         );
     }
+}
+
+/// A callback URL's shape, as `callback::parse_callback_url` reads it. Where its host may
+/// point (not a private address unless allowed, never the service) no schema can state.
+pub(super) fn callback_url_schema() -> Value {
+    json!({"type": "string", "minLength": 8, "maxLength": MAX_CALLBACK_URL_LEN,
+           "pattern": CALLBACK_URL_PATTERN})
 }
 
 /// The schemas of a CSV upload's query options: what `CsvOptionsQuery::parse` and
@@ -109,6 +118,7 @@ fn csv_options() -> Vec<(&'static str, Value)> {
             "audience_limit",
             json!({"type": "integer", "minimum": 1, "maximum": MAX_AUDIENCE_LIMIT}),
         ),
+        ("callback_url", callback_url_schema()),
         (
             "latitude",
             json!({"type": "number", "minimum": -90, "maximum": 90}),
