@@ -27,6 +27,7 @@ mod python_sdk;
 mod ranked;
 mod remote_provider;
 mod replicas;
+mod report;
 mod resume;
 mod sigterm;
 mod stored_work;

@@ -15,6 +15,7 @@ mod links_doc;
 mod metrics;
 mod path_params;
 mod query_options;
+mod report;
 mod responses;
 mod security_doc;
 
@@ -48,6 +49,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(jobs::router())
         .merge(exports::router())
+        .merge(report::router())
         .merge(health::router())
         .merge(metrics::router())
 }

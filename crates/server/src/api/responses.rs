@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str, &[u16])] = &[
     ("/v1/jobs/{id}", "delete", &[400, 503]),
     ("/v1/jobs/{id}/cancel", "post", &[400, 503]),
     ("/v1/jobs/{id}/result", "get", &[400, 503]),
+    ("/v1/jobs/{id}/report", "get", &[400, 503]),
     ("/v1/jobs/{id}/feedback", "post", &[400, 503]),
     (
         "/v1/jobs/{id}/audiences/{strategy}/export",
