@@ -9,11 +9,11 @@ use super::format::{count, percent, ratio};
 use crate::decode::shorten;
 
 /// The width every chart is drawn at (it scales down with the page).
-const WIDTH: f64 = 760.0;
+const WIDTH: f64 = 800.0;
 /// Where the bars start: the labels sit left of it.
-const BARS_X: f64 = 270.0;
+const BARS_X: f64 = 260.0;
 /// The longest bar.
-const BARS_W: f64 = 330.0;
+const BARS_W: f64 = 320.0;
 /// Label length before it is cut (the full text is in the element's `<title>`).
 const LABEL_CHARS: usize = 40;
 
