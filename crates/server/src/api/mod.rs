@@ -3,6 +3,7 @@
 
 mod body_rules;
 mod caller;
+mod console;
 mod doc_json;
 mod exports;
 mod fallbacks;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     let metrics = state.metrics.clone();
     api.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", finish(spec)))
+        .merge(console::router())
         .fallback(fallbacks::not_found)
         .method_not_allowed_fallback(fallbacks::method_not_allowed)
         .with_state(state)
