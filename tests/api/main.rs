@@ -4,6 +4,7 @@
 
 mod audience_plan;
 mod auth;
+mod browser;
 mod call_log;
 mod child;
 mod common;
