@@ -58,56 +58,86 @@ async fn the_console_posts_a_job_and_its_report_draws_in_chromium() {
         };
         let app = spawn_app(db).await;
         let artifacts = target.join("browser-artifacts").join(backend);
-        let (base, node, chromium, csv) = (
-            app.base.clone(),
-            node.clone(),
-            chromium.clone(),
-            csv.clone(),
-        );
-        let script = browser_dir().join("console_and_report.mjs");
-        let dir = artifacts.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(&node)
-                .arg(&script)
-                .arg(&base)
-                .arg(&dir)
-                .arg(&csv)
-                .env("ICP_CHROMIUM", &chromium)
-                .output()
-                .expect("run node")
-        })
-        .await
-        .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        println!("{backend}: {stdout}");
-        let summary: Value = stdout
-            .lines()
-            .last()
-            .and_then(|l| serde_json::from_str(l).ok())
-            .unwrap_or_else(|| panic!("no summary from the browser run:\n{stdout}\n{stderr}"));
-        assert!(
-            output.status.success() && summary["ok"] == true,
-            "the browser run on {backend} found problems: {:#}\n{stderr}",
-            summary["problems"]
-        );
-        // The run saw the job before it was done, and at done.
-        let progress = summary["progress"].as_array().unwrap();
-        assert!(progress.len() >= 2, "{summary}");
-        assert_eq!(progress.last().unwrap(), "succeeded:100", "{summary}");
-        assert_eq!(summary["charts"].as_array().unwrap().len(), 5, "{summary}");
-        for name in ["console.png", "report.png"] {
-            let shot = artifacts.join(name);
-            let bytes = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
+        run_browser(&app, &node, &chromium, &csv, &artifacts, None).await;
+        if backend == "sqlite" {
+            // With a key: the console asks for it and opens the report from a blob URL.
+            let issued = icp_server::auth::key::issue();
+            app.store
+                .create_api_key(&issued.id, Some("browser"), &issued.secret_hash)
+                .await
+                .unwrap();
+            let artifacts = target.join("browser-artifacts").join("sqlite-key");
+            let summary = run_browser(
+                &app,
+                &node,
+                &chromium,
+                &csv,
+                &artifacts,
+                Some(&issued.token),
+            )
+            .await;
             assert!(
-                bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
-                "{}",
-                shot.display()
+                summary["reportUrl"].as_str().unwrap().starts_with("blob:"),
+                "{summary}"
             );
-            println!("screenshot: {}", shot.display());
         }
         app.shutdown().await;
     }
+}
+
+/// Runs the script against `app`, with `key` when the service has keys, and checks its summary.
+async fn run_browser(
+    app: &TestApp,
+    node: &str,
+    chromium: &str,
+    csv: &Path,
+    artifacts: &Path,
+    key: Option<&str>,
+) -> Value {
+    let mut command = Command::new(node);
+    command
+        .arg(browser_dir().join("console_and_report.mjs"))
+        .arg(&app.base)
+        .arg(artifacts)
+        .arg(csv)
+        .env("ICP_CHROMIUM", chromium)
+        .env_remove("ICP_KEY");
+    if let Some(key) = key {
+        command.env("ICP_KEY", key);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run node"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{}: {stdout}", artifacts.display());
+    let summary: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no summary from the browser run:\n{stdout}\n{stderr}"));
+    assert!(
+        output.status.success() && summary["ok"] == true,
+        "the browser run in {} found problems: {:#}\n{stderr}",
+        artifacts.display(),
+        summary["problems"]
+    );
+    // The run saw the job before it was done, and at done.
+    let progress = summary["progress"].as_array().unwrap();
+    assert!(progress.len() >= 2, "{summary}");
+    assert_eq!(progress.last().unwrap(), "succeeded:100", "{summary}");
+    assert_eq!(summary["charts"].as_array().unwrap().len(), 5, "{summary}");
+    for name in ["console.png", "report.png"] {
+        let shot = artifacts.join(name);
+        let bytes = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "{}",
+            shot.display()
+        );
+        println!("screenshot: {}", shot.display());
+    }
+    summary
 }
 
 /// The console's event-stream parser, in node: the console follows job events with it, and a
