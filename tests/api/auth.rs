@@ -96,8 +96,18 @@ async fn a_job_belongs_to_the_key_that_made_it() {
                 "{header:?}: {problem}"
             );
         }
-        // Health, readiness, the docs and the spec need no key.
-        for path in ["/healthz", "/readyz", "/openapi.json", "/docs/"] {
+        // Health, readiness, the docs, the spec and the console (it holds no data) need no key.
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/openapi.json",
+            "/docs/",
+            "/",
+            "/ui",
+            "/ui/console.js",
+            "/ui/sse.js",
+            "/ui/console.css",
+        ] {
             let status = app.get(path).await.status();
             assert_eq!(status, StatusCode::OK, "{path}");
         }
@@ -112,12 +122,13 @@ async fn a_job_belongs_to_the_key_that_made_it() {
         let record = app.store.get_job(id.parse().unwrap(), None).await.unwrap();
         assert_eq!(record.unwrap().owner.as_deref(), Some(alice_id.as_str()));
 
-        // Another key cannot see, read, export, give feedback on, cancel or delete it.
+        // Another key cannot see, read, report, export, give feedback on, cancel or delete it.
         let job = format!("/v1/jobs/{id}");
         for (method, path) in [
             (Method::GET, job.clone()),
             (Method::GET, format!("{job}/result")),
             (Method::GET, format!("{job}/events")),
+            (Method::GET, format!("{job}/report")),
             (Method::GET, format!("{job}/audiences/precision/export")),
             (Method::POST, format!("{job}/feedback")),
             (Method::POST, format!("{job}/cancel")),
@@ -142,6 +153,7 @@ async fn a_job_belongs_to_the_key_that_made_it() {
         for path in [
             job.clone(),
             format!("{job}/result"),
+            format!("{job}/report"),
             format!("{job}/audiences/precision/export"),
         ] {
             let status = send(&app, Method::GET, &path, Some(&alice)).await.status();

@@ -34,6 +34,12 @@ pub fn population() -> Arc<Population> {
         .clone()
 }
 
+/// The embedded provider over a population imported from `csv` (the import's format).
+pub fn imported_provider(csv: &str) -> Arc<dyn PopulationProvider> {
+    let population = Population::from_csv_reader(csv.as_bytes()).expect("import the population");
+    Arc::new(EmbeddedProvider::new(Arc::new(population)))
+}
+
 /// SQLite always; Postgres too when `ICP_TEST_DATABASE_URL` is set (and then it must work).
 pub async fn databases() -> Vec<TestDatabase> {
     let mut dbs = vec![TestDatabase::sqlite().await];

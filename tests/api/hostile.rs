@@ -1473,10 +1473,7 @@ async fn csv_exports_are_safe_to_open_in_a_spreadsheet() {
         )
         .unwrap();
     }
-    let population = icp_population::Population::from_csv_reader(csv.as_bytes()).unwrap();
-    let provider = std::sync::Arc::new(icp_population::EmbeddedProvider::new(std::sync::Arc::new(
-        population,
-    )));
+    let provider = imported_provider(&csv);
     let customers: Vec<String> = (0..200).map(|i| format!("p{i}@example.com")).collect();
     for db in databases().await {
         let opts = AppOptions {

@@ -4,6 +4,7 @@
 
 mod audience_plan;
 mod auth;
+mod browser;
 mod call_log;
 mod child;
 mod common;
@@ -29,6 +30,7 @@ mod python_sdk;
 mod ranked;
 mod remote_provider;
 mod replicas;
+mod report;
 mod resume;
 mod sigterm;
 mod stored_work;

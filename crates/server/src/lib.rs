@@ -8,7 +8,7 @@
 //! - `decode` (bodies and query strings into typed values, errors that say where),
 //! - `options` (a job's options), `normalization` (identifiers in the form they are sent in),
 //!   `input` (a job's identifiers, JSON or CSV), `model` (jobs and results as the API shows
-//!   them), `state` (what handlers share);
+//!   them), `report` (a job's result as an HTML page), `state` (what handlers share);
 //! - `worker` (the pool and one file per stage), `webhook` (delivering job-end messages) and
 //!   `api` (one router per resource), which do not use each other;
 //! - `app`: the service started and stopped.
@@ -27,6 +27,7 @@ pub mod model;
 pub mod normalization;
 pub mod options;
 pub mod problem;
+pub mod report;
 pub mod rfc3339;
 pub mod state;
 pub mod webhook;

@@ -3,6 +3,7 @@
 
 mod body_rules;
 mod caller;
+mod console;
 mod doc_json;
 mod events;
 mod exports;
@@ -16,6 +17,7 @@ mod links_doc;
 mod metrics;
 mod path_params;
 mod query_options;
+mod report;
 mod responses;
 mod security_doc;
 
@@ -50,6 +52,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(events::router())
         .merge(exports::router())
+        .merge(report::router())
         .merge(health::router())
         .merge(metrics::router())
 }
@@ -79,6 +82,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     let metrics = state.metrics.clone();
     api.merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", finish(spec)))
+        .merge(console::router())
         .fallback(fallbacks::not_found)
         .method_not_allowed_fallback(fallbacks::method_not_allowed)
         .with_state(state)

@@ -20,6 +20,7 @@ const ROUTES: &[(&str, &str, &[u16])] = &[
     ("/v1/jobs/{id}/cancel", "post", &[400, 503]),
     ("/v1/jobs/{id}/result", "get", &[400, 503]),
     ("/v1/jobs/{id}/events", "get", &[400, 503]),
+    ("/v1/jobs/{id}/report", "get", &[400, 503]),
     ("/v1/jobs/{id}/feedback", "post", &[400, 503]),
     ("/v1/jobs/{id}/deliveries", "get", &[400, 503]),
     (
