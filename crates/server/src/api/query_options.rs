@@ -92,7 +92,7 @@ pub fn document(doc: &mut Value) {
 /// A callback URL's shape, as `callback::parse_callback_url` reads it. Where its host may
 /// point (not a private address unless allowed, never the service) no schema can state.
 pub(super) fn callback_url_schema() -> Value {
-    json!({"type": "string", "minLength": 8, "maxLength": MAX_CALLBACK_URL_LEN,
+    json!({"type": "string", "maxLength": MAX_CALLBACK_URL_LEN,
            "pattern": CALLBACK_URL_PATTERN})
 }
 
