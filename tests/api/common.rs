@@ -8,6 +8,7 @@ use icp_contract::{
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
     ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
     RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
+    SampleProfilesRequest, SampleProfilesResponse,
 };
 use icp_mcp::{Secret, WattConfig, WattProvider};
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
@@ -377,6 +378,10 @@ pub trait Tap: Send + Sync + 'static {
     fn on_rank(&self) -> RankTap {
         RankTap::Pass
     }
+    /// Whether `sample_profiles` answers (false: "this provider cannot", as a remote upstream).
+    fn samples(&self) -> bool {
+        true
+    }
 }
 
 /// What a [`Tap`] does with a `rank_persons` call.
@@ -483,6 +488,16 @@ impl<T: Tap> PopulationProvider for Tapped<T> {
             RankTap::Pass => self.inner.rank_persons(req).await,
             RankTap::Fail(error) => Some(Err(error)),
             RankTap::Cannot => None,
+        }
+    }
+    async fn sample_profiles(
+        &self,
+        req: SampleProfilesRequest,
+    ) -> Option<Result<SampleProfilesResponse, ProviderError>> {
+        if self.tap.samples() {
+            self.inner.sample_profiles(req).await
+        } else {
+            None
         }
     }
     async fn submit_feedback(

@@ -90,7 +90,13 @@ async fn check_tiers(
     scope: &str,
     customers: &HashSet<PersonId>,
 ) -> BTreeMap<String, Vec<PersonId>> {
-    assert_eq!(ranked["model"], "naive_bayes", "{ranked}");
+    // The embedded population draws the logistic model's sample; a remote upstream cannot.
+    let model = if scope == "population" {
+        "logistic_regression"
+    } else {
+        "naive_bayes"
+    };
+    assert_eq!(ranked["model"], model, "{ranked}");
     assert_eq!(ranked["scope"], scope, "{ranked}");
     assert!(ranked["weighted_traits"].as_u64().unwrap() > 10, "{ranked}");
     let eligible = ranked["eligible"].as_u64().unwrap();
@@ -250,6 +256,10 @@ impl Tap for Remote {
             return RankTap::Fail(ProviderError::unavailable("injected failure of rank"));
         }
         RankTap::Pass
+    }
+
+    fn samples(&self) -> bool {
+        !self.hide
     }
 }
 

@@ -38,14 +38,16 @@
 //!
 //! 1. `item`, `error`, `contact`, `rank`, `bitset`: a trait, the errors, which fields are contact
 //!    data, lift and score, the bitset kernels. They import nothing from the crate.
-//!    `lookalike_model` (naive-Bayes log-lift weights for ranking a population) uses `item` only.
+//!    `lookalike_model` (naive-Bayes log-lift weights for ranking a population) uses `item` only;
+//!    `lookalike_logistic` (the regularised logistic regression fitter over sparse rows) nothing.
 //! 2. `config` (the [`AnalysisConfig`]) and `report`: the [`Analysis`] and the types it is made of.
 //! 3. `baseline` and `audience`: the population [`Baseline`] and re-ranking against it, and the
 //!    audience expressions, both over a finished report.
 //! 4. `rows`: profiles interned into the ascending rows of each trait, what the miner reads.
 //! 5. `mine`: the [`Mined`] lattice of frequent itemsets over dense bitsets.
 //! 6. `summary`: the lattice summarised into the report (top attributes, ranked pairs, closed
-//!    clusters); `lookalike_fit`: the lookalike weights of the lattice against a baseline.
+//!    clusters); `lookalike_fit`: the lookalike weights of the lattice against a baseline
+//!    (naive Bayes) or against a sample of the population (logistic regression).
 //! 7. `plan`: the audience planner over the lattice, its report and the population's sizes.
 //! 8. `analyzer`: the [`Analyzer`], profiles in and the report out.
 //!
@@ -86,6 +88,7 @@ mod contact;
 mod error;
 mod item;
 mod lookalike_fit;
+mod lookalike_logistic;
 mod lookalike_model;
 mod mine;
 mod plan;
@@ -102,6 +105,7 @@ pub use config::AnalysisConfig;
 pub use contact::is_contact_attribute;
 pub use error::AnalysisError;
 pub use item::Item;
+pub use lookalike_logistic::{DEFAULT_PENALTY, LogisticFit, MAX_ROWS, SAMPLE_SEED, fit_logistic};
 pub use lookalike_model::{AttributeCounts, DEFAULT_SMOOTHING, TraitWeight, naive_bayes_weights};
 pub use mine::{Itemset, Mined};
 pub use plan::{AudienceNote, AudienceNoteCode, AudiencePlanning};

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::baseline::Baseline;
+use crate::lookalike_logistic::fit_logistic;
 use crate::lookalike_model::{AttributeCounts, TraitWeight, naive_bayes_weights};
 use crate::mine::Mined;
 
@@ -95,6 +96,65 @@ impl Mined {
     }
 }
 
+impl Mined {
+    /// The logistic lookalike weights (`lookalike_logistic`): the customers against `sample`,
+    /// profiles of persons drawn from the population, over the traits `traits` names (the
+    /// naive-Bayes weights': every listed value of every attribute the baseline covers, a flag
+    /// by its one value), each trait's weight its coefficient. A person's score then ranks as
+    /// the model's log-odds (the intercept, the same for everyone, is left out). The same
+    /// customers and sample give the same weights to the bit, in whatever order they came.
+    pub fn logistic_weights(
+        &self,
+        traits: &[TraitWeight],
+        sample: &[BTreeMap<String, String>],
+        penalty: f64,
+        max_rows: usize,
+    ) -> Vec<TraitWeight> {
+        let feature: std::collections::HashMap<(&str, &str), u32> = traits
+            .iter()
+            .enumerate()
+            .map(|(j, t)| ((t.name.as_str(), t.value.as_str()), j as u32))
+            .collect();
+        // Each of the lattice's traits as a feature number, where it is one.
+        let of_trait: Vec<Option<u32>> = self
+            .traits
+            .iter()
+            .map(|t| {
+                let name = &*self.attr_names[t.attr as usize];
+                feature.get(&(name, &*t.value)).copied()
+            })
+            .collect();
+        let customers: Vec<Vec<u32>> = self
+            .customer_offsets
+            .windows(2)
+            .map(|w| {
+                self.customer_traits[w[0]..w[1]]
+                    .iter()
+                    .filter_map(|&t| of_trait[t as usize])
+                    .collect()
+            })
+            .collect();
+        let persons: Vec<Vec<u32>> = sample
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .filter_map(|(k, v)| feature.get(&(k.as_str(), v.as_str())).copied())
+                    .collect()
+            })
+            .collect();
+        let fit = fit_logistic(traits.len(), &customers, &persons, penalty, max_rows);
+        traits
+            .iter()
+            .zip(fit.coefficients)
+            .map(|(t, weight)| TraitWeight {
+                name: t.name.clone(),
+                value: t.value.clone(),
+                weight,
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{AnalysisConfig, Analyzer, Baseline, Item};
@@ -155,5 +215,59 @@ mod tests {
         // 1 of 2 customers vs 50 of an estimated 100 persons: no lift at all.
         let fitness = w.iter().find(|t| t.name == "fitness").unwrap();
         assert!(fitness.weight.abs() < 1e-12, "{}", fitness.weight);
+    }
+
+    #[test]
+    fn logistic_weights_favour_the_customers_traits_whatever_the_order() {
+        let customers: Vec<Vec<(&str, &str)>> = (0..60)
+            .map(|i| {
+                let income = if i % 4 == 0 { "low" } else { "high" };
+                let pet = if i % 3 == 0 { "cat" } else { "dog" };
+                vec![("income", income), ("pet", pet), ("email", "x@example.com")]
+            })
+            .collect();
+        let sample: Vec<std::collections::BTreeMap<String, String>> = (0..300)
+            .map(|i| {
+                let income = if i % 4 == 0 { "high" } else { "low" };
+                let pet = if i % 2 == 0 { "cat" } else { "dog" };
+                [("income", income), ("pet", pet)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .collect();
+        let mut b = Baseline::new(1000);
+        for (n, v, size) in [
+            ("income", "high", 250),
+            ("income", "low", 750),
+            ("pet", "cat", 500),
+            ("pet", "dog", 500),
+        ] {
+            b.insert(Item::new(n, v), size);
+        }
+        let as_slices = |c: &[Vec<(&'static str, &'static str)>]| -> crate::Mined {
+            let refs: Vec<&[(&str, &str)]> = c.iter().map(Vec::as_slice).collect();
+            mined(&refs)
+        };
+        let m = as_slices(&customers);
+        let nb = m.lookalike_weights(&b, 1.0);
+        let w = m.logistic_weights(&nb, &sample, 1.0, 1000);
+        let weight = |n: &str, v: &str| {
+            w.iter()
+                .find(|t| t.name == n && t.value == v)
+                .map(|t| t.weight)
+                .unwrap()
+        };
+        assert_eq!(w.len(), nb.len());
+        assert!(weight("income", "high") > weight("income", "low"), "{w:?}");
+        assert!(weight("pet", "dog") > weight("pet", "cat"), "{w:?}");
+        // The same customers in another order: the same weights, to the bit.
+        let mut reordered = customers.clone();
+        reordered.reverse();
+        reordered.rotate_left(13);
+        let mut sample2 = sample.clone();
+        sample2.reverse();
+        let m2 = as_slices(&reordered);
+        assert_eq!(m2.logistic_weights(&nb, &sample2, 1.0, 1000), w);
     }
 }

@@ -84,6 +84,11 @@ pub struct Mined {
     pub(crate) capped: Vec<CappedAttribute>,
     pub(crate) excluded: Vec<String>,
     pub(crate) excluded_unlisted: u64,
+    /// Each customer's traits (numbers into `traits`, ascending), customer after customer:
+    /// customer `r` has `customer_traits[customer_offsets[r]..customer_offsets[r + 1]]`. What
+    /// the logistic lookalike fit reads (`lookalike_fit.rs`); every trait, frequent or not.
+    pub(crate) customer_traits: Vec<u32>,
+    pub(crate) customer_offsets: Vec<usize>,
 }
 
 impl std::fmt::Debug for Mined {
@@ -200,6 +205,25 @@ pub(crate) fn mine(config: AnalysisConfig, input: TraitRows) -> Result<Mined, An
         }
     }
 
+    // Each customer's traits, from the traits' rows (a transpose, linear in the non-zeros).
+    let mut customer_offsets = vec![0usize; customers as usize + 1];
+    for item in &input.items {
+        for &r in &item.rows {
+            customer_offsets[r as usize + 1] += 1;
+        }
+    }
+    for r in 0..customers as usize {
+        customer_offsets[r + 1] += customer_offsets[r];
+    }
+    let mut customer_traits = vec![0u32; customer_offsets[customers as usize]];
+    let mut next = customer_offsets.clone();
+    for (t, item) in input.items.iter().enumerate() {
+        for &r in &item.rows {
+            customer_traits[next[r as usize]] = t as u32;
+            next[r as usize] += 1;
+        }
+    }
+
     // The sparse rows are no longer needed: keep only names, values and counts.
     let TraitRows {
         attributes,
@@ -276,6 +300,8 @@ pub(crate) fn mine(config: AnalysisConfig, input: TraitRows) -> Result<Mined, An
         capped,
         excluded: excluded.into_iter().collect(),
         excluded_unlisted,
+        customer_traits,
+        customer_offsets,
     })
 }
 

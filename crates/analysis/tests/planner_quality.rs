@@ -9,7 +9,8 @@ mod lab;
 use std::collections::HashSet;
 
 use icp_analysis::{
-    AnalysisConfig, AudienceBands, AudienceConfig, AudienceNoteCode, Band, Expr, Strategy,
+    AnalysisConfig, AudienceBands, AudienceConfig, AudienceNoteCode, Band, DEFAULT_PENALTY, Expr,
+    Strategy,
 };
 use icp_population::{GeneratorConfig, Population};
 
@@ -156,6 +157,43 @@ fn every_strategy_beats_the_base_rate_nests_and_stays_in_its_band() {
             "{case}: {:?}",
             planning.notes
         );
+    }
+}
+
+/// The issue's bar: the ranked audience (the service's logistic weights, scored over the whole
+/// population) holds the planted segment at least as precisely as every boolean audience the
+/// planner chose, each compared at its own size.
+#[test]
+fn the_ranked_model_beats_every_boolean_audience_at_its_size() {
+    let pop = population();
+    for (segment, noise) in [
+        ("active_millennials", 0.0),
+        ("tech_professionals", 0.3),
+        ("retired_travelers", 0.5),
+    ] {
+        let (ids, customers, truth) = planted(&pop, segment, noise, 11);
+        let planned = lab::analyse(&pop, &ids, AnalysisConfig::default());
+        let planning = planned.plan(&pop, &AudienceConfig::default());
+        let weights = lab::for_scoring(&planned.logistic(&pop, &ids, DEFAULT_PENALTY));
+        let scores = pop.scores_of(&weights).expect("scores");
+        for plan in &planning.plans {
+            let boolean =
+                lab::measure(&planned.members(&pop, &plan.expression), &truth, &customers);
+            let ranked = lab::measure(
+                &lab::top_rows(&scores, &customers, boolean.size as usize),
+                &truth,
+                &customers,
+            );
+            assert!(
+                ranked.precision >= boolean.precision,
+                "{segment} at noise {noise}: the ranked audience of {} holds the segment at \
+                 {:.3}, the {:?} audience at {:.3}",
+                boolean.size,
+                ranked.precision,
+                plan.strategy,
+                boolean.precision
+            );
+        }
     }
 }
 

@@ -4,7 +4,8 @@ use crate::{
     AudienceRecord, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
     ListClustersRequest, ListClustersResponse, ProviderError, RankPersonsRequest,
-    RankPersonsResponse, RecordBatch, ResolveRequest, ResolveResponse,
+    RankPersonsResponse, RecordBatch, ResolveRequest, ResolveResponse, SampleProfilesRequest,
+    SampleProfilesResponse,
 };
 
 /// The full audience of a `find_persons` call, some records at a time, in the provider's order.
@@ -116,6 +117,16 @@ pub trait PopulationProvider: Send + Sync + 'static {
         &self,
         _req: RankPersonsRequest,
     ) -> Option<Result<RankPersonsResponse, ProviderError>> {
+        None
+    }
+
+    /// A seeded sample of the population's persons (see [`SampleProfilesRequest`]). `None` when
+    /// the provider cannot draw one: an upstream that only answers the five tools (the caller
+    /// then fits a model that needs no sample).
+    async fn sample_profiles(
+        &self,
+        _req: SampleProfilesRequest,
+    ) -> Option<Result<SampleProfilesResponse, ProviderError>> {
         None
     }
 

@@ -62,3 +62,28 @@ pub struct RankedTierAnswer {
 pub fn tier_size(fraction: f64, eligible: u64) -> u64 {
     ((fraction * eligible as f64).ceil() as u64).min(eligible)
 }
+
+/// Ask for a seeded sample of the population's persons, as `get_person` profiles: what a
+/// lookalike model fits the customers against ([`crate::PopulationProvider::sample_profiles`]).
+/// The same request on the same population gives the same persons.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleProfilesRequest {
+    /// Persons to draw (all of them when the population is smaller).
+    pub size: usize,
+    pub seed: u64,
+    /// Persons drawn who are in here are left out of the answer (it may then hold fewer than
+    /// `size`): the customers, so that they are not their own counter-examples.
+    pub exclude: Vec<PersonId>,
+    pub workflow_id: Option<String>,
+}
+
+/// The sampled persons' profiles (`domains` of `get_person`, contact fields included), in the
+/// provider's row order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleProfilesResponse {
+    pub profiles: Vec<std::collections::BTreeMap<String, String>>,
+    /// Persons the sample was drawn from.
+    pub population: u64,
+    pub workflow_id: Option<String>,
+    pub tool_trace_id: Option<String>,
+}

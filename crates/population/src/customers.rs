@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use icp_contract::{PersonId, ProviderError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use icp_contract::{GetPersonRequest, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError};
 
 use crate::columns::Population;
 use crate::rng::Rng;
@@ -18,6 +20,49 @@ pub struct CustomerContact {
 }
 
 impl Population {
+    /// The profiles (as `get_person` answers them) of `size` persons drawn without replacement
+    /// by a seeded partial Fisher–Yates shuffle (over a map of the swapped rows, so linear in
+    /// `size`, not in the population), in row order, those in `exclude` left out: the same
+    /// for the same seed. Everyone (less `exclude`) when `size` is the population or more.
+    pub fn sample_profiles(
+        &self,
+        size: usize,
+        seed: u64,
+        exclude: &[PersonId],
+    ) -> Result<Vec<BTreeMap<String, String>>, ProviderError> {
+        let n = self.len();
+        let mut rows: Vec<u32> = if size >= n {
+            (0..n as u32).collect()
+        } else {
+            let mut swapped: HashMap<u32, u32> = HashMap::with_capacity(size * 2);
+            let mut rng = Rng::new(seed, 0, 0x5A3E);
+            let mut rows = Vec::with_capacity(size);
+            for i in 0..size as u32 {
+                let j = i + rng.below(n as u64 - u64::from(i)) as u32;
+                let at_j = swapped.get(&j).copied().unwrap_or(j);
+                let at_i = swapped.get(&i).copied().unwrap_or(i);
+                swapped.insert(j, at_i);
+                rows.push(at_j);
+            }
+            rows.sort_unstable();
+            rows
+        };
+        let excluded: HashSet<usize> = exclude.iter().filter_map(|id| self.index_of(*id)).collect();
+        rows.retain(|r| !excluded.contains(&(*r as usize)));
+        let ids: Vec<PersonId> = rows.iter().map(|&r| self.person_id(r as usize)).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_PERSON_IDS_PER_CALL) {
+            let answer = self.get_person(&GetPersonRequest {
+                person_ids: chunk.to_vec(),
+                domains: None,
+                format: None,
+                workflow_id: None,
+            })?;
+            out.extend(answer.profiles.into_iter().map(|p| p.domains));
+        }
+        Ok(out)
+    }
+
     /// `n` distinct persons, from one segment (by name) or from everyone, the same for the same
     /// seed.
     pub fn sample_customers(

@@ -8,6 +8,7 @@ use icp_contract::{
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
     ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
     RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
+    SampleProfilesRequest, SampleProfilesResponse,
 };
 
 use crate::columns::Population;
@@ -182,6 +183,24 @@ impl PopulationProvider for EmbeddedProvider {
                 out.tool_trace_id = Some(trace_id());
                 out
             });
+        Some(answer)
+    }
+
+    async fn sample_profiles(
+        &self,
+        mut req: SampleProfilesRequest,
+    ) -> Option<Result<SampleProfilesResponse, ProviderError>> {
+        let wf = workflow(&mut req.workflow_id);
+        let answer = self
+            .run(move |p| {
+                Ok(SampleProfilesResponse {
+                    profiles: p.sample_profiles(req.size, req.seed, &req.exclude)?,
+                    population: p.len() as u64,
+                    workflow_id: Some(wf),
+                    tool_trace_id: Some(trace_id()),
+                })
+            })
+            .await;
         Some(answer)
     }
 

@@ -514,6 +514,38 @@ fn sample_customers_draws_from_a_segment_and_resolves_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_sample_is_seeded_distinct_and_leaves_out_the_excluded() {
+    let p = pop();
+    let a = p.sample_profiles(2_000, 7, &[]).unwrap();
+    assert_eq!(a.len(), 2_000);
+    assert_eq!(a, p.sample_profiles(2_000, 7, &[]).unwrap());
+    assert_ne!(a, p.sample_profiles(2_000, 8, &[]).unwrap());
+    // Distinct persons (their contact data tells them apart).
+    let first = p.person_id(0);
+    let distinct: HashSet<String> = a.iter().map(|x| format!("{x:?}")).collect();
+    assert!(distinct.len() > 1_990, "{}", distinct.len());
+    // Everyone, less the excluded, when the sample is as large as the population.
+    let all = p.sample_profiles(N + 5, 1, &[first]).unwrap();
+    assert_eq!(all.len(), N - 1);
+    assert_eq!(all[0], profile(p.person_id(1)));
+    // Through the provider, traced.
+    let provider = EmbeddedProvider::new(Arc::clone(p));
+    let answer = provider
+        .sample_profiles(icp_contract::SampleProfilesRequest {
+            size: 2_000,
+            seed: 7,
+            exclude: Vec::new(),
+            workflow_id: None,
+        })
+        .await
+        .expect("the embedded provider samples")
+        .unwrap();
+    assert_eq!(answer.profiles, a);
+    assert_eq!(answer.population, N as u64);
+    assert!(answer.tool_trace_id.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_traces_and_streams_the_whole_audience() {
     let provider = EmbeddedProvider::new(Arc::clone(pop()));
     assert_eq!(provider.name(), "embedded");

@@ -9,6 +9,7 @@ use icp_contract::{
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
     ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
     RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
+    SampleProfilesRequest, SampleProfilesResponse,
 };
 
 use crate::metrics::Metrics;
@@ -107,6 +108,18 @@ impl PopulationProvider for MeteredProvider {
         let error = answer.as_ref().err().map(ProviderError::kind);
         self.metrics
             .observe_call("rank_persons", started.elapsed(), error);
+        Some(answer)
+    }
+
+    async fn sample_profiles(
+        &self,
+        req: SampleProfilesRequest,
+    ) -> Option<Result<SampleProfilesResponse, ProviderError>> {
+        let started = Instant::now();
+        let answer = self.inner.sample_profiles(req).await?;
+        let error = answer.as_ref().err().map(ProviderError::kind);
+        self.metrics
+            .observe_call("sample_profiles", started.elapsed(), error);
         Some(answer)
     }
 

@@ -312,12 +312,19 @@ pub struct JobResult {
 }
 
 /// The model that scores persons for the ranked audiences.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RankedModel {
     /// Smoothed log-lift of each `attribute = value` among the customers against the
-    /// population, summed over a person's traits.
+    /// population, summed over a person's traits: where the provider cannot draw a sample of
+    /// its population (a remote upstream).
+    #[default]
     NaiveBayes,
+    /// L2-regularised logistic regression of the customers against a seeded sample of the
+    /// population over the same traits, each trait's coefficient its weight: where the
+    /// provider draws the sample (the embedded population). It weighs each trait given the
+    /// others, where naive Bayes counts a segment's correlated traits over and over.
+    LogisticRegression,
 }
 
 /// Who was scored.

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use icp_analysis::{
-    Analysis, AnalysisConfig, Analyzer, AttributeCounts, AudienceConfig, AudiencePlan,
-    AudiencePlanning, Baseline, Expr, Item, Mined, Strategy, naive_bayes_weights,
+    Analysis, AnalysisConfig, Analyzer, AudienceConfig, AudiencePlan, AudiencePlanning, Baseline,
+    Expr, Item, Mined, Strategy,
 };
 use icp_contract::{GetPersonRequest, ListClustersRequest, PersonId};
 use icp_population::{Population, TraitWeight};
@@ -149,29 +149,44 @@ impl Planned {
         pop.evaluate(&parsed).iter().collect()
     }
 
-    /// Naive-Bayes weights of the customers against the population (`lookalike_model`).
-    pub fn naive_bayes(&self) -> Vec<TraitWeight> {
-        let mut counts: BTreeMap<String, AttributeCounts> = BTreeMap::new();
-        for (name, values) in &self.population_values {
-            counts.entry(name.clone()).or_default().population = values.clone();
-        }
-        for profile in &self.customer_profiles {
-            for (name, value) in profile {
-                if let Some(a) = counts.get_mut(name) {
-                    *a.customers.entry(value.clone()).or_default() += 1;
-                    a.customers_known += 1;
-                }
-            }
-        }
-        naive_bayes_weights(&counts, icp_analysis::DEFAULT_SMOOTHING)
-            .into_iter()
-            .map(|w| TraitWeight {
-                name: w.name,
-                value: w.value,
-                weight: w.weight as f32,
-            })
-            .collect()
+    /// The service's naive-Bayes weights of the customers against the population
+    /// (`Mined::lookalike_weights`, as the analyze stage fits them).
+    pub fn naive_bayes(&self) -> Vec<icp_analysis::TraitWeight> {
+        self.mined
+            .lookalike_weights(&self.baseline, icp_analysis::DEFAULT_SMOOTHING)
     }
+
+    /// The service's logistic weights (`Mined::logistic_weights`) against the sample the
+    /// embedded provider draws for the analyze stage (`Population::sample_profiles`, the same
+    /// seed and size, the customers left out), with penalty `penalty`.
+    pub fn logistic(
+        &self,
+        pop: &Population,
+        customers: &[PersonId],
+        penalty: f64,
+    ) -> Vec<icp_analysis::TraitWeight> {
+        let sample = pop
+            .sample_profiles(icp_analysis::MAX_ROWS, icp_analysis::SAMPLE_SEED, customers)
+            .expect("a sample");
+        self.mined.logistic_weights(
+            &self.naive_bayes(),
+            &sample,
+            penalty,
+            icp_analysis::MAX_ROWS,
+        )
+    }
+}
+
+/// Weights as the population scores them.
+pub fn for_scoring(weights: &[icp_analysis::TraitWeight]) -> Vec<TraitWeight> {
+    weights
+        .iter()
+        .map(|w| TraitWeight {
+            name: w.name.clone(),
+            value: w.value.clone(),
+            weight: w.weight as f32,
+        })
+        .collect()
 }
 
 /// How an audience holds a truth set, the customers left out of both.

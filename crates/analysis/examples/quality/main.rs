@@ -1,14 +1,22 @@
 //! Insight quality with the truth known: every boolean audience (the planner now, and the one
-//! `main` had before) and the ranked tiers (naive-Bayes log-lift weights, and an L2-regularised
-//! logistic regression for comparison) measured against a truth the analysis never saw.
+//! `main` had before) and the ranked tiers measured against a truth the analysis never saw. The
+//! tiers are scored with the service's own weights: naive Bayes (`Mined::lookalike_weights`,
+//! what a remote provider gets) and the logistic regression (`Mined::logistic_weights` against
+//! the embedded provider's `Population::sample_profiles`, what the analyze stage fits).
 //!
 //! ```text
 //! # planted segments on a generated population (customers from a segment plus noise)
 //! cargo run --release -p icp-analysis --example quality -- generated [persons]
 //! # a real data set: ISLP's Caravan (see caravan.py), half the buyers as customers
 //! python3 crates/analysis/examples/quality/caravan.py /tmp/caravan
-//! cargo run --release -p icp-analysis --example quality -- labelled /tmp/caravan/population.csv /tmp/caravan/labels.csv
+//! cargo run --release -p icp-analysis --example quality -- labelled /tmp/caravan/population.csv /tmp/caravan/labels.csv [splits]
 //! ```
+//!
+//! `labelled` measures the file-order split (every other member a customer) in full, then
+//! `splits` (default 20) seeded random halves, and gives for each boolean audience the mean
+//! lift of it and of each model's tier of its size, and the paired difference with a 95 %
+//! interval over the splits: whether a difference is more than the noise of which members
+//! happened to be held out. `QUALITY_PENALTY` overrides the logistic penalty (to compare).
 //!
 //! Customers are left out of every audience and of the truth; precision is the share of an
 //! audience in the truth, recall the share of the truth in the audience, lift the precision
@@ -21,9 +29,9 @@ use std::path::Path;
 
 use icp_analysis::{AnalysisConfig, AudienceConfig, AudiencePlan, Expr};
 use icp_contract::PersonId;
-use icp_population::{GeneratorConfig, Population, TraitWeight};
+use icp_population::{GeneratorConfig, Population};
 
-use lab::{Measured, Planned};
+use lab::Measured;
 
 const TIERS: [f64; 4] = [0.01, 0.02, 0.05, 0.10];
 
@@ -36,10 +44,14 @@ fn main() {
                 .map_or(1_000_000, |p| p.parse().expect("persons"));
             generated(persons);
         }
-        Some("labelled") if args.len() == 3 => labelled(Path::new(&args[1]), Path::new(&args[2])),
+        Some("labelled") if args.len() == 3 || args.len() == 4 => labelled(
+            Path::new(&args[1]),
+            Path::new(&args[2]),
+            args.get(3).map_or(20, |s| s.parse().expect("splits")),
+        ),
         _ => {
             eprintln!(
-                "usage: quality generated [persons] | quality labelled <population.csv> <labels.csv>"
+                "usage: quality generated [persons] | quality labelled <population.csv> <labels.csv> [splits]"
             );
             std::process::exit(2);
         }
@@ -78,7 +90,7 @@ fn generated(persons: usize) {
             .collect();
         for noise in [0.0, 0.25, 0.5] {
             let ids = lab::planted_customers(&pop, segment, customers, noise, 11);
-            run(Case {
+            run(&Case {
                 name: format!("{segment}, noise {noise}"),
                 customer_rows: rows(&pop, &ids),
                 customers: ids,
@@ -90,9 +102,10 @@ fn generated(persons: usize) {
     }
 }
 
-/// A population file and a labels file (`row,label` with `1` for the group): half the group
-/// (every other member in file order) are the customers, the other half the truth.
-fn labelled(population: &Path, labels: &Path) {
+/// A population file and a labels file (`row,label` with `1` for the group): half the group are
+/// the customers, the other half the truth; first every other member in file order (in full),
+/// then `splits` seeded random halves (summarised).
+fn labelled(population: &Path, labels: &Path, splits: u64) {
     let pop = Population::from_csv_path(population).expect("population imports");
     let text = std::fs::read_to_string(labels).expect("labels");
     let mut group: Vec<usize> = Vec::new();
@@ -102,34 +115,160 @@ fn labelled(population: &Path, labels: &Path) {
             group.push(row.trim().parse().expect("row"));
         }
     }
-    let customers: Vec<PersonId> = group.iter().step_by(2).map(|r| pop.person_id(*r)).collect();
-    let mut truth = vec![false; pop.len()];
-    for r in group.iter().skip(1).step_by(2) {
-        truth[*r] = true;
-    }
+    let name = population
+        .file_stem()
+        .map_or("labelled".into(), |s| s.to_string_lossy().into_owned());
+    let case = |half: &[usize], name: String| {
+        let customers: Vec<PersonId> = half.iter().map(|r| pop.person_id(*r)).collect();
+        let chosen: HashSet<usize> = half.iter().copied().collect();
+        let mut truth = vec![false; pop.len()];
+        for r in group.iter().filter(|r| !chosen.contains(r)) {
+            truth[*r] = true;
+        }
+        Case {
+            name,
+            customer_rows: rows(&pop, &customers),
+            customers,
+            pop: &pop,
+            truth,
+            // Dense data (every person has every attribute): clusters of 3 at 10 %, which the
+            // itemset budget holds, as a user would set the job's options.
+            analysis: AnalysisConfig {
+                min_support: 0.1,
+                max_cluster_size: 3,
+                ..AnalysisConfig::default()
+            },
+        }
+    };
+    let half: Vec<usize> = group.iter().step_by(2).copied().collect();
     println!(
         "Labelled population: {} persons, a group of {} ({} customers, {} held out).\n",
         pop.len(),
         group.len(),
-        customers.len(),
-        group.len() - customers.len()
+        half.len(),
+        group.len() - half.len()
     );
-    run(Case {
-        name: population
-            .file_stem()
-            .map_or("labelled".into(), |s| s.to_string_lossy().into_owned()),
-        customer_rows: rows(&pop, &customers),
-        customers,
-        pop: &pop,
-        truth,
-        // Dense data (every person has every attribute): clusters of 3 at 10 %, which the
-        // itemset budget holds, as a user would set the job's options.
-        analysis: AnalysisConfig {
-            min_support: 0.1,
-            max_cluster_size: 3,
-            ..AnalysisConfig::default()
-        },
-    });
+    run(&case(&half, name.clone()));
+    if splits == 0 {
+        return;
+    }
+    // Seeded random halves: a partial Fisher–Yates shuffle of the group per split.
+    let mut by_audience: std::collections::BTreeMap<String, Vec<Compared>> = Default::default();
+    for split in 1..=splits {
+        let mut members = group.clone();
+        let mut state = split.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for i in 0..members.len() {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut x = state;
+            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            x ^= x >> 31;
+            let j = i + (x % (members.len() - i) as u64) as usize;
+            members.swap(i, j);
+        }
+        let mut half = members[..group.len() / 2].to_vec();
+        half.sort_unstable();
+        let c = case(&half, format!("{name}, split {split}"));
+        for compared in compare(&c) {
+            by_audience
+                .entry(compared.label.clone())
+                .or_default()
+                .push(compared);
+        }
+    }
+    println!("### {name}: {splits} seeded random halves\n");
+    println!(
+        "| audience | mean size | boolean lift | NB same size | LR same size | LR − boolean (95 % interval) | LR wins | NB − boolean (95 % interval) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (label, all) in &by_audience {
+        let k = all.len() as f64;
+        let mean = |f: &dyn Fn(&Compared) -> f64| all.iter().map(f).sum::<f64>() / k;
+        let interval = |f: &dyn Fn(&Compared) -> f64| {
+            let m = mean(f);
+            let var = all.iter().map(|c| (f(c) - m).powi(2)).sum::<f64>() / (k - 1.0).max(1.0);
+            (m, 1.96 * (var / k).sqrt())
+        };
+        let (lr, lr_half) = interval(&|c| c.logistic - c.boolean);
+        let (nb, nb_half) = interval(&|c| c.naive_bayes - c.boolean);
+        println!(
+            "| {label} | {:.0} | {:.2}× | {:.2}× | {:.2}× | {lr:+.2} (±{lr_half:.2}) | {}/{} | {nb:+.2} (±{nb_half:.2}) |",
+            mean(&|c| c.size as f64),
+            mean(&|c| c.boolean),
+            mean(&|c| c.naive_bayes),
+            mean(&|c| c.logistic),
+            all.iter().filter(|c| c.logistic > c.boolean).count(),
+            all.len(),
+        );
+    }
+    println!();
+}
+
+/// One audience's lift and each model's tier of its size.
+struct Compared {
+    label: String,
+    size: u64,
+    boolean: f64,
+    naive_bayes: f64,
+    logistic: f64,
+}
+
+/// Penalty of the logistic model: the service's, unless `QUALITY_PENALTY` says otherwise.
+fn penalty() -> f64 {
+    std::env::var("QUALITY_PENALTY").map_or(icp_analysis::DEFAULT_PENALTY, |p| {
+        p.parse().expect("QUALITY_PENALTY")
+    })
+}
+
+/// Scores of each model, and a measurement of the `size` best-scoring persons.
+struct Scored<'a> {
+    case: &'a Case<'a>,
+    naive_bayes: Vec<f32>,
+    logistic: Vec<f32>,
+}
+
+impl<'a> Scored<'a> {
+    fn new(case: &'a Case<'a>, planned: &lab::Planned) -> Self {
+        let pop = case.pop;
+        let nb = lab::for_scoring(&planned.naive_bayes());
+        let lr = lab::for_scoring(&planned.logistic(pop, &case.customers, penalty()));
+        Scored {
+            case,
+            naive_bayes: pop.scores_of(&nb).expect("scores"),
+            logistic: pop.scores_of(&lr).expect("scores"),
+        }
+    }
+
+    fn at(&self, scores: &[f32], size: u64) -> Measured {
+        lab::measure(
+            &lab::top_rows(scores, &self.case.customer_rows, size as usize),
+            &self.case.truth,
+            &self.case.customer_rows,
+        )
+    }
+}
+
+/// Each audience the planner chooses now against each model's tier of its size.
+fn compare(case: &Case<'_>) -> Vec<Compared> {
+    let pop = case.pop;
+    let planned = lab::analyse(pop, &case.customers, case.analysis.clone());
+    let planning = planned.plan(pop, &AudienceConfig::default());
+    let scored = Scored::new(case, &planned);
+    planning
+        .plans
+        .iter()
+        .map(|plan| {
+            let members = planned.members(pop, &plan.expression);
+            let m = lab::measure(&members, &case.truth, &case.customer_rows);
+            Compared {
+                label: format!("{:?}", plan.strategy),
+                size: m.size,
+                boolean: m.lift,
+                naive_bayes: scored.at(&scored.naive_bayes, m.size).lift,
+                logistic: scored.at(&scored.logistic, m.size).lift,
+            }
+        })
+        .collect()
 }
 
 fn rows(pop: &Population, ids: &[PersonId]) -> HashSet<u32> {
@@ -163,7 +302,7 @@ fn row(label: &str, m: &Measured, eligible: u64) -> String {
     )
 }
 
-fn run(case: Case<'_>) {
+fn run(case: &Case<'_>) {
     let pop = case.pop;
     let started = std::time::Instant::now();
     let planned = lab::analyse(pop, &case.customers, case.analysis.clone());
@@ -193,17 +332,12 @@ fn run(case: Case<'_>) {
             note.strategy, note.code, note.message
         );
     }
-    let nb = planned.naive_bayes();
-    let lr = logistic_weights(&planned, pop, &case.customer_rows);
-    let nb_scores = pop.scores_of(&nb).expect("scores");
-    let lr_scores = pop.scores_of(&lr).expect("scores");
-    let at_size = |scores: &[f32], size: u64| {
-        lab::measure(
-            &lab::top_rows(scores, &case.customer_rows, size as usize),
-            &case.truth,
-            &case.customer_rows,
-        )
-    };
+    let fitted = std::time::Instant::now();
+    let scored = Scored::new(case, &planned);
+    println!(
+        "- both models fitted and every person scored in {:.2}s",
+        fitted.elapsed().as_secs_f64()
+    );
     println!(
         "\n| audience | size (share) | precision | recall | lift | NB same size | LR same size |"
     );
@@ -216,7 +350,10 @@ fn run(case: Case<'_>) {
         for plan in &plans {
             let members = planned.members(pop, &plan.expression);
             let m = lab::measure(&members, &case.truth, &case.customer_rows);
-            let (n, l) = (at_size(&nb_scores, m.size), at_size(&lr_scores, m.size));
+            let (n, l) = (
+                scored.at(&scored.naive_bayes, m.size),
+                scored.at(&scored.logistic, m.size),
+            );
             println!(
                 "{} {:.2}× | {:.2}× |",
                 row(&format!("{:?} ({label})", plan.strategy), &m, eligible),
@@ -227,12 +364,15 @@ fn run(case: Case<'_>) {
         }
     }
     println!(
-        "\n| ranked tier | NB size | NB precision | NB recall | NB lift | LR precision | LR recall | LR lift |"
+        "\n| ranked tier | size | NB precision | NB recall | NB lift | LR precision | LR recall | LR lift |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for fraction in TIERS {
         let size = (fraction * eligible as f64).round() as u64;
-        let (n, l) = (at_size(&nb_scores, size), at_size(&lr_scores, size));
+        let (n, l) = (
+            scored.at(&scored.naive_bayes, size),
+            scored.at(&scored.logistic, size),
+        );
         println!(
             "| top {:.0}% | {} | {:.3} | {:.3} | {:.2}× | {:.3} | {:.3} | {:.2}× |",
             100.0 * fraction,
@@ -250,87 +390,4 @@ fn run(case: Case<'_>) {
         println!("- {label}: `{text}`");
     }
     println!();
-}
-
-/// L2-regularised logistic regression, customers (1) against the population's other persons
-/// (0; every one up to 20,000, else an evenly spaced sample of 20,000), one-hot over the traits
-/// the naive-Bayes weights use. Full-batch gradient descent with Nesterov momentum from zero,
-/// a fixed number of steps: deterministic. The weight of each trait is its coefficient, so a
-/// person's score ranks as the model's log-odds (the intercept is the same for everyone).
-fn logistic_weights(
-    planned: &Planned,
-    pop: &Population,
-    customers: &HashSet<u32>,
-) -> Vec<TraitWeight> {
-    const LAMBDA: f64 = 1e-3;
-    const STEPS: usize = 600;
-    const SAMPLE: usize = 20_000;
-    let mut features: Vec<(String, String)> = Vec::new();
-    let mut index = std::collections::HashMap::new();
-    for (name, values) in &planned.population_values {
-        for value in values.keys() {
-            index.insert((name.clone(), value.clone()), features.len());
-            features.push((name.clone(), value.clone()));
-        }
-    }
-    let others: Vec<u32> = (0..pop.len() as u32)
-        .filter(|r| !customers.contains(r))
-        .collect();
-    let step = others.len().div_ceil(SAMPLE).max(1);
-    let sample: Vec<PersonId> = others
-        .iter()
-        .step_by(step)
-        .map(|r| pop.person_id(*r as usize))
-        .collect();
-    let encode = |profile: &std::collections::BTreeMap<String, String>| -> Vec<u32> {
-        profile
-            .iter()
-            .filter_map(|(k, v)| index.get(&(k.clone(), v.clone())).map(|f| *f as u32))
-            .collect()
-    };
-    let mut x: Vec<Vec<u32>> = planned.customer_profiles.iter().map(encode).collect();
-    let mut y: Vec<f64> = vec![1.0; x.len()];
-    for profile in lab::profiles(pop, &sample) {
-        x.push(encode(&profile));
-        y.push(0.0);
-    }
-    let n = x.len() as f64;
-    let width = x.iter().map(Vec::len).max().unwrap_or(1) as f64;
-    let rate = 1.0 / (0.25 * (width + 1.0) + LAMBDA);
-    let dims = features.len() + 1; // the last is the intercept
-    let mut w = vec![0.0f64; dims];
-    let mut previous = w.clone();
-    let mut grad = vec![0.0f64; dims];
-    for t in 0..STEPS {
-        let momentum = t as f64 / (t as f64 + 3.0);
-        let look: Vec<f64> = w
-            .iter()
-            .zip(&previous)
-            .map(|(a, b)| a + momentum * (a - b))
-            .collect();
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        for (row, label) in x.iter().zip(&y) {
-            let z: f64 = look[dims - 1] + row.iter().map(|f| look[*f as usize]).sum::<f64>();
-            let p = 1.0 / (1.0 + (-z).exp());
-            let e = (p - label) / n;
-            for f in row {
-                grad[*f as usize] += e;
-            }
-            grad[dims - 1] += e;
-        }
-        previous = w.clone();
-        for (i, g) in grad.iter().enumerate() {
-            let penalty = if i + 1 < dims { LAMBDA * look[i] } else { 0.0 };
-            w[i] = look[i] - rate * (g + penalty);
-        }
-    }
-    features
-        .into_iter()
-        .zip(w)
-        .map(|((name, value), weight)| TraitWeight {
-            name,
-            value,
-            weight: weight as f32,
-        })
-        .collect()
 }

@@ -3,13 +3,17 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use icp_analysis::{Analysis, Analyzer, AudiencePlanning, Baseline, DEFAULT_SMOOTHING, Mined};
-use icp_contract::{Cluster, FindPersonsRequest, ProviderError};
+use icp_analysis::{
+    Analysis, Analyzer, AudiencePlanning, Baseline, DEFAULT_PENALTY, DEFAULT_SMOOTHING, MAX_ROWS,
+    Mined, SAMPLE_SEED,
+};
+use icp_contract::{Cluster, FindPersonsRequest, ProviderError, SampleProfilesRequest};
 use icp_store::Stage;
 
-use super::checkpoint::{Analyzed, AnalyzedCheckpoint, Run};
+use super::checkpoint::{Analyzed, AnalyzedCheckpoint, Resolved, Run};
 use super::error::{StageError, corrupt, provider, stopped};
 use super::feeder::add_profiles;
+use crate::model::RankedModel;
 
 impl Run<'_> {
     /// Stage 3: what the customers have in common. Mining is CPU-bound (off the async
@@ -17,7 +21,7 @@ impl Run<'_> {
     /// can mention are listed, so pairs and clusters are ranked against the population over
     /// everything mined — not re-ranked from a pool cut among customers alone, which can lose
     /// the segment (its traits are common among customers, rare in the population).
-    pub(super) async fn analyze(&mut self) -> Result<Analyzed, StageError> {
+    pub(super) async fn analyze(&mut self, resolved: &Resolved) -> Result<Analyzed, StageError> {
         if let Some(done) = self
             .final_checkpoint::<AnalyzedCheckpoint>(Stage::Analyze)
             .await?
@@ -52,21 +56,36 @@ impl Run<'_> {
             .list_clusters(Stage::Analyze, &mined.baseline_items())
             .await?;
         let baseline = listed.baseline();
-        let ranked = self.options.may_rank();
-        let (mined, analysis, baseline, weights) = tokio::task::spawn_blocking(move || {
+        let ranked = self.options.may_rank() && baseline.is_some();
+        // The logistic model's counter-examples: a seeded sample of the population, the
+        // customers left out, where the provider can draw one (else naive Bayes).
+        let sample = if ranked {
+            self.population_sample(resolved).await?
+        } else {
+            None
+        };
+        let (mined, analysis, baseline, weights, model) = tokio::task::spawn_blocking(move || {
             let analysis = match &baseline {
                 Some(baseline) => mined.analysis_with(baseline),
                 None => mined.analysis(),
             };
             // The ranked audiences' weights: every listed value of every attribute the baseline
-            // covers, the customers' exact counts against the clusters' sizes.
-            let weights = match &baseline {
+            // covers; naive Bayes from the customers' exact counts against the clusters' sizes,
+            // or, given a sample, logistic regression over the same traits.
+            let (weights, model) = match &baseline {
                 Some(baseline) if ranked => {
-                    Some(mined.lookalike_weights(baseline, DEFAULT_SMOOTHING))
+                    let nb = mined.lookalike_weights(baseline, DEFAULT_SMOOTHING);
+                    match &sample {
+                        Some(sample) => (
+                            Some(mined.logistic_weights(&nb, sample, DEFAULT_PENALTY, MAX_ROWS)),
+                            RankedModel::LogisticRegression,
+                        ),
+                        None => (Some(nb), RankedModel::NaiveBayes),
+                    }
                 }
-                _ => None,
+                _ => (None, RankedModel::NaiveBayes),
             };
-            (mined, analysis, baseline, weights)
+            (mined, analysis, baseline, weights, model)
         })
         .await
         .map_err(stopped)?;
@@ -83,11 +102,43 @@ impl Run<'_> {
             clusters,
             population_size: listed.population_size,
             weights,
+            model,
             planning,
         };
         self.save_final(Stage::Analyze, &done).await?;
         self.finish(Stage::Analyze).await?;
         Ok(done)
+    }
+}
+
+/// Persons of the population the logistic model is fitted against: as many as it fits of the
+/// customers at most (`MAX_ROWS`), drawn with the fixed `SAMPLE_SEED`.
+const SAMPLE_SIZE: usize = MAX_ROWS;
+
+impl Run<'_> {
+    /// The profiles of a seeded sample of the population, the job's matched persons left out;
+    /// `None` when the provider cannot draw one.
+    async fn population_sample(
+        &mut self,
+        resolved: &Resolved,
+    ) -> Result<Option<Vec<BTreeMap<String, String>>>, StageError> {
+        let request = SampleProfilesRequest {
+            size: SAMPLE_SIZE,
+            seed: SAMPLE_SEED,
+            exclude: resolved.all.clone(),
+            workflow_id: self.workflow_id.clone(),
+        };
+        let Some(answer) = self.ctx.provider.sample_profiles(request).await else {
+            return Ok(None);
+        };
+        let answer = answer.map_err(provider("analyze"))?;
+        self.trace(
+            Stage::Analyze,
+            "sample_profiles",
+            answer.tool_trace_id.as_ref(),
+        )
+        .await?;
+        Ok(Some(answer.profiles))
     }
 }
 

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::context::WorkerContext;
 use super::error::{StageError, corrupt};
-use crate::model::{Progress, Resolution};
+use crate::model::{Progress, RankedModel, Resolution};
 use crate::options::JobOptions;
 
 /// Sequence numbers of whole-stage checkpoints (chunked stages use 1.. for their parts).
@@ -46,6 +46,7 @@ impl From<AnalyzedCheckpoint> for Analyzed {
                 clusters: Vec::new(),
                 population_size: None,
                 weights: None,
+                model: RankedModel::NaiveBayes,
                 planning: None,
             },
         }
@@ -81,6 +82,10 @@ pub(super) struct Mapped {
     /// for ranked audiences, and in jobs mapped before they existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) weights: Option<Vec<TraitWeight>>,
+    /// The model that fitted `weights` (naive Bayes in jobs analysed before there was a
+    /// choice).
+    #[serde(default)]
+    pub(super) model: RankedModel,
     /// The audiences planned in the analyze stage; absent for jobs analysed before planning
     /// (their audiences come from `Analysis::audiences`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +103,9 @@ pub(super) struct Analyzed {
     /// ranked audiences (absent in jobs analysed before they existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) weights: Option<Vec<TraitWeight>>,
+    /// The model that fitted `weights` (see `Mapped::model`).
+    #[serde(default)]
+    pub(super) model: RankedModel,
     /// The audiences planned against the population (see `Mapped::planning`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) planning: Option<AudiencePlanning>,

@@ -21,6 +21,7 @@ impl Run<'_> {
             clusters,
             population_size,
             weights,
+            model,
             planning,
         } = analyzed;
         let mut known = Listed {
@@ -65,6 +66,7 @@ impl Run<'_> {
             analysis,
             clusters,
             weights,
+            model,
             planning,
         };
         self.save_final(Stage::Map, &done).await?;

@@ -47,7 +47,7 @@ pub async fn run(
     let resolved = run.resolve_and_enrich().instrument(stage.clone()).await?;
     done(&stage, "resolve_enrich", started);
     let (started, stage) = (Instant::now(), span("analyze", &run.workflow_id));
-    let analyzed = run.analyze().instrument(stage.clone()).await?;
+    let analyzed = run.analyze(&resolved).instrument(stage.clone()).await?;
     done(&stage, "analyze", started);
     let (started, stage) = (Instant::now(), span("map", &run.workflow_id));
     let mapped = run.map(analyzed).instrument(stage.clone()).await?;

@@ -24,8 +24,8 @@ use super::checkpoint::{Mapped, Resolved, Run};
 use super::error::{StageError, corrupt, provider};
 use super::find::{CHUNKS_PER_WRITE, RANKED_SEQ};
 use crate::model::{
-    AudienceExports, AudienceResult, RankedModel, RankedResult, RankedScope, RankedTier,
-    RankedTrait, ranked_tier_name, strategy_name,
+    AudienceExports, AudienceResult, RankedResult, RankedScope, RankedTier, RankedTrait,
+    ranked_tier_name, strategy_name,
 };
 
 /// Candidate batch *i* is checkpointed at `CANDIDATES_SEQ + i`; tier *i* at `RANKED_SEQ + i`.
@@ -110,7 +110,7 @@ impl Run<'_> {
             return Ok(None);
         };
         Ok(Some(RankedResult {
-            model: RankedModel::NaiveBayes,
+            model: mapped.model,
             scope: first.scope,
             eligible: first.eligible,
             weighted_traits: first.weighted_traits,
