@@ -56,6 +56,20 @@ macro_rules! enqueue_webhook {
 }
 pub(crate) use enqueue_webhook;
 
+/// A delivery that is due and not claimed by a live lease, `$now` naming the parameter that
+/// holds now: the filter both the look and the claim use.
+macro_rules! due_sql {
+    ($now:literal) => {
+        concat!(
+            "state = 'pending' AND next_attempt_at <= ",
+            $now,
+            " AND (lease_expires_at IS NULL OR lease_expires_at <= ",
+            $now,
+            ")"
+        )
+    };
+}
+
 /// The claim of the due delivery that waited longest, less its lock clause. `$1` worker id,
 /// `$2` lease expiry, `$3` now.
 macro_rules! claim_sql {
@@ -63,9 +77,9 @@ macro_rules! claim_sql {
         concat!(
             "UPDATE webhook_deliveries SET lease_owner = $1, lease_expires_at = $2 \
              WHERE id = (SELECT id FROM webhook_deliveries \
-                 WHERE state = 'pending' AND next_attempt_at <= $3 \
-                 AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
-                 ORDER BY next_attempt_at, id LIMIT 1",
+                 WHERE ",
+            due_sql!("$3"),
+            " ORDER BY next_attempt_at, id LIMIT 1",
             $lock,
             ") RETURNING id, job_id, owner, event, url, created_at, attempts"
         )
@@ -93,6 +107,22 @@ impl Store {
         lease: std::time::Duration,
     ) -> Result<Option<WebhookDelivery>> {
         let now = now_millis();
+        // Look before claiming: the claim is a write, and on SQLite every write takes the one
+        // write lock, which this poll (every process, every `poll_interval`) would otherwise
+        // take even when nothing is due, in turn with the job workers' writes.
+        let due: bool = on_pool!(self, pool => {
+            sqlx::query_scalar(concat!(
+                "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE ",
+                due_sql!("$1"),
+                ")"
+            ))
+            .bind(now)
+            .fetch_one(pool)
+            .await?
+        });
+        if !due {
+            return Ok(None);
+        }
         let sql = match self.backend() {
             Backend::Sqlite => claim_sql!(""),
             Backend::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
