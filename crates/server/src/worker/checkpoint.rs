@@ -296,6 +296,29 @@ impl Run<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Checkpoints written before segments existed still read; a segmented job's name persons.
+    #[test]
+    fn resolve_and_enrich_checkpoints_of_either_shape_read() {
+        let old: Resolved = serde_json::from_str(
+            r#"{"resolution":{"requested":2,"resolved":1,"rate":0.5,"persons":1,"accepted":1},
+                "accepted":[7],"all":[7]}"#,
+        )
+        .unwrap();
+        assert!(old.segments.is_empty());
+        let (persons, profiles) = serde_json::from_str::<EnrichedPart>(r#"[{"pet":"dog"}]"#)
+            .unwrap()
+            .into_parts();
+        assert_eq!((persons, profiles[0]["pet"].as_str()), (None, "dog"));
+        let (persons, profiles) =
+            serde_json::from_str::<EnrichedPart>(r#"{"persons":[7],"profiles":[{"pet":"cat"}]}"#)
+                .unwrap()
+                .into_parts();
+        assert_eq!(persons, Some(vec![PersonId(7)]));
+        assert_eq!(profiles[0]["pet"], "cat");
+    }
+
     /// A job resumed after its analysis was stored reads the report's figures back from JSON;
     /// they must come back to the bit, or a resumed job's indexes and scores differ in their
     /// last digit from those of a job that ran whole (a crash test caught 1.4510357077554004
