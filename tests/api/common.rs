@@ -238,6 +238,16 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     body
 }
 
+/// The `location` of each error a problem lists.
+pub fn problem_locations(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["location"].as_str().unwrap())
+        .collect()
+}
+
 /// Emails of `n` customers drawn from the population's segment `segment`.
 pub fn segment_emails(segment: usize, n: usize) -> (String, Vec<String>) {
     let pop = population();

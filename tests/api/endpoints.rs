@@ -116,12 +116,7 @@ async fn malformed_requests_get_problem_details() {
             json!({"min_support": 2.0, "max_cluster_size": 1}),
         );
         let p = assert_problem(app.post_json("/v1/jobs", &bad_option).await, 422).await;
-        let locations: Vec<&str> = p["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["location"].as_str().unwrap())
-            .collect();
+        let locations = problem_locations(&p);
         assert!(
             locations.contains(&"/options/min_support")
                 && locations.contains(&"/options/max_cluster_size"),

@@ -32,6 +32,7 @@ mod remote_provider;
 mod replicas;
 mod report;
 mod resume;
+mod segments;
 mod sigterm;
 mod stored_work;
 mod tcp_proxy;

@@ -39,6 +39,8 @@
 //! 1. `item`, `error`, `contact`, `rank`, `bitset`: a trait, the errors, which fields are contact
 //!    data, lift and score, the bitset kernels. They import nothing from the crate.
 //!    `lookalike_model` (naive-Bayes log-lift weights for ranking a population) uses `item` only;
+//!    `segment_index` (the traits that set a segment of the customers apart from the rest, by
+//!    their index against the rest) uses `contact` only;
 //!    `lookalike_logistic` (the regularised logistic regression fitter over sparse rows) nothing.
 //! 2. `config` (the [`AnalysisConfig`]) and `report`: the [`Analysis`] and the types it is made of.
 //! 3. `baseline` and `audience`: the population [`Baseline`] and re-ranking against it, and the
@@ -95,6 +97,7 @@ mod plan;
 mod rank;
 mod report;
 mod rows;
+mod segment_index;
 mod summary;
 pub mod synthetic;
 
@@ -112,3 +115,4 @@ pub use plan::{AudienceNote, AudienceNoteCode, AudiencePlanning};
 pub use report::{
     Analysis, AnalysisNotes, BaselineKind, CappedAttribute, Cluster, Intersection, TopAttribute,
 };
+pub use segment_index::{DistinguishingTrait, TraitCounts, distinguishing_traits};

@@ -81,6 +81,22 @@ pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<V
     Vec::<Object<T>>::deserialize(d).map(|v| v.into_iter().map(|o| o.0).collect())
 }
 
+/// `#[serde(default, deserialize_with = "some_objects")]`: absent (`None`) or an array of JSON
+/// objects; null is refused, as the spec states no null.
+pub fn some_objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    objects(d).map(Some)
+}
+
+/// `#[serde(default, deserialize_with = "some_object")]`: absent (`None`) or a JSON object;
+/// null is refused, as the spec states no null.
+pub fn some_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    object(d).map(Some)
+}
+
 /// `#[serde(deserialize_with = "whole")]`: a whole number, written `5` or `5.0`. JSON Schema's
 /// `integer` is any number with no fractional part, and the spec promises that; serde's own
 /// integers refuse `5.0`. A string is refused, as for any number.

@@ -14,31 +14,143 @@ use crate::problem::{ApiError, FieldError};
 /// Validation stops listing problems after this many; the count says how many there were.
 const MAX_REPORTED_ERRORS: usize = 50;
 
+/// The most segments a job may carry.
+pub const MAX_SEGMENTS: usize = 20;
+/// The longest segment name, in characters.
+pub const MAX_SEGMENT_NAME_LEN: usize = 64;
+/// What a segment name may hold: it appears in export paths (`segment.<name>.precision`).
+pub const SEGMENT_NAME_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
 /// `POST /v1/jobs` as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJobRequest {
     /// Customer identifiers, grouped by type and hashing, as `resolve_identities` takes them.
-    #[serde(deserialize_with = "crate::decode::objects")]
-    pub multi_identifiers: Vec<IdentifierGroup>,
+    /// With `segments`, the customers in no segment (may then be left out).
+    #[serde(
+        default,
+        deserialize_with = "crate::decode::some_objects",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
+    pub multi_identifiers: Option<Vec<IdentifierGroup>>,
+    /// Named segments of the customer list (at most 20; names of 1 to 64 letters, digits, `_`
+    /// or `-`), each analysed on its own and given its own audiences, the whole list (every
+    /// segment and `multi_identifiers`) too. An identifier in two segments makes its person a
+    /// member of both.
+    #[serde(
+        default,
+        deserialize_with = "crate::decode::some_object",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
+    pub segments: Option<BTreeMap<String, SegmentRequest>>,
     #[serde(default, deserialize_with = "crate::decode::object")]
     pub options: JobOptions,
 }
 
+/// One segment of a JSON request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRequest {
+    /// The segment's customers, as in `multi_identifiers`.
+    #[serde(deserialize_with = "crate::decode::objects")]
+    pub multi_identifiers: Vec<IdentifierGroup>,
+}
+
+/// One named segment as stored: its identifiers normalised like the job's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentInput {
+    pub name: String,
+    pub groups: Vec<IdentifierGroup>,
+}
+
+/// The identifiers as the job row stores them: a bare list of groups (every job without
+/// segments, and every job written before segments existed), or the customers in no segment
+/// and the segments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredInput {
+    Groups(Vec<IdentifierGroup>),
+    Segmented {
+        groups: Vec<IdentifierGroup>,
+        segments: Vec<SegmentInput>,
+    },
+}
+
+impl StoredInput {
+    /// The identifier groups resolved together, in resolve order: part 0 the customers in no
+    /// segment, then each segment's. A job without segments has one part.
+    pub fn parts(self) -> (Vec<Vec<IdentifierGroup>>, Vec<String>) {
+        match self {
+            Self::Groups(groups) => (vec![groups], Vec::new()),
+            Self::Segmented { groups, segments } => {
+                let mut parts = vec![groups];
+                let mut names = Vec::new();
+                for s in segments {
+                    parts.push(s.groups);
+                    names.push(s.name);
+                }
+                (parts, names)
+            }
+        }
+    }
+}
+
 /// A checked request: what the job row stores. `groups` are normalised (and hashed when the
-/// options ask), and `normalization` says what that did to the values submitted.
+/// options ask), and `normalization` says what that did to the values submitted (over the whole
+/// list). With segments, `groups` are the customers in no segment.
 #[derive(Debug, Clone)]
 pub struct JobInput {
     pub groups: Vec<IdentifierGroup>,
     pub options: JobOptions,
     pub normalization: Normalization,
+    /// The named segments, in name order (empty: a job without segments).
+    pub segments: Vec<SegmentInput>,
 }
 
 impl JobInput {
     pub fn identifier_count(&self) -> usize {
-        self.groups.iter().map(|g| g.values.len()).sum()
+        self.groups
+            .iter()
+            .chain(self.segments.iter().flat_map(|s| &s.groups))
+            .map(|g| g.values.len())
+            .sum()
+    }
+
+    /// What the job row stores (see [`StoredInput`]).
+    pub fn stored(&self) -> StoredInput {
+        if self.segments.is_empty() {
+            StoredInput::Groups(self.groups.clone())
+        } else {
+            StoredInput::Segmented {
+                groups: self.groups.clone(),
+                segments: self.segments.clone(),
+            }
+        }
     }
 }
+
+/// Why a segment name is refused, if it is.
+pub fn segment_name_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_SEGMENT_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    (!ok).then(|| {
+        format!(
+            "a segment name is 1 to {MAX_SEGMENT_NAME_LEN} letters, digits, `_` or `-` \
+             (got {:?})",
+            shorten(name, 40)
+        )
+    })
+}
+
+/// Where the flat list of groups `check` sees splits into the parts of a segmented request:
+/// `(segment name, first group, past the last group)`; the customers in no segment come first,
+/// as `None`.
+type PartBounds = Vec<(Option<String>, usize, usize)>;
 
 /// A place in the request a problem points at; JSON and CSV name it differently.
 #[derive(Debug, Clone, Copy)]
@@ -51,20 +163,83 @@ enum Place {
     HashType(usize),
     /// Value `v` of group `g`.
     Value(usize, usize),
+    /// Segment `k` (in name order) as a whole.
+    Segment(usize),
 }
 
 /// Parses and checks a JSON body carrying at most `max_identifiers` identifiers.
 pub fn from_json(body: &[u8], max_identifiers: usize) -> Result<JobInput, ApiError> {
     let req: CreateJobRequest = parse_json(body)?;
+    let Some(segments) = req.segments else {
+        return check(
+            req.multi_identifiers.unwrap_or_default(),
+            req.options,
+            max_identifiers,
+            &Vec::new(),
+            &|place| match place {
+                Place::Identifiers | Place::Segment(_) => "/multi_identifiers".to_owned(),
+                Place::Values(g) => format!("/multi_identifiers/{g}/values"),
+                Place::HashType(g) => format!("/multi_identifiers/{g}/hash_type"),
+                Place::Value(g, v) => format!("/multi_identifiers/{g}/values/{v}"),
+            },
+        );
+    };
+    let mut errors = Vec::new();
+    if segments.is_empty() {
+        errors.push(FieldError::new(
+            "/segments",
+            "give at least one segment, or leave `segments` out",
+        ));
+    }
+    if segments.len() > MAX_SEGMENTS {
+        errors.push(FieldError::new(
+            "/segments",
+            format!(
+                "{} segments; a job takes at most {MAX_SEGMENTS}",
+                segments.len()
+            ),
+        ));
+    }
+    for name in segments.keys().take(MAX_REPORTED_ERRORS) {
+        if let Some(problem) = segment_name_problem(name) {
+            errors.push(FieldError::new("/segments", problem));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    // One flat list of groups, the customers in no segment first, then each segment's.
+    let mut groups = req.multi_identifiers.unwrap_or_default();
+    let mut bounds: PartBounds = vec![(None, 0, groups.len())];
+    for (name, segment) in segments {
+        let start = groups.len();
+        groups.extend(segment.multi_identifiers);
+        bounds.push((Some(name), start, groups.len()));
+    }
+    // A group's JSON pointer: its place within its part.
+    let pointer = |g: usize| -> String {
+        let (name, start, _) = bounds
+            .iter()
+            .rev()
+            .find(|(_, start, _)| *start <= g)
+            .unwrap_or(&bounds[0]);
+        match name {
+            None => format!("/multi_identifiers/{g}"),
+            Some(name) => format!("/segments/{name}/multi_identifiers/{}", g - start),
+        }
+    };
+    let names: Vec<String> = bounds.iter().filter_map(|b| b.0.clone()).collect();
     check(
-        req.multi_identifiers,
+        groups,
         req.options,
         max_identifiers,
+        &bounds,
         &|place| match place {
             Place::Identifiers => "/multi_identifiers".to_owned(),
-            Place::Values(g) => format!("/multi_identifiers/{g}/values"),
-            Place::HashType(g) => format!("/multi_identifiers/{g}/hash_type"),
-            Place::Value(g, v) => format!("/multi_identifiers/{g}/values/{v}"),
+            Place::Segment(k) => format!("/segments/{}/multi_identifiers", names[k]),
+            Place::Values(g) => format!("{}/values", pointer(g)),
+            Place::HashType(g) => format!("{}/hash_type", pointer(g)),
+            Place::Value(g, v) => format!("{}/values/{v}", pointer(g)),
         },
     )
 }
@@ -74,7 +249,8 @@ const CSV_SHAPE: &str = "a CSV upload starts with a header line naming its colum
      phone, address, maid, optionally suffixed _md5, _sha1 or _sha256), then one customer a line";
 
 /// Parses a CSV upload: a header row naming identifier columns (`email`, `phone`, `address`,
-/// `maid`, or hashed as `email_sha256`, `phone_md5` …, case-insensitive); other columns are ignored.
+/// `maid`, or hashed as `email_sha256`, `phone_md5` …, case-insensitive); other columns are ignored,
+/// but for `segment`: the name of the segment the line's customer belongs to (empty: none).
 /// Problems name a line and column (`line 7, column email`); the options' problems name their
 /// query parameter (`query.min_support`).
 pub fn from_csv(
@@ -100,9 +276,12 @@ pub fn from_csv(
         .from_reader(body);
     let headers = reader.headers().map_err(|e| csv_error(&e, None))?.clone();
     let mut columns: Vec<(usize, IdType, HashType)> = Vec::new();
+    let mut segment_column = None;
     for (i, name) in headers.iter().enumerate() {
         if let Some((id_type, hash_type)) = column_kind(name) {
             columns.push((i, id_type, hash_type));
+        } else if name.trim().eq_ignore_ascii_case("segment") && segment_column.is_none() {
+            segment_column = Some(i);
         }
     }
     if columns.is_empty() {
@@ -114,14 +293,37 @@ pub fn from_csv(
     // Each value's place (line, column) for a problem naming the first rejected one, and the
     // first column of each group for a problem with the group.
     type Places = Vec<(u64, usize)>;
-    let mut groups: BTreeMap<(IdType, HashType), (Vec<String>, Places, usize)> = BTreeMap::new();
+    type GroupKey = (Option<String>, IdType, HashType);
+    let mut groups: BTreeMap<GroupKey, (Vec<String>, Places, usize)> = BTreeMap::new();
+    let mut segment_lines: BTreeMap<String, u64> = BTreeMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(&e, Some(&headers)))?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let segment = match segment_column.and_then(|i| record.get(i)) {
+            Some(name) if !name.is_empty() => {
+                if let Some(problem) = segment_name_problem(name) {
+                    return Err(ApiError::validation(
+                        format!("line {line}, column segment"),
+                        problem,
+                    ));
+                }
+                if !segment_lines.contains_key(name) && segment_lines.len() == MAX_SEGMENTS {
+                    return Err(ApiError::validation(
+                        format!("line {line}, column segment"),
+                        format!(
+                            "more than {MAX_SEGMENTS} segments; a job takes at most {MAX_SEGMENTS}"
+                        ),
+                    ));
+                }
+                segment_lines.entry(name.to_owned()).or_insert(line);
+                Some(name.to_owned())
+            }
+            _ => None,
+        };
         for &(i, id_type, hash_type) in &columns {
             if let Some(value) = record.get(i).filter(|v| !v.is_empty()) {
                 let (values, places, _) = groups
-                    .entry((id_type, hash_type))
+                    .entry((segment.clone(), id_type, hash_type))
                     .or_insert_with(|| (Vec::new(), Vec::new(), i));
                 values.push(value.to_owned());
                 places.push((line, i));
@@ -136,29 +338,54 @@ pub fn from_csv(
     }
     let mut places = Vec::new();
     let mut first_columns = Vec::new();
+    // The customers in no segment first (`None` sorts first), then each segment in name order.
+    let mut bounds: PartBounds = Vec::new();
+    if !segment_lines.is_empty() && groups.keys().next().is_some_and(|k| k.0.is_some()) {
+        bounds.push((None, 0, 0));
+    }
     let groups: Vec<IdentifierGroup> = groups
         .into_iter()
-        .map(|((id_type, hash_type), (values, value_places, column))| {
-            places.push(value_places);
-            first_columns.push(column);
-            IdentifierGroup {
-                id_type,
-                hash_type,
-                values,
-            }
-        })
+        .enumerate()
+        .map(
+            |(g, ((segment, id_type, hash_type), (values, value_places, column)))| {
+                places.push(value_places);
+                first_columns.push(column);
+                if !segment_lines.is_empty() {
+                    match bounds.last_mut() {
+                        Some(last) if last.0 == segment => last.2 = g + 1,
+                        _ => bounds.push((segment, g, g + 1)),
+                    }
+                }
+                IdentifierGroup {
+                    id_type,
+                    hash_type,
+                    values,
+                }
+            },
+        )
         .collect();
     let column = |i: usize| shorten(&headers[i], 40);
-    check(groups, options, max_identifiers, &|place| match place {
-        Place::Identifiers => "body".to_owned(),
-        Place::Values(g) | Place::HashType(g) => {
-            format!("line 1, column {}", column(first_columns[g]))
-        }
-        Place::Value(g, v) => {
-            let (line, i) = places[g][v];
-            format!("line {line}, column {}", column(i))
-        }
-    })
+    let names: Vec<String> = bounds.iter().filter_map(|b| b.0.clone()).collect();
+    check(
+        groups,
+        options,
+        max_identifiers,
+        &bounds,
+        &|place| match place {
+            Place::Identifiers => "body".to_owned(),
+            Place::Segment(k) => format!(
+                "line {}, column segment",
+                segment_lines.get(&names[k]).copied().unwrap_or(1)
+            ),
+            Place::Values(g) | Place::HashType(g) => {
+                format!("line 1, column {}", column(first_columns[g]))
+            }
+            Place::Value(g, v) => {
+                let (line, i) = places[g][v];
+                format!("line {line}, column {}", column(i))
+            }
+        },
+    )
     .map_err(options_from_query)
 }
 
@@ -249,10 +476,13 @@ fn column_kind(name: &str) -> Option<(IdType, HashType)> {
 /// Checks everything the pipeline relies on, collecting every problem rather than the first.
 /// Every value is normalised; values with no normal form are left out, and only a request
 /// with nothing left is refused, naming each group's reasons.
+/// With `bounds` (a segmented request), each part is normalised on its own too: a value in two
+/// parts stays in both, so its person belongs to each.
 fn check(
     groups: Vec<IdentifierGroup>,
     options: JobOptions,
     max_identifiers: usize,
+    bounds: &PartBounds,
     locate: &dyn Fn(Place) -> String,
 ) -> Result<JobInput, ApiError> {
     let mut errors = Vec::new();
@@ -306,15 +536,68 @@ fn check(
         let normalized = normalize_groups(&groups, options.hash_identifiers, |g, v| {
             locate(Place::Value(g, v))
         });
-        if normalized.report.kept() > 0 {
+        if normalized.report.kept() > 0 && bounds.is_empty() {
             return Ok(JobInput {
                 groups: normalized.groups,
                 options,
                 normalization: normalized.report,
+                segments: Vec::new(),
             });
         }
-        for e in normalized.rejections {
-            push(&mut errors, e);
+        if normalized.report.kept() > 0 {
+            let mut unsegmented = Vec::new();
+            let mut segments = Vec::new();
+            let mut k = 0;
+            for (name, start, end) in bounds {
+                let part =
+                    normalize_groups(&groups[*start..*end], options.hash_identifiers, |g, v| {
+                        locate(Place::Value(start + g, v))
+                    });
+                match name {
+                    None if part.report.kept() == 0 && end > start => {
+                        push(
+                            &mut errors,
+                            FieldError::new(
+                                locate(Place::Identifiers),
+                                "no usable identifier among the customers in no segment",
+                            ),
+                        );
+                        for e in part.rejections {
+                            push(&mut errors, e);
+                        }
+                    }
+                    None => unsegmented = part.groups,
+                    Some(name) if part.report.kept() == 0 => {
+                        push(
+                            &mut errors,
+                            FieldError::new(
+                                locate(Place::Segment(k)),
+                                format!("segment {name:?} has no usable identifier"),
+                            ),
+                        );
+                        for e in part.rejections {
+                            push(&mut errors, e);
+                        }
+                    }
+                    Some(name) => segments.push(SegmentInput {
+                        name: name.clone(),
+                        groups: part.groups,
+                    }),
+                }
+                k += usize::from(name.is_some());
+            }
+            if errors.is_empty() {
+                return Ok(JobInput {
+                    groups: unsegmented,
+                    options,
+                    normalization: normalized.report,
+                    segments,
+                });
+            }
+        } else {
+            for e in normalized.rejections {
+                push(&mut errors, e);
+            }
         }
     }
     if problems > errors.len() {
@@ -505,5 +788,93 @@ mod tests {
             .unwrap_err()
             .to_problem();
         assert_eq!(p.errors[0].location, "line 2, column email");
+    }
+
+    #[test]
+    fn json_segments_are_normalised_each_on_its_own_and_stored_apart() {
+        let body = br#"{"segments": {
+            "b": {"multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": ["X@y.com", "z@y.com"]}]},
+            "a": {"multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": ["x@y.com"]}]}
+        }}"#;
+        let input = from_json(body, MAX).unwrap();
+        assert!(input.groups.is_empty());
+        let names: Vec<&str> = input.segments.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        // The same customer in both segments stays in both.
+        assert_eq!(input.segments[1].groups[0].values, ["x@y.com", "z@y.com"]);
+        assert_eq!(input.identifier_count(), 3);
+        let stored = serde_json::to_value(input.stored()).unwrap();
+        let back: StoredInput = serde_json::from_value(stored).unwrap();
+        let (parts, names) = back.parts();
+        assert_eq!(
+            (parts.len(), names),
+            (3, vec!["a".to_owned(), "b".to_owned()])
+        );
+        // A job stored before segments: the bare groups, one part.
+        let old: StoredInput = serde_json::from_str(
+            r#"[{"id_type":"email","hash_type":"plaintext","values":["a@x.com"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(old.parts().0.len(), 1);
+    }
+
+    #[test]
+    fn bad_segments_name_their_place() {
+        let p = from_json(br#"{"segments": {"a b": {"multi_identifiers": []}}}"#, MAX)
+            .unwrap_err()
+            .to_problem();
+        assert_eq!(p.errors[0].location, "/segments");
+        let p = from_json(
+            br#"{"segments": {"ok": {"multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": ["a@x.com", "nobody"]}]},
+                              "bad": {"multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": ["nobody"]}]}}}"#,
+            MAX,
+        )
+        .unwrap_err()
+        .to_problem();
+        let locations: Vec<&str> = p.errors.iter().map(|e| e.location.as_str()).collect();
+        assert!(
+            locations.contains(&"/segments/bad/multi_identifiers/0/values/0"),
+            "{locations:?}"
+        );
+        assert!(from_json(br#"{"options": {}}"#, MAX).is_err());
+        assert!(from_json(br#"{"multi_identifiers": null, "segments": {}}"#, MAX).is_err());
+        let p = from_json(
+            br#"{"segments": null, "multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": ["a@x.com"]}]}"#,
+            MAX,
+        )
+        .unwrap_err()
+        .to_problem();
+        assert_eq!(p.errors[0].location, "/segments");
+        assert!(segment_name_problem(&"x".repeat(65)).is_some());
+        assert!(segment_name_problem("Golf_fans-2").is_none());
+    }
+
+    #[test]
+    fn a_csv_segment_column_splits_the_customers() {
+        let input = from_csv(
+            b"email,Segment\na@x.com,two\nb@x.com,one\nc@x.com,\n",
+            JobOptions::default(),
+            MAX,
+        )
+        .unwrap();
+        assert_eq!(input.groups[0].values, ["c@x.com"]);
+        let names: Vec<&str> = input.segments.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["one", "two"]);
+        assert_eq!(input.segments[0].groups[0].values, ["b@x.com"]);
+        let p = from_csv(b"email,segment\na@x.com,a/b\n", JobOptions::default(), MAX)
+            .unwrap_err()
+            .to_problem();
+        assert_eq!(p.errors[0].location, "line 2, column segment");
+        let p = from_csv(
+            b"email,segment\na@x.com,ok\nnobody,bad\n",
+            JobOptions::default(),
+            MAX,
+        )
+        .unwrap_err()
+        .to_problem();
+        assert_eq!(p.errors[0].location, "line 3, column segment", "{p:?}");
+        // Without a segment column, or with it empty throughout, a job has no segments.
+        let input = from_csv(b"email,segment\na@x.com,\n", JobOptions::default(), MAX).unwrap();
+        assert!(input.segments.is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! What the API answers with: jobs, their progress and their results.
 
-use icp_analysis::{Analysis, AudienceNote, Expected, Strategy};
+use icp_analysis::{Analysis, AudienceNote, DistinguishingTrait, Expected, Strategy};
 use icp_contract::{AudienceRecord, Cluster};
 use icp_store::{JobRecord, JobStatus, Stage, TraceRecord, WebhookAttempt, WebhookOutcome};
 use serde::{Deserialize, Serialize};
@@ -258,6 +258,10 @@ pub struct AudienceResult {
     /// population baseline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<Expected>,
+    /// The audience's name in its export path when it is not its strategy's: a segment's
+    /// (`segment.<name>.<strategy>`) or the segments' combined one (`combined`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -272,7 +276,8 @@ impl AudienceExports {
         Self::named(id, strategy_name(strategy))
     }
 
-    /// The export links of the audience `name` (a strategy or a ranked tier).
+    /// The export links of the audience `name` (a strategy, a ranked tier, a segment's audience
+    /// or the combined one).
     pub fn named(id: Uuid, name: &str) -> Self {
         let base = format!("/v1/jobs/{id}/audiences/{name}/export");
         Self {
@@ -287,6 +292,14 @@ impl AudienceExports {
 pub fn strategy_name(strategy: Strategy) -> &'static str {
     strategy.name()
 }
+
+/// The export name of segment `segment`'s audience of `strategy`.
+pub fn segment_audience_name(segment: &str, strategy: Strategy) -> String {
+    format!("segment.{segment}.{}", strategy_name(strategy))
+}
+
+/// The export name of the segments' combined audience.
+pub const COMBINED_AUDIENCE: &str = "combined";
 
 /// The ICP and the audiences: what a finished job produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -309,6 +322,48 @@ pub struct JobResult {
     /// The ranked audiences, when the job asked for them (`options.ranked`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranked: Option<RankedResult>,
+    /// The job's named segments side by side, in name order (absent: a job without segments).
+    /// The fields above are the whole list's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentResult>,
+    /// The segments' precision audiences in one: their expressions ORed, each in parentheses,
+    /// `(…) OR (…)`; downloaded as the audience `combined`. Absent without segments, or when no
+    /// segment has a precision audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined_audience: Option<AudienceResult>,
+}
+
+/// One named segment of the customer list: its own ICP and audiences, and the traits that set
+/// it apart from the rest of the customers. A person resolved from identifiers of two segments
+/// belongs to both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SegmentResult {
+    pub name: String,
+    /// The segment's identifiers asked about.
+    pub requested: u64,
+    /// Those that matched a person.
+    pub resolved: u64,
+    /// Its customers: the persons accepted (at or above `min_quality_score`) and analysed.
+    pub customers: u64,
+    /// The segment's ICP (top traits, pairs, clusters), ranked against the population like the
+    /// whole list's; absent when none of its identifiers gave a customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+    /// The traits that set the segment apart from the customers outside it (at most 10, each
+    /// held by at least `min_support` of the segment and more common in it than among the
+    /// rest): `share` in the segment, `rest_share` among the rest, `index = share / rest_share`
+    /// (the rest's share floored at half a customer, so a trait none of the rest holds stays
+    /// finite), highest `score = share · ln(index)` first (the rule pairs and clusters are
+    /// ranked by: a trait most of the segment holds before a rare one).
+    pub distinguishing_traits: Vec<DistinguishingTrait>,
+    /// The clusters the segment's analysis and audiences use.
+    pub clusters: Vec<Cluster>,
+    /// The segment's audiences, planned like the whole list's; each downloaded as
+    /// `segment.<name>.<strategy>`.
+    pub audiences: Vec<AudienceResult>,
+    /// The planner's notes on the segment's audiences.
+    #[serde(default)]
+    pub audience_notes: Vec<AudienceNote>,
 }
 
 /// The model that scores persons for the ranked audiences.

@@ -8,6 +8,7 @@ use super::doc_json::{property_mut, schema_mut, set};
 use super::identifier_schema::{not_blank_pattern, usable_group_schema};
 use super::jobs::MAX_FEEDBACK_LEN;
 use crate::config::DEFAULT_MAX_IDENTIFIERS;
+use crate::input::{MAX_SEGMENTS, SEGMENT_NAME_PATTERN};
 use crate::options::{AUDIENCE_ID_TYPES, MAX_AUDIENCE_LIMIT, MAX_RADIUS};
 
 pub fn document(doc: &mut Value) {
@@ -20,8 +21,26 @@ pub fn document(doc: &mut Value) {
             "description": "Customer identifiers, grouped by type and hashing, as `resolve_identities` \
                 takes them. A value with no normal form is left out (the job's `normalization` counts \
                 it); a request is refused when no value of any group has one. At most \
-                `max_identifiers` (1,000,000 by default) values in all.",
+                `max_identifiers` (1,000,000 by default) values in all, segments included. With \
+                `segments`, the customers in no segment (then optional).",
         }),
+    );
+    set(
+        request,
+        json!({"anyOf": [{"required": ["multi_identifiers"]}, {"required": ["segments"]}]}),
+    );
+    set(
+        property_mut(request, "segments"),
+        json!({
+            "minProperties": 1,
+            "maxProperties": MAX_SEGMENTS,
+            "propertyNames": {"pattern": SEGMENT_NAME_PATTERN},
+        }),
+    );
+    let segment = schema_mut(doc, "SegmentRequest");
+    set(
+        property_mut(segment, "multi_identifiers"),
+        json!({"minItems": 1, "contains": usable_group_schema()}),
     );
 
     let group = schema_mut(doc, "IdentifierGroup");

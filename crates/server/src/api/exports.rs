@@ -46,7 +46,7 @@ struct ExportQuery {
     tag = "audiences",
     params(
         ("id" = String, Path, description = "The job's id"),
-        ("strategy" = String, Path, description = "The audience: a strategy (precision, standard, hybrid, reach) or a ranked tier (ranked_1, ranked_2, ranked_5, ranked_10)"),
+        ("strategy" = String, Path, description = "The audience: a strategy (precision, standard, hybrid, reach), a ranked tier (ranked_1, ranked_2, ranked_5, ranked_10), a segment's audience (segment.<name>.<strategy>) or the segments' combined one (combined)"),
         ExportQuery,
     ),
     responses(
@@ -85,6 +85,12 @@ async fn export_audience(
             .ranked
             .as_ref()
             .is_some_and(|r| r.tiers.iter().any(|t| t.name == *name)),
+        AudienceName::Segments(name) => result
+            .segments
+            .iter()
+            .flat_map(|s| &s.audiences)
+            .chain(&result.combined_audience)
+            .any(|a| a.name.as_deref() == Some(name)),
     };
     if !built {
         return Err(ApiError::NotFound(format!(

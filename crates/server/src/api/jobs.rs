@@ -165,7 +165,7 @@ async fn create_job(
                 ..Progress::default()
             })
             .map_err(ApiError::internal)?,
-            input: serde_json::to_value(&input.groups).map_err(ApiError::internal)?,
+            input: serde_json::to_value(input.stored()).map_err(ApiError::internal)?,
             idempotency_key,
             request_hash,
             expires_at: now + state.config.retention,

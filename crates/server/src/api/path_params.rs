@@ -9,7 +9,8 @@ use uuid::Uuid;
 use icp_contract::RANKED_FRACTIONS;
 
 use crate::decode::shorten;
-use crate::model::{ranked_tier_name, strategy_name};
+use crate::input::{SEGMENT_NAME_PATTERN, segment_name_problem};
+use crate::model::{COMBINED_AUDIENCE, ranked_tier_name, strategy_name};
 use crate::problem::ApiError;
 
 /// The `{id}` of a `/v1/jobs/{id}…` route. Anything that is not a UUID is a 404, not a 400: no
@@ -24,6 +25,25 @@ pub enum AudienceName {
     Strategy(Strategy),
     /// `ranked_1`, `ranked_2`, `ranked_5` or `ranked_10`.
     Ranked(String),
+    /// A segment's audience, `segment.<name>.<strategy>`, or the segments' `combined` one.
+    Segments(String),
+}
+
+/// Every audience name a path can hold, as a pattern: the strategies, the ranked tiers, the
+/// segments' combined audience and each segment's (`segment.<name>.<strategy>`).
+pub fn audience_name_pattern() -> String {
+    let strategies = Strategy::ALL.map(strategy_name).join("|");
+    let fixed: Vec<String> = AudienceName::all()
+        .into_iter()
+        .chain([COMBINED_AUDIENCE.to_owned()])
+        .collect();
+    let segment = SEGMENT_NAME_PATTERN
+        .trim_start_matches('^')
+        .trim_end_matches('$');
+    format!(
+        "^({}|segment\\.{segment}\\.({strategies}))$",
+        fixed.join("|")
+    )
 }
 
 impl AudienceName {
@@ -40,9 +60,21 @@ impl AudienceName {
     pub fn as_str(&self) -> &str {
         match self {
             Self::Strategy(s) => strategy_name(*s),
-            Self::Ranked(name) => name,
+            Self::Ranked(name) | Self::Segments(name) => name,
         }
     }
+}
+
+/// Whether `raw` names a segment's audience: `segment.<name>.<strategy>`.
+fn is_segment_audience(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix("segment.") else {
+        return false;
+    };
+    let Some((name, strategy)) = rest.rsplit_once('.') else {
+        return false;
+    };
+    segment_name_problem(name).is_none()
+        && Strategy::ALL.iter().any(|s| strategy_name(*s) == strategy)
 }
 
 /// The raw value of the path parameter `name`.
@@ -84,10 +116,38 @@ impl<S: Send + Sync> FromRequestParts<S> for AudienceName {
         if RANKED_FRACTIONS.iter().any(|&f| ranked_tier_name(f) == raw) {
             return Ok(AudienceName::Ranked(raw));
         }
+        if raw == COMBINED_AUDIENCE || is_segment_audience(&raw) {
+            return Ok(AudienceName::Segments(raw));
+        }
         let shown = shorten(&raw, 64);
         Err(ApiError::NotFound(format!(
-            "no audience {shown:?}; use {}",
+            "no audience {shown:?}; use {}, {COMBINED_AUDIENCE} or segment.<name>.<strategy>",
             Self::all().join(", ")
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_audience_names_match_their_pattern() {
+        let pattern = audience_name_pattern();
+        assert!(
+            pattern.contains("combined") && pattern.contains("ranked_10"),
+            "{pattern}"
+        );
+        assert!(is_segment_audience("segment.golf-fans_2.precision"));
+        assert!(is_segment_audience("segment.a.reach"));
+        for bad in [
+            "segment..precision",
+            "segment.a.b.precision",
+            "segment.a.best",
+            "segment.a",
+            "segments.a.precision",
+        ] {
+            assert!(!is_segment_audience(bad), "{bad}");
+        }
     }
 }

@@ -10,7 +10,8 @@ use icp_analysis::{
 use icp_contract::{Cluster, FindPersonsRequest, ProviderError, SampleProfilesRequest};
 use icp_store::Stage;
 
-use super::checkpoint::{Analyzed, AnalyzedCheckpoint, Resolved, Run};
+use super::checkpoint::{Analyzed, AnalyzedCheckpoint, EnrichedPart, Resolved, Run};
+use super::clusters::Listed;
 use super::error::{StageError, corrupt, provider, stopped};
 use super::feeder::add_profiles;
 use crate::model::RankedModel;
@@ -37,9 +38,8 @@ impl Run<'_> {
                 tokio::task::spawn_blocking(move || {
                     let mut analyzer = Analyzer::new(config);
                     for (_, body) in &parts {
-                        let profiles: Vec<BTreeMap<String, String>> =
-                            serde_json::from_str(body).map_err(corrupt)?;
-                        add_profiles(&mut analyzer, &profiles);
+                        let part: EnrichedPart = serde_json::from_str(body).map_err(corrupt)?;
+                        add_profiles(&mut analyzer, &part.into_parts().1);
                     }
                     Ok::<_, StageError>(analyzer)
                 })
@@ -47,14 +47,7 @@ impl Run<'_> {
                 .map_err(stopped)??
             }
         };
-        let mined = tokio::task::spawn_blocking(move || analyzer.mine())
-            .await
-            .map_err(stopped)?
-            .map_err(|e| StageError::Analysis(e.to_string()))?;
-
-        let listed = self
-            .list_clusters(Stage::Analyze, &mined.baseline_items())
-            .await?;
+        let (mined, listed) = self.mine_and_list(analyzer).await?;
         let baseline = listed.baseline();
         let ranked = self.options.may_rank() && baseline.is_some();
         // The logistic model's counter-examples: a seeded sample of the population, the
@@ -97,6 +90,7 @@ impl Run<'_> {
             }
             None => None,
         };
+        let segments = self.analyze_segments(resolved).await?;
         let done = Analyzed {
             analysis,
             clusters,
@@ -104,10 +98,29 @@ impl Run<'_> {
             weights,
             model,
             planning,
+            segments,
         };
         self.save_final(Stage::Analyze, &done).await?;
         self.finish(Stage::Analyze).await?;
         Ok(done)
+    }
+}
+
+impl Run<'_> {
+    /// Mines the customers' profiles (off the async threads) and lists the clusters of every
+    /// trait the lattice can mention, the baseline to rank it against.
+    pub(super) async fn mine_and_list(
+        &mut self,
+        analyzer: Analyzer,
+    ) -> Result<(Mined, Listed), StageError> {
+        let mined = tokio::task::spawn_blocking(move || analyzer.mine())
+            .await
+            .map_err(stopped)?
+            .map_err(|e| StageError::Analysis(e.to_string()))?;
+        let listed = self
+            .list_clusters(Stage::Analyze, &mined.baseline_items())
+            .await?;
+        Ok((mined, listed))
     }
 }
 
@@ -155,7 +168,7 @@ impl Run<'_> {
     /// each candidate's population size a `find_persons` count (bounded by the configuration).
     /// The planner is synchronous CPU work: it runs on a blocking thread and waits there for each
     /// count. `None` when the baseline gives no population size to plan against.
-    async fn plan_audiences(
+    pub(super) async fn plan_audiences(
         &mut self,
         mined: Mined,
         analysis: &Analysis,

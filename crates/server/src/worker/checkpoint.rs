@@ -2,7 +2,9 @@
 //! checkpoints. Every type written as a checkpoint is declared here, so a change to what is on
 //! disk (which jobs written by an older build must still read) shows in one file.
 
-use icp_analysis::{Analysis, Analyzer, AudiencePlanning, TraitWeight};
+use std::collections::BTreeMap;
+
+use icp_analysis::{Analysis, Analyzer, AudiencePlanning, DistinguishingTrait, TraitWeight};
 use icp_contract::{Cluster, PersonId};
 use icp_store::{JobRecord, Lease, Part, Stage};
 use serde::{Deserialize, Serialize};
@@ -48,6 +50,7 @@ impl From<AnalyzedCheckpoint> for Analyzed {
                 weights: None,
                 model: RankedModel::NaiveBayes,
                 planning: None,
+                segments: Vec::new(),
             },
         }
     }
@@ -71,6 +74,62 @@ pub(super) struct Resolved {
     pub(super) accepted: Vec<PersonId>,
     /// Every matched person, whatever the quality: excluded from audiences.
     pub(super) all: Vec<PersonId>,
+    /// The job's segments and their accepted persons, in name order (absent: a job without
+    /// segments, or resolved before they existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) segments: Vec<SegmentMembers>,
+}
+
+/// One segment's customers: the accepted persons resolved from its identifiers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SegmentMembers {
+    pub(super) name: String,
+    /// Identifiers of the segment asked about, and those that matched.
+    pub(super) requested: u64,
+    pub(super) resolved: u64,
+    /// Accepted persons resolved from the segment's identifiers, ascending.
+    pub(super) persons: Vec<PersonId>,
+}
+
+/// One segment analysed: carried on the analyze checkpoint, through the map stage, into the
+/// result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SegmentAnalyzed {
+    pub(super) name: String,
+    /// The segment's identifiers asked about and matched.
+    pub(super) requested: u64,
+    pub(super) resolved: u64,
+    /// Its accepted persons: the customers analysed.
+    pub(super) customers: u64,
+    /// Absent when none of its identifiers gave a customer.
+    pub(super) analysis: Option<Analysis>,
+    /// The clusters of the traits its analysis and audiences show.
+    pub(super) clusters: Vec<Cluster>,
+    pub(super) planning: Option<AudiencePlanning>,
+    pub(super) distinguishing: Vec<DistinguishingTrait>,
+}
+
+/// An enrich checkpoint: a batch's profiles (jobs without segments, and every job enriched
+/// before segments existed), or, for a job with segments, with the person of each profile, so
+/// each segment finds its customers' profiles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(super) enum EnrichedPart {
+    Profiles(Vec<BTreeMap<String, String>>),
+    WithPersons {
+        persons: Vec<PersonId>,
+        profiles: Vec<BTreeMap<String, String>>,
+    },
+}
+
+impl EnrichedPart {
+    /// The profiles, and their persons when the part names them.
+    pub(super) fn into_parts(self) -> (Option<Vec<PersonId>>, Vec<BTreeMap<String, String>>) {
+        match self {
+            Self::Profiles(profiles) => (None, profiles),
+            Self::WithPersons { persons, profiles } => (Some(persons), profiles),
+        }
+    }
 }
 
 /// The finished map stage.
@@ -90,6 +149,10 @@ pub(super) struct Mapped {
     /// (their audiences come from `Analysis::audiences`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) planning: Option<AudiencePlanning>,
+    /// Each segment analysed on its own, from the analyze stage (absent: a job without
+    /// segments).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) segments: Vec<SegmentAnalyzed>,
 }
 
 /// The finished analyze stage: the report, ranked against the population, and the clusters of
@@ -109,6 +172,9 @@ pub(super) struct Analyzed {
     /// The audiences planned against the population (see `Mapped::planning`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) planning: Option<AudiencePlanning>,
+    /// Each segment analysed on its own (absent: a job without segments).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) segments: Vec<SegmentAnalyzed>,
 }
 
 impl Run<'_> {
@@ -230,6 +296,29 @@ impl Run<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Checkpoints written before segments existed still read; a segmented job's name persons.
+    #[test]
+    fn resolve_and_enrich_checkpoints_of_either_shape_read() {
+        let old: Resolved = serde_json::from_str(
+            r#"{"resolution":{"requested":2,"resolved":1,"rate":0.5,"persons":1,"accepted":1},
+                "accepted":[7],"all":[7]}"#,
+        )
+        .unwrap();
+        assert!(old.segments.is_empty());
+        let (persons, profiles) = serde_json::from_str::<EnrichedPart>(r#"[{"pet":"dog"}]"#)
+            .unwrap()
+            .into_parts();
+        assert_eq!((persons, profiles[0]["pet"].as_str()), (None, "dog"));
+        let (persons, profiles) =
+            serde_json::from_str::<EnrichedPart>(r#"{"persons":[7],"profiles":[{"pet":"cat"}]}"#)
+                .unwrap()
+                .into_parts();
+        assert_eq!(persons, Some(vec![PersonId(7)]));
+        assert_eq!(profiles[0]["pet"], "cat");
+    }
+
     /// A job resumed after its analysis was stored reads the report's figures back from JSON;
     /// they must come back to the bit, or a resumed job's indexes and scores differ in their
     /// last digit from those of a job that ran whole (a crash test caught 1.4510357077554004

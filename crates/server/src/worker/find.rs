@@ -15,8 +15,35 @@ use crate::model::{AudienceExports, AudienceResult, strategy_name};
 /// boolean audiences take the sequence numbers below, one a plan.
 pub(super) const RANKED_SEQ: i64 = 1_000;
 
+/// Segment `k`'s audience `i` (in its plans' order) is checkpointed at
+/// `SEGMENT_SEQ + SEGMENT_SEQ_STRIDE · k + i`, the combined audience at `COMBINED_SEQ`: between
+/// the whole list's (one a plan, at most four) and the ranked ones.
+pub(super) const SEGMENT_SEQ: i64 = 100;
+pub(super) const SEGMENT_SEQ_STRIDE: i64 = 8;
+pub(super) const COMBINED_SEQ: i64 = RANKED_SEQ - 1;
+
 /// The most export chunks stored in one transaction, and held while they wait for it.
 pub(super) const CHUNKS_PER_WRITE: usize = 8;
+
+/// The segments' audiences the find stage builds: each segment's planned ones, and the
+/// combined one when a segment has a precision audience.
+pub(super) fn segment_audience_count(mapped: &Mapped) -> usize {
+    let plans = mapped
+        .segments
+        .iter()
+        .filter_map(|s| s.planning.as_ref())
+        .map(|p| p.plans.len());
+    let combined = mapped
+        .segments
+        .iter()
+        .filter_map(|s| s.planning.as_ref())
+        .any(|p| {
+            p.plans
+                .iter()
+                .any(|plan| plan.strategy == Strategy::Precision)
+        });
+    plans.sum::<usize>() + usize::from(combined)
+}
 
 impl Run<'_> {
     /// Stage 5: each strategy's expression → its audience, exported in full into the store
@@ -48,12 +75,16 @@ impl Run<'_> {
         } else {
             0
         };
-        self.enter(Stage::Find, (plans.len() + ranked_tiers) as u64)
-            .await?;
+        let segment_audiences = segment_audience_count(mapped);
+        self.enter(
+            Stage::Find,
+            (plans.len() + ranked_tiers + segment_audiences) as u64,
+        )
+        .await?;
         let mut done: BTreeMap<i64, AudienceResult> = BTreeMap::new();
         for (seq, body) in self.store().checkpoints(self.job.id, Stage::Find).await? {
-            // The ranked audiences' checkpoints follow, from `RANKED_SEQ` on.
-            if seq < RANKED_SEQ {
+            // The segments' and the ranked audiences' checkpoints follow, from `SEGMENT_SEQ`.
+            if (0..SEGMENT_SEQ).contains(&seq) {
                 done.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
             }
         }
@@ -101,8 +132,9 @@ impl Run<'_> {
         let finished: Vec<(i64, AudienceResult, Option<String>)> =
             futures::stream::iter(todo.into_iter().map(
                 |(seq, strategy, expression, description, planned)| async move {
+                    let name = strategy_name(strategy).to_owned();
                     let (mut audience, workflow) = this
-                        .find_one(strategy, expression, description, customers)
+                        .find_one(strategy, name, expression, description, customers)
                         .await?;
                     (audience.rationale, audience.expected) = planned;
                     let body = serde_json::to_string(&audience).map_err(corrupt)?;
@@ -140,6 +172,7 @@ impl Run<'_> {
     pub(super) async fn find_one(
         &self,
         strategy: Strategy,
+        name: String,
         expression: String,
         description: String,
         customers: &HashSet<PersonId>,
@@ -155,10 +188,8 @@ impl Run<'_> {
             workflow_id: self.workflow_id.clone(),
         };
         let count_request = request.clone();
-        let strategy_name = strategy_name(strategy);
-        self.store()
-            .clear_exports(self.lease, strategy_name)
-            .await?;
+        let export_name = name.as_str();
+        self.store().clear_exports(self.lease, export_name).await?;
         let AudienceExport {
             answer,
             records: mut stream,
@@ -220,7 +251,7 @@ impl Run<'_> {
                     .map(|(no, chunk)| (*no, chunk.as_slice()))
                     .collect();
                 self.store()
-                    .put_export_chunks(self.lease, strategy_name, &bodies)
+                    .put_export_chunks(self.lease, export_name, &bodies)
                     .await?;
                 batch.clear();
             }
@@ -260,9 +291,10 @@ impl Run<'_> {
             exported,
             truncated,
             sample,
-            exports: AudienceExports::for_job(self.job.id, strategy),
+            exports: AudienceExports::named(self.job.id, export_name),
             rationale: String::new(),
             expected: None,
+            name: (export_name != strategy_name(strategy)).then_some(name.clone()),
         };
         Ok((result, workflow))
     }

@@ -23,6 +23,7 @@ impl Run<'_> {
             weights,
             model,
             planning,
+            segments,
         } = analyzed;
         let mut known = Listed {
             clusters: clusters
@@ -68,6 +69,7 @@ impl Run<'_> {
             weights,
             model,
             planning,
+            segments,
         };
         self.save_final(Stage::Map, &done).await?;
         self.finish(Stage::Map).await?;

@@ -4,8 +4,9 @@
 //! `outage` (waiting for the database to come back) →
 //! `context` (what workers share) → `checkpoint` (one job's run and everything it persists) →
 //! `accept`, `ahead`, `feeder`, `clusters` (pieces the stages share) → the stages
-//! `resolve_enrich`, `analyze`, `map`, `find`, `ranked` (the find stage's ranked audiences,
-//! after the boolean ones) → `pipeline` (the stages in order) → `pool`
+//! `resolve_enrich`, `analyze`, `map`, `find`, `segments` (each segment's ICP in the analyze
+//! stage, its audiences in the find stage), `ranked` (the find stage's ranked audiences, after
+//! the boolean ones) → `pipeline` (the stages in order) → `pool`
 //! (claims, leases, retries).
 
 mod accept;
@@ -24,6 +25,7 @@ mod pipeline;
 mod pool;
 mod ranked;
 mod resolve_enrich;
+mod segments;
 
 pub use cluster_cache::ClusterCache;
 pub use context::WorkerContext;

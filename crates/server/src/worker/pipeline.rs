@@ -10,7 +10,7 @@ use icp_store::{JobRecord, Lease};
 use super::checkpoint::Run;
 use super::context::WorkerContext;
 use super::error::{StageError, corrupt};
-use crate::model::JobResult;
+use crate::model::{JobResult, SegmentResult};
 use crate::options::JobOptions;
 
 pub async fn run(
@@ -53,16 +53,33 @@ pub async fn run(
     let mapped = run.map(analyzed).instrument(stage.clone()).await?;
     done(&stage, "map", started);
     let (started, stage) = (Instant::now(), span("find", &run.workflow_id));
-    let (audiences, ranked) = async {
+    let (audiences, (segment_audiences, combined_audience), ranked) = async {
         let audiences = run.find(&mapped, &resolved).await?;
+        let segments = run.find_segments(&mapped, &resolved).await?;
         let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
         run.finish(icp_store::Stage::Find).await?;
-        Ok::<_, StageError>((audiences, ranked))
+        Ok::<_, StageError>((audiences, segments, ranked))
     }
     .instrument(stage.clone())
     .await?;
     done(&stage, "find", started);
     let audience_notes = mapped.planning.map(|p| p.notes).unwrap_or_default();
+    let mut segment_audiences = segment_audiences.into_iter();
+    let segments = mapped
+        .segments
+        .into_iter()
+        .map(|s| SegmentResult {
+            name: s.name,
+            requested: s.requested,
+            resolved: s.resolved,
+            customers: s.customers,
+            analysis: s.analysis,
+            distinguishing_traits: s.distinguishing,
+            clusters: s.clusters,
+            audiences: segment_audiences.next().unwrap_or_default(),
+            audience_notes: s.planning.map(|p| p.notes).unwrap_or_default(),
+        })
+        .collect();
     let result = JobResult {
         job_id: job.id,
         workflow_id: run.workflow_id.clone(),
@@ -72,6 +89,8 @@ pub async fn run(
         audiences,
         ranked,
         audience_notes,
+        segments,
+        combined_audience,
     };
     serde_json::to_value(result).map_err(corrupt)
 }

@@ -6,16 +6,27 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use futures::{Stream, StreamExt};
 use icp_contract::{
     GetPersonRequest, GetPersonResponse, IdentifierGroup, MAX_PERSON_IDS_PER_CALL, PersonId,
-    ProviderError, ResolveRequest, ResolveResponse, count_values, plan_resolve_calls_opening_small,
+    ProviderError, ResolveRequest, ResolveResponse, count_values, plan_resolve_calls,
+    plan_resolve_calls_opening_small,
 };
 use icp_store::Stage;
 
 use super::accept::Acceptor;
 use super::ahead::{Ahead, run_ahead};
-use super::checkpoint::{FINAL, Resolved, ResolvedChunk, Run};
+use super::checkpoint::{FINAL, Resolved, ResolvedChunk, Run, SegmentMembers};
 use super::error::{StageError, corrupt, provider};
 use super::feeder::Feeder;
+use crate::input::StoredInput;
 use crate::model::Resolution;
+
+/// Which segment each resolve call's identifiers belong to: `owners[seq - 1]` is the part of
+/// call `seq` (0: customers in no segment; `k`: segment `names[k - 1]`). Empty for a job without
+/// segments.
+#[derive(Debug, Default)]
+pub(super) struct SegmentPlan {
+    owners: Vec<usize>,
+    names: Vec<String>,
+}
 
 /// Identifiers in a job's first resolve call, which goes alone (see
 /// [`plan_resolve_calls_opening_small`]): one group of the upstream's.
@@ -44,6 +55,10 @@ pub(super) struct Enrichment {
     /// Whether the stage has begun (its first batch formed).
     entered: bool,
     domains: Option<Vec<String>>,
+    /// Whether each checkpoint names the persons of its profiles (a job with segments).
+    segmented: bool,
+    /// Which segment each resolve call's persons belong to.
+    segments: SegmentPlan,
 }
 
 impl Run<'_> {
@@ -57,10 +72,12 @@ impl Run<'_> {
         let mut resolved = self.final_checkpoint::<Resolved>(Stage::Resolve).await?;
         let mut done_chunks: BTreeMap<i64, ResolvedChunk> = BTreeMap::new();
         let mut rounds: VecDeque<Vec<(i64, Vec<IdentifierGroup>)>> = VecDeque::new();
+        let mut segments = SegmentPlan::default();
         let mut acceptor = match &resolved {
             Some(done) => Acceptor::resumed(done.accepted.clone(), batch),
             None => {
-                let chunks = self.plan_resolve(&mut done_chunks).await?;
+                let chunks;
+                (chunks, segments) = self.plan_resolve(&mut done_chunks).await?;
                 // Calls run several at once; each answer is checkpointed as it arrives. With no
                 // workflow yet, the first call goes alone: every later one must carry the
                 // workflow it opens (calls sent side by side would each open their own).
@@ -82,7 +99,10 @@ impl Run<'_> {
             }
         };
 
-        let mut flow = self.start_enrichment().await?;
+        let segmented =
+            !segments.names.is_empty() || resolved.as_ref().is_some_and(|r| !r.segments.is_empty());
+        let mut flow = self.start_enrichment(segmented).await?;
+        flow.segments = segments;
         let (requests, calls) = futures::channel::mpsc::unbounded::<(usize, GetPersonRequest)>();
         flow.requests = Some(requests);
         let upstream = self.ctx.provider.clone();
@@ -137,7 +157,7 @@ impl Run<'_> {
                         resolving = rounds.pop_front().map(|round| self.resolve_calls(round));
                         if resolving.is_none() {
                             self.end_resolve(&mut flow, &mut acceptor, &done_chunks, &mut resolved)
-                                .await?;
+                .await?;
                         }
                     }
                 },
@@ -154,23 +174,41 @@ impl Run<'_> {
         resolved.ok_or_else(|| StageError::Corrupt("enrichment ended before resolve".to_owned()))
     }
 
-    /// The resolve calls to make, and the answers an earlier run of the job checkpointed into
-    /// `done`.
+    /// The resolve calls to make, which segment each call's identifiers come from, and the
+    /// answers an earlier run of the job checkpointed into `done`. A job with segments resolves
+    /// the customers in no segment first, then each segment's in calls of their own, so that
+    /// every person resolved knows their segment.
     pub(super) async fn plan_resolve(
         &mut self,
         done: &mut BTreeMap<i64, ResolvedChunk>,
-    ) -> Result<Vec<Vec<IdentifierGroup>>, StageError> {
+    ) -> Result<(Vec<Vec<IdentifierGroup>>, SegmentPlan), StageError> {
         let input = self
             .store()
             .job_input(self.job.id)
             .await?
             .ok_or_else(|| StageError::Corrupt("the job's identifiers are gone".to_owned()))?;
-        let groups: Vec<IdentifierGroup> = serde_json::from_value(input).map_err(corrupt)?;
-        let chunks = plan_resolve_calls_opening_small(
-            &groups,
-            self.ctx.config.resolve_chunk,
-            OPENING_RESOLVE_CALL,
-        );
+        let stored: StoredInput = serde_json::from_value(input).map_err(corrupt)?;
+        let (parts, names) = stored.parts();
+        let mut chunks = Vec::new();
+        let mut owners = Vec::new();
+        for (p, groups) in parts.iter().enumerate() {
+            let planned = if chunks.is_empty() {
+                plan_resolve_calls_opening_small(
+                    groups,
+                    self.ctx.config.resolve_chunk,
+                    OPENING_RESOLVE_CALL,
+                )
+            } else {
+                plan_resolve_calls(groups, self.ctx.config.resolve_chunk)
+            };
+            owners.extend(std::iter::repeat_n(p, planned.len()));
+            chunks.extend(planned);
+        }
+        let segments = if names.is_empty() {
+            SegmentPlan::default()
+        } else {
+            SegmentPlan { owners, names }
+        };
         let total: u64 = chunks.iter().map(|c| count_values(c) as u64).sum();
         self.enter(Stage::Resolve, total).await?;
         for (seq, body) in self
@@ -197,7 +235,7 @@ impl Run<'_> {
                 .clear_checkpoints(self.lease, Stage::Enrich)
                 .await?;
         }
-        Ok(chunks)
+        Ok((chunks, segments))
     }
 
     /// One round of resolve calls, run ahead of the stage that stores their answers.
@@ -239,7 +277,7 @@ impl Run<'_> {
         self.dispatch(flow, acceptor, true).await?;
         flow.requests = None;
         if resolved.is_none() {
-            *resolved = Some(self.close_resolve(chunks, acceptor).await?);
+            *resolved = Some(self.close_resolve(chunks, acceptor, &flow.segments).await?);
         }
         Ok(())
     }
@@ -249,6 +287,7 @@ impl Run<'_> {
         &mut self,
         chunks: &BTreeMap<i64, ResolvedChunk>,
         acceptor: &Acceptor,
+        segments: &SegmentPlan,
     ) -> Result<Resolved, StageError> {
         let (mut requested, mut resolved) = (0u64, 0u64);
         for chunk in chunks.values() {
@@ -283,6 +322,7 @@ impl Run<'_> {
             });
         }
         let done = Resolved {
+            segments: segment_members(chunks, &accepted, segments),
             resolution,
             accepted,
             all,
@@ -293,7 +333,7 @@ impl Run<'_> {
     }
 
     /// The enrich stage's state before its first batch: what an earlier run checkpointed.
-    pub(super) async fn start_enrichment(&self) -> Result<Enrichment, StageError> {
+    pub(super) async fn start_enrichment(&self, segmented: bool) -> Result<Enrichment, StageError> {
         let done_seqs: HashSet<i64> = self
             .store()
             .checkpoints(self.job.id, Stage::Enrich)
@@ -320,6 +360,8 @@ impl Run<'_> {
                     .clone()
                     .unwrap_or_else(crate::options::trait_domains),
             ),
+            segmented,
+            segments: SegmentPlan::default(),
         })
     }
 
@@ -374,7 +416,13 @@ impl Run<'_> {
         let traces = self.traces_of("get_person", answer.tool_trace_id.as_ref());
         let profiles: Vec<&BTreeMap<String, String>> =
             answer.profiles.iter().map(|p| &p.domains).collect();
-        let body = serde_json::to_string(&profiles).map_err(corrupt)?;
+        let body = if flow.segmented {
+            let persons: Vec<PersonId> = answer.profiles.iter().map(|p| p.person_id).collect();
+            serde_json::to_string(&serde_json::json!({"persons": persons, "profiles": profiles}))
+        } else {
+            serde_json::to_string(&profiles)
+        }
+        .map_err(corrupt)?;
         // Fed before it is stored, so the analyzer's thread works while the store does.
         if let Some(feeder) = flow.feeder.as_mut() {
             let batch = answer.profiles.into_iter().map(|p| p.domains).collect();
@@ -384,4 +432,47 @@ impl Run<'_> {
         self.save_part(Stage::Enrich, i as i64, &body, &traces, flow.done)
             .await
     }
+}
+
+/// Each segment's accepted persons and counts, from the resolve calls of its identifiers.
+fn segment_members(
+    chunks: &BTreeMap<i64, ResolvedChunk>,
+    accepted: &[PersonId],
+    segments: &SegmentPlan,
+) -> Vec<SegmentMembers> {
+    let accepted: HashSet<PersonId> = accepted.iter().copied().collect();
+    let mut members: Vec<SegmentMembers> = segments
+        .names
+        .iter()
+        .map(|name| SegmentMembers {
+            name: name.clone(),
+            requested: 0,
+            resolved: 0,
+            persons: Vec::new(),
+        })
+        .collect();
+    for (&seq, chunk) in chunks {
+        let part = usize::try_from(seq - 1)
+            .ok()
+            .and_then(|i| segments.owners.get(i))
+            .copied()
+            .unwrap_or(0);
+        let Some(segment) = part.checked_sub(1).and_then(|k| members.get_mut(k)) else {
+            continue;
+        };
+        segment.requested += chunk.requested;
+        segment.resolved += chunk.resolved;
+        segment.persons.extend(
+            chunk
+                .persons
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| accepted.contains(id)),
+        );
+    }
+    for segment in &mut members {
+        segment.persons.sort_unstable();
+        segment.persons.dedup();
+    }
+    members
 }
