@@ -238,6 +238,29 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     body
 }
 
+/// Person ids of an audience's whole export (`name`: a strategy, a tier or a custom audience).
+pub async fn audience_members(
+    app: &TestApp,
+    id: &str,
+    name: &str,
+) -> std::collections::HashSet<u64> {
+    let body = app
+        .get(&format!(
+            "/v1/jobs/{id}/audiences/{name}/export?format=jsonl"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["person_id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// Emails of `n` customers drawn from the population's segment `segment`.
 pub fn segment_emails(segment: usize, n: usize) -> (String, Vec<String>) {
     let pop = population();

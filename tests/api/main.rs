@@ -12,6 +12,7 @@ mod cors;
 mod crash_kill;
 mod endpoints;
 mod events;
+mod exclusions;
 mod fuzz_spec;
 mod hostile;
 mod layering;

@@ -238,8 +238,20 @@ pub struct AudienceResult {
     pub expression: String,
     /// The same expression in `name=value` terms, for people.
     pub description: String,
-    /// People the provider counts for the expression (customers included).
+    /// People of the audience: the provider's count less the customers found in it and left
+    /// out (`excluded_customers`). Equal to `exported` when the export is not truncated; when
+    /// it is, exact only if `total_exact` (see there).
     pub total: u64,
+    /// The provider's own count for the expression, customers included (absent in audiences
+    /// found before it was kept apart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_with_customers: Option<u64>,
+    /// Whether `total` is exact: the export held the whole audience, so every customer in it
+    /// was seen. A limited export is asked for `audience_limit` + the customers' count rows and
+    /// read to its end; only when the audience is larger still can customers lie past it, and
+    /// then `total` is an upper bound.
+    #[serde(default = "exact_by_default")]
+    pub total_exact: bool,
     /// Customers found in the exported audience and left out of it.
     pub excluded_customers: u64,
     /// Rows in the export.
@@ -258,6 +270,10 @@ pub struct AudienceResult {
     /// population baseline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<Expected>,
+}
+
+fn exact_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
-use icp_analysis::Strategy;
+use icp_analysis::{AudienceConfig, Strategy};
 use icp_contract::{AudienceExport, Cluster, FindPersonsRequest, PersonId, RANKED_FRACTIONS};
 use icp_store::{Part, Stage};
 
@@ -29,15 +29,21 @@ impl Run<'_> {
         mapped: &Mapped,
         resolved: &Resolved,
     ) -> Result<Vec<AudienceResult>, StageError> {
-        let plans = match &mapped.planning {
-            Some(planning) => planning.plans.clone(),
-            None => mapped.analysis.audiences(&self.options.audience_config()),
-        };
         let by_item: HashMap<(&str, &str), &Cluster> = mapped
             .clusters
             .iter()
             .map(|c| ((c.name.as_str(), c.value.as_str()), c))
             .collect();
+        // The planned expressions carry the exclusions already (`analyze.rs`).
+        let plans = match &mapped.planning {
+            Some(planning) => planning.plans.clone(),
+            None => mapped.analysis.audiences(&AudienceConfig {
+                exclude: self
+                    .options
+                    .exclusion(|i| by_item.contains_key(&(i.name.as_str(), i.value.as_str()))),
+                ..self.options.audience_config()
+            }),
+        };
         let customers: HashSet<PersonId> = if self.options.exclude_customers {
             resolved.all.iter().copied().collect()
         } else {
@@ -177,19 +183,22 @@ impl Run<'_> {
         let (full, mut to_store) = tokio::sync::mpsc::channel::<(i64, Vec<u8>)>(CHUNKS_PER_WRITE);
         let read = async move {
             let (mut exported, mut excluded, mut chunk_no) = (0u64, 0u64, 0i64);
-            let mut truncated = false;
+            let (mut truncated, mut rows) = (false, 0u64);
             // JSON Lines: the records' JSON as the provider encoded it, a line each.
             let mut chunk: Vec<u8> = Vec::new();
             let mut rows_in_chunk = 0usize;
-            'read: while let Some(batch) = stream.try_next().await.map_err(provider("find"))? {
+            // Read to the end (at most the customers' count past the limit), so every customer
+            // the export holds is counted out of `total`.
+            while let Some(batch) = stream.try_next().await.map_err(provider("find"))? {
                 for (person_id, json) in batch.iter() {
+                    rows += 1;
                     if customers.contains(&person_id) {
                         excluded += 1;
                         continue;
                     }
                     if limit.is_some_and(|l| exported >= l) {
                         truncated = true;
-                        break 'read;
+                        continue;
                     }
                     chunk.extend_from_slice(json);
                     chunk.push(b'\n');
@@ -209,7 +218,7 @@ impl Run<'_> {
             if rows_in_chunk > 0 {
                 let _ = full.send((chunk_no, chunk)).await;
             }
-            Ok::<_, StageError>((exported, excluded, truncated))
+            Ok::<_, StageError>((exported, excluded, truncated, rows))
         };
         let write = async {
             // What piled up while the last write ran goes in one transaction.
@@ -226,7 +235,7 @@ impl Run<'_> {
             }
             Ok::<_, StageError>(())
         };
-        let ((exported, excluded, truncated), ()) = tokio::try_join!(read, write)?;
+        let ((exported, excluded, truncated, rows), ()) = tokio::try_join!(read, write)?;
         // A limited export counts only what it returns; the audience's own size (and a sample
         // of all of it) takes a count without the limit.
         let counted = match limit {
@@ -251,11 +260,16 @@ impl Run<'_> {
             .into_iter()
             .filter(|r| !customers.contains(&r.person_id))
             .collect();
+        // The export held the whole audience unless it returned every row it was asked for.
+        let asked = limit.map(|l| l.saturating_add(customers.len() as u64));
+        let total_exact = asked.is_none_or(|asked| rows < asked) || rows >= counted.total;
         let result = AudienceResult {
             strategy,
             expression,
             description,
-            total: counted.total,
+            total: counted.total.saturating_sub(excluded),
+            total_with_customers: Some(counted.total),
+            total_exact,
             excluded_customers: excluded,
             exported,
             truncated,
