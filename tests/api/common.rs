@@ -261,6 +261,18 @@ pub async fn audience_members(
         .collect()
 }
 
+/// Person ids the test population's expression `text` (cluster hashes) selects.
+pub fn population_selects(text: &str) -> std::collections::HashSet<u64> {
+    let pop = population();
+    let e = pop
+        .parse_expression(text)
+        .expect("an expression of the population");
+    pop.evaluate(&e)
+        .iter()
+        .map(|row| pop.person_id(row as usize).0)
+        .collect()
+}
+
 /// Emails of `n` customers drawn from the population's segment `segment`.
 pub fn segment_emails(segment: usize, n: usize) -> (String, Vec<String>) {
     let pop = population();

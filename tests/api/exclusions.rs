@@ -1,23 +1,9 @@
 //! Exclusions: `options.exclude` traits become `AND NOT` terms of every audience, whose members
 //! then never hold them; customers left out are counted out of `total`.
 
-use std::collections::HashSet;
-
 use serde_json::json;
 
 use crate::common::*;
-
-/// Person ids the population's expression `text` (cluster hashes) selects.
-fn holders(text: &str) -> HashSet<u64> {
-    let pop = population();
-    let e = pop
-        .parse_expression(text)
-        .expect("an expression of the population");
-    pop.evaluate(&e)
-        .iter()
-        .map(|row| pop.person_id(row as usize).0)
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excluded_traits_leave_every_audience_and_totals_count_without_customers() {
@@ -63,7 +49,7 @@ async fn excluded_traits_leave_every_audience_and_totals_count_without_customers
             .as_str()
             .unwrap()
             .to_owned();
-        let with_trait = holders(&hash);
+        let with_trait = population_selects(&hash);
         let notes = result["audience_notes"].as_array().unwrap();
         assert!(
             notes.iter().any(|n| n["code"] == "exclusion_unknown"
@@ -102,7 +88,7 @@ async fn excluded_traits_leave_every_audience_and_totals_count_without_customers
                 "{a}"
             );
             let base = &expression[1..expression.len() - tail.len()];
-            let without = holders(base);
+            let without = population_selects(base);
             removed += without.intersection(&with_trait).count();
         }
         assert!(

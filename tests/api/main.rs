@@ -10,6 +10,7 @@ mod child;
 mod common;
 mod cors;
 mod crash_kill;
+mod custom_audiences;
 mod endpoints;
 mod events;
 mod exclusions;

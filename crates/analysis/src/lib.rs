@@ -97,6 +97,7 @@ mod report;
 mod rows;
 mod summary;
 pub mod synthetic;
+pub mod trait_expression;
 
 pub use analyzer::Analyzer;
 pub use audience::{AudienceBands, AudienceConfig, AudiencePlan, Band, Expected, Expr, Strategy};
@@ -111,4 +112,7 @@ pub use mine::{Itemset, Mined};
 pub use plan::{AudienceNote, AudienceNoteCode, AudiencePlanning};
 pub use report::{
     Analysis, AnalysisNotes, BaselineKind, CappedAttribute, Cluster, Intersection, TopAttribute,
+};
+pub use trait_expression::{
+    MAX_EXPRESSION_CHARS, TraitExpression, TraitExpressionError, parse_trait_expression,
 };

@@ -272,6 +272,10 @@ pub struct AudienceResult {
     pub expected: Option<Expected>,
 }
 
+/// The export name under which a job keeps its customers' person ids (one a line, never
+/// served): a custom audience leaves them out.
+pub const CUSTOMERS_EXPORT: &str = "_customers";
+
 fn exact_by_default() -> bool {
     true
 }
@@ -325,6 +329,46 @@ pub struct JobResult {
     /// The ranked audiences, when the job asked for them (`options.ranked`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranked: Option<RankedResult>,
+    /// Audiences written by hand after the job ended (`POST /v1/jobs/{id}/audiences`), in the
+    /// order they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_audiences: Vec<CustomAudience>,
+}
+
+/// An audience written by hand on a finished job: its expression in `attribute = value` terms,
+/// found and exported like the job's own (export name `id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CustomAudience {
+    /// `custom-1`, `custom-2` …: its name in export paths.
+    #[schema(example = "custom-1")]
+    pub id: String,
+    /// The expression as written.
+    pub expression_text: String,
+    /// The expression sent to `find_persons`, in cluster hashes (exclusions as `AND NOT`).
+    pub expression: String,
+    /// The same in `name=value` terms, fully parenthesised.
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<icp_contract::Location>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// The `attribute=value` traits left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// People of the audience, customers counted out (see `AudienceResult::total`).
+    pub total: u64,
+    /// The provider's count, customers included.
+    pub total_with_customers: u64,
+    pub total_exact: bool,
+    /// Whether the job's customers were left out (the job's `exclude_customers`, and jobs that
+    /// ended before their customers were kept cannot).
+    pub customers_left_out: bool,
+    pub excluded_customers: u64,
+    pub exported: u64,
+    pub truncated: bool,
+    /// Up to 10 people of the audience.
+    pub sample: Vec<AudienceRecord>,
+    pub exports: AudienceExports,
 }
 
 /// The model that scores persons for the ranked audiences.

@@ -236,7 +236,7 @@ impl JobOptions {
             }
         }
         if let Some(loc) = &self.location {
-            validate_location(loc, errors);
+            validate_location(loc, "/options/location", errors);
         }
         if let Some(limit) = self.audience_limit
             && !(1..=MAX_AUDIENCE_LIMIT).contains(&limit)
@@ -277,22 +277,23 @@ impl JobOptions {
     }
 }
 
-fn validate_location(loc: &Location, errors: &mut Vec<FieldError>) {
+/// Every reason a location cannot run, pointers under `at` (`/options/location`, `/location`).
+pub fn validate_location(loc: &Location, at: &str, errors: &mut Vec<FieldError>) {
     if !(loc.latitude.is_finite() && (-90.0..=90.0).contains(&loc.latitude)) {
         errors.push(FieldError::new(
-            "/options/location/latitude",
+            format!("{at}/latitude"),
             "must be between -90 and 90",
         ));
     }
     if !(loc.longitude.is_finite() && (-180.0..=180.0).contains(&loc.longitude)) {
         errors.push(FieldError::new(
-            "/options/location/longitude",
+            format!("{at}/longitude"),
             "must be between -180 and 180",
         ));
     }
     if !(loc.radius.is_finite() && loc.radius > 0.0 && loc.radius <= MAX_RADIUS) {
         errors.push(FieldError::new(
-            "/options/location/radius",
+            format!("{at}/radius"),
             format!("must be greater than 0 and at most {MAX_RADIUS}"),
         ));
     }

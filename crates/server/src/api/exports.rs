@@ -46,7 +46,7 @@ struct ExportQuery {
     tag = "audiences",
     params(
         ("id" = String, Path, description = "The job's id"),
-        ("strategy" = String, Path, description = "The audience: a strategy (precision, standard, hybrid, reach) or a ranked tier (ranked_1, ranked_2, ranked_5, ranked_10)"),
+        ("strategy" = String, Path, description = "The audience: a strategy (precision, standard, hybrid, reach), a ranked tier (ranked_1, ranked_2, ranked_5, ranked_10) or a custom audience (custom-1, custom-2 …)"),
         ExportQuery,
     ),
     responses(
@@ -85,6 +85,7 @@ async fn export_audience(
             .ranked
             .as_ref()
             .is_some_and(|r| r.tiers.iter().any(|t| t.name == *name)),
+        AudienceName::Custom(name) => result.custom_audiences.iter().any(|a| a.id == *name),
     };
     if !built {
         return Err(ApiError::NotFound(format!(

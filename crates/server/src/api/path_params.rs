@@ -24,6 +24,17 @@ pub enum AudienceName {
     Strategy(Strategy),
     /// `ranked_1`, `ranked_2`, `ranked_5` or `ranked_10`.
     Ranked(String),
+    /// `custom-<n>`: an audience added to the finished job.
+    Custom(String),
+}
+
+/// The names of custom audiences: `custom-` and a number from 1.
+pub const CUSTOM_AUDIENCE_PATTERN: &str = "^custom-[1-9][0-9]{0,8}$";
+
+fn is_custom(raw: &str) -> bool {
+    raw.strip_prefix("custom-").is_some_and(|n| {
+        (1..=9).contains(&n.len()) && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 impl AudienceName {
@@ -40,7 +51,7 @@ impl AudienceName {
     pub fn as_str(&self) -> &str {
         match self {
             Self::Strategy(s) => strategy_name(*s),
-            Self::Ranked(name) => name,
+            Self::Ranked(name) | Self::Custom(name) => name,
         }
     }
 }
@@ -84,9 +95,12 @@ impl<S: Send + Sync> FromRequestParts<S> for AudienceName {
         if RANKED_FRACTIONS.iter().any(|&f| ranked_tier_name(f) == raw) {
             return Ok(AudienceName::Ranked(raw));
         }
+        if is_custom(&raw) {
+            return Ok(AudienceName::Custom(raw));
+        }
         let shown = shorten(&raw, 64);
         Err(ApiError::NotFound(format!(
-            "no audience {shown:?}; use {}",
+            "no audience {shown:?}; use {} or custom-<n>",
             Self::all().join(", ")
         )))
     }

@@ -15,7 +15,7 @@ use super::doc_json::{operation_mut, set, set_param_schema};
 use super::events::LAST_EVENT_ID_PATTERN;
 use super::identifier_schema::space_class;
 use super::jobs::{MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE_SIZE, PAGE_TOKEN_LEN, PAGE_TOKEN_PATTERN};
-use super::path_params::AudienceName;
+use super::path_params::{AudienceName, CUSTOM_AUDIENCE_PATTERN};
 use crate::callback::{CALLBACK_URL_PATTERN, MAX_CALLBACK_URL_LEN};
 use crate::model::strategy_name;
 use crate::options::{AUDIENCE_ID_TYPES, MAX_AUDIENCE_LIMIT, MAX_RADIUS};
@@ -67,7 +67,10 @@ pub fn document(doc: &mut Value) {
     set_param_schema(
         export,
         "strategy",
-        json!({"type": "string", "enum": AudienceName::all()}),
+        json!({"type": "string", "anyOf": [
+            {"enum": AudienceName::all()},
+            {"pattern": CUSTOM_AUDIENCE_PATTERN},
+        ]}),
     );
 
     // A job id is a UUID; anything else is a job that does not exist (404).

@@ -74,6 +74,7 @@ pub async fn run(
         clusters: mapped.clusters,
         audiences,
         ranked,
+        custom_audiences: Vec::new(),
         audience_notes,
     };
     serde_json::to_value(result).map_err(corrupt)
