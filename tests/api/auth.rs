@@ -36,6 +36,8 @@ async fn send(app: &TestApp, method: Method, path: &str, key: Option<&str>) -> r
         request = request.json(&job_body(&emails, json!({"min_support": 0.05})));
     } else if path.ends_with("/feedback") {
         request = request.json(&json!({"rating": 4, "message": "good"}));
+    } else if path.ends_with("/audiences") {
+        request = request.json(&json!({"expression": "a = b"}));
     }
     request.send().await.expect("request")
 }
@@ -122,7 +124,8 @@ async fn a_job_belongs_to_the_key_that_made_it() {
         let record = app.store.get_job(id.parse().unwrap(), None).await.unwrap();
         assert_eq!(record.unwrap().owner.as_deref(), Some(alice_id.as_str()));
 
-        // Another key cannot see, read, report, export, give feedback on, cancel or delete it.
+        // Another key cannot see, read, report, export, give feedback on, add an audience to,
+        // cancel or delete it.
         let job = format!("/v1/jobs/{id}");
         for (method, path) in [
             (Method::GET, job.clone()),
@@ -131,6 +134,7 @@ async fn a_job_belongs_to_the_key_that_made_it() {
             (Method::GET, format!("{job}/report")),
             (Method::GET, format!("{job}/audiences/precision/export")),
             (Method::POST, format!("{job}/feedback")),
+            (Method::POST, format!("{job}/audiences")),
             (Method::POST, format!("{job}/cancel")),
             (Method::DELETE, job.clone()),
         ] {

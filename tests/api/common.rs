@@ -248,6 +248,41 @@ pub fn problem_locations(problem: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// Person ids of an audience's whole export (`name`: a strategy, a tier or a custom audience).
+pub async fn audience_members(
+    app: &TestApp,
+    id: &str,
+    name: &str,
+) -> std::collections::HashSet<u64> {
+    let body = app
+        .get(&format!(
+            "/v1/jobs/{id}/audiences/{name}/export?format=jsonl"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["person_id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Person ids the test population's expression `text` (cluster hashes) selects.
+pub fn population_selects(text: &str) -> std::collections::HashSet<u64> {
+    let pop = population();
+    let e = pop
+        .parse_expression(text)
+        .expect("an expression of the population");
+    pop.evaluate(&e)
+        .iter()
+        .map(|row| pop.person_id(row as usize).0)
+        .collect()
+}
+
 /// Emails of `n` customers drawn from the population's segment `segment`.
 pub fn segment_emails(segment: usize, n: usize) -> (String, Vec<String>) {
     let pop = population();

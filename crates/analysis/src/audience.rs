@@ -86,6 +86,27 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// `self AND NOT exclude`; an `Or` of exclusions becomes one `AND NOT` term each
+    /// (`(x AND NOT a) AND NOT b`), the form an upstream that negates single terms takes.
+    pub fn and_not(self, exclude: &Expr) -> Expr {
+        match exclude {
+            Expr::Or(parts) => parts.iter().fold(self, |acc, part| acc.and_not(part)),
+            other => Expr::AndNot {
+                include: Box::new(self),
+                exclude: Box::new(other.clone()),
+            },
+        }
+    }
+
+    /// The exclusion of every trait of `items`: `None` when there is none.
+    pub fn any_of(items: &[Item]) -> Option<Expr> {
+        match items {
+            [] => None,
+            [only] => Some(Expr::Item(only.clone())),
+            many => Some(Expr::Or(many.iter().cloned().map(Expr::Item).collect())),
+        }
+    }
+
     /// Every trait the expression mentions, sorted and without repeats.
     pub fn items(&self) -> Vec<Item> {
         let mut found = BTreeSet::new();
@@ -351,10 +372,7 @@ impl Analysis {
                     Strategy::Hybrid => self.hybrid(config)?,
                 };
                 let expression = match &config.exclude {
-                    Some(exclude) => Expr::AndNot {
-                        include: Box::new(expression),
-                        exclude: Box::new(exclude.clone()),
-                    },
+                    Some(exclude) => expression.and_not(exclude),
                     None => expression,
                 };
                 Some(AudiencePlan {

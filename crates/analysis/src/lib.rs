@@ -100,6 +100,7 @@ mod rows;
 mod segment_index;
 mod summary;
 pub mod synthetic;
+pub mod trait_expression;
 
 pub use analyzer::Analyzer;
 pub use audience::{AudienceBands, AudienceConfig, AudiencePlan, Band, Expected, Expr, Strategy};
@@ -116,3 +117,6 @@ pub use report::{
     Analysis, AnalysisNotes, BaselineKind, CappedAttribute, Cluster, Intersection, TopAttribute,
 };
 pub use segment_index::{DistinguishingTrait, TraitCounts, distinguishing_traits};
+pub use trait_expression::{
+    MAX_EXPRESSION_CHARS, TraitExpression, TraitExpressionError, parse_trait_expression,
+};

@@ -57,6 +57,9 @@ pub enum AudienceNoteCode {
     PopulationEstimated,
     /// The exact count budget ran out: the size is an estimate (traits taken as independent).
     SizeEstimated,
+    /// An exclusion (`options.exclude`) names a trait the provider has no cluster for: it
+    /// excluded nobody and was left out of the expressions.
+    ExclusionUnknown,
 }
 
 /// A note about the audiences: a code, the strategy it concerns (none: all), and a sentence.
@@ -917,10 +920,7 @@ impl Planner<'_> {
         };
         let expression = to_expr(&s.dnf);
         let expression = match &self.config.exclude {
-            Some(exclude) => Expr::AndNot {
-                include: Box::new(expression),
-                exclude: Box::new(exclude.clone()),
-            },
+            Some(exclude) => expression.and_not(exclude),
             None => expression,
         };
         AudiencePlan {

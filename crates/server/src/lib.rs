@@ -6,6 +6,7 @@
 //!   `config`, `callback` (where a webhook may go);
 //! - `auth` (API keys and who is calling; uses the store only),
 //! - `decode` (bodies and query strings into typed values, errors that say where),
+//!   `export_tally` (one audience export read: customers out, limit, chunks),
 //! - `options` (a job's options), `normalization` (identifiers in the form they are sent in),
 //!   `input` (a job's identifiers, JSON or CSV), `model` (jobs and results as the API shows
 //!   them), `report` (a job's result as an HTML page), `state` (what handlers share);
@@ -20,6 +21,7 @@ pub mod callback;
 pub mod config;
 pub mod cors;
 pub mod decode;
+pub mod export_tally;
 pub mod input;
 pub mod metered;
 pub mod metrics;

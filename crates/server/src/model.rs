@@ -238,8 +238,20 @@ pub struct AudienceResult {
     pub expression: String,
     /// The same expression in `name=value` terms, for people.
     pub description: String,
-    /// People the provider counts for the expression (customers included).
+    /// People of the audience: the provider's count less the customers found in it and left
+    /// out (`excluded_customers`). Equal to `exported` when the export is not truncated; when
+    /// it is, exact only if `total_exact` (see there).
     pub total: u64,
+    /// The provider's own count for the expression, customers included (absent in audiences
+    /// found before it was kept apart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_with_customers: Option<u64>,
+    /// Whether `total` is exact: the export held the whole audience, so every customer in it
+    /// was seen. A limited export is asked for `audience_limit` + the customers' count rows and
+    /// read to its end; only when the audience is larger still can customers lie past it, and
+    /// then `total` is an upper bound.
+    #[serde(default = "exact_by_default")]
+    pub total_exact: bool,
     /// Customers found in the exported audience and left out of it.
     pub excluded_customers: u64,
     /// Rows in the export.
@@ -262,6 +274,14 @@ pub struct AudienceResult {
     /// (`segment.<name>.<strategy>`) or the segments' combined one (`combined`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// The export name under which a job keeps its customers' person ids (one a line, never
+/// served): a custom audience leaves them out.
+pub const CUSTOMERS_EXPORT: &str = "_customers";
+
+fn exact_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -331,6 +351,10 @@ pub struct JobResult {
     /// segment has a precision audience.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub combined_audience: Option<AudienceResult>,
+    /// Audiences written by hand after the job ended (`POST /v1/jobs/{id}/audiences`), in the
+    /// order they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_audiences: Vec<CustomAudience>,
 }
 
 /// One named segment of the customer list: its own ICP and audiences, and the traits that set
@@ -364,6 +388,42 @@ pub struct SegmentResult {
     /// The planner's notes on the segment's audiences.
     #[serde(default)]
     pub audience_notes: Vec<AudienceNote>,
+}
+
+/// An audience written by hand on a finished job: its expression in `attribute = value` terms,
+/// found and exported like the job's own (export name `id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CustomAudience {
+    /// `custom-1`, `custom-2` …: its name in export paths.
+    #[schema(example = "custom-1")]
+    pub id: String,
+    /// The expression as written.
+    pub expression_text: String,
+    /// The expression sent to `find_persons`, in cluster hashes (exclusions as `AND NOT`).
+    pub expression: String,
+    /// The same in `name=value` terms, fully parenthesised.
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<icp_contract::Location>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// The `attribute=value` traits left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// People of the audience, customers counted out (see `AudienceResult::total`).
+    pub total: u64,
+    /// The provider's count, customers included.
+    pub total_with_customers: u64,
+    pub total_exact: bool,
+    /// Whether the job's customers were left out (the job's `exclude_customers`, and jobs that
+    /// ended before their customers were kept cannot).
+    pub customers_left_out: bool,
+    pub excluded_customers: u64,
+    pub exported: u64,
+    pub truncated: bool,
+    /// Up to 10 people of the audience.
+    pub sample: Vec<AudienceRecord>,
+    pub exports: AudienceExports,
 }
 
 /// The model that scores persons for the ranked audiences.

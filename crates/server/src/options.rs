@@ -1,6 +1,6 @@
 //! A job's options: parsed once at the edge, with every default and bound in one place.
 
-use icp_analysis::{AnalysisConfig, AudienceConfig, Strategy};
+use icp_analysis::{AnalysisConfig, AudienceConfig, Expr, Item, Strategy};
 use icp_contract::{CONTACT_DOMAINS, DOMAINS, IdType, Location};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -42,6 +42,41 @@ pub const AUDIENCE_ID_TYPES: [IdType; 3] = [IdType::Email, IdType::Phone, IdType
 /// own population (the embedded one). Never by default over a provider that cannot: the
 /// service would then fetch the profile of every person of the boolean audiences.
 pub const RANKED_BY_DEFAULT: bool = true;
+
+/// The most `attribute=value` exclusions one job (or one custom audience) may name.
+pub const MAX_EXCLUSIONS: usize = 20;
+
+/// An `attribute=value` trait: the name and value either side of the first `=`, trimmed; `None`
+/// when either is empty or there is no `=`.
+pub fn parse_trait(text: &str) -> Option<Item> {
+    let (name, value) = text.split_once('=')?;
+    let (name, value) = (name.trim(), value.trim());
+    if name.is_empty() || value.is_empty() {
+        return None;
+    }
+    Some(Item {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// Every reason a list of `attribute=value` exclusions cannot run, pointers under `at`.
+pub fn validate_exclusions(exclude: &[String], at: &str, errors: &mut Vec<FieldError>) {
+    if exclude.len() > MAX_EXCLUSIONS {
+        errors.push(FieldError::new(
+            at,
+            format!("at most {MAX_EXCLUSIONS} exclusions"),
+        ));
+    }
+    for (i, e) in exclude.iter().enumerate() {
+        if parse_trait(e).is_none() {
+            errors.push(FieldError::new(
+                format!("{at}/{i}"),
+                "must be attribute=value, both non-empty",
+            ));
+        }
+    }
+}
 
 /// What the caller may tune for one job. Every field is optional in the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -90,6 +125,12 @@ pub struct JobOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "https://hooks.example.com/icp")]
     pub callback_url: Option<String>,
+    /// People to leave out of every audience, each an `attribute=value` trait: every audience
+    /// expression sent upstream gains `AND NOT <its cluster>` (at most `MAX_EXCLUSIONS`). A
+    /// trait the provider has no cluster for is left out and named in `audience_notes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["homeowner=no"]), max_items = 20)]
+    pub exclude: Vec<String>,
 }
 
 impl Default for JobOptions {
@@ -107,6 +148,7 @@ impl Default for JobOptions {
             hash_identifiers: IdentifierHashing::None,
             ranked: None,
             callback_url: None,
+            exclude: Vec::new(),
         }
     }
 }
@@ -194,7 +236,7 @@ impl JobOptions {
             }
         }
         if let Some(loc) = &self.location {
-            validate_location(loc, errors);
+            validate_location(loc, "/options/location", errors);
         }
         if let Some(limit) = self.audience_limit
             && !(1..=MAX_AUDIENCE_LIMIT).contains(&limit)
@@ -209,25 +251,49 @@ impl JobOptions {
         {
             errors.push(FieldError::new(at("callback_url"), reason));
         }
+        validate_exclusions(&self.exclude, "/options/exclude", errors);
+    }
+
+    /// The exclusions whose trait `known` has a cluster for, as one expression (an `Or`, which
+    /// `Expr::and_not` turns into one `AND NOT` term each); `None` when there is none.
+    pub fn exclusion(&self, known: impl Fn(&Item) -> bool) -> Option<Expr> {
+        let items: Vec<Item> = self
+            .exclusion_items()
+            .into_iter()
+            .filter(|i| known(i))
+            .collect();
+        Expr::any_of(&items)
+    }
+
+    /// The traits `exclude` names, in order, without repeats (each was validated at POST).
+    pub fn exclusion_items(&self) -> Vec<Item> {
+        let mut items: Vec<Item> = Vec::new();
+        for item in self.exclude.iter().filter_map(|e| parse_trait(e)) {
+            if !items.contains(&item) {
+                items.push(item);
+            }
+        }
+        items
     }
 }
 
-fn validate_location(loc: &Location, errors: &mut Vec<FieldError>) {
+/// Every reason a location cannot run, pointers under `at` (`/options/location`, `/location`).
+pub fn validate_location(loc: &Location, at: &str, errors: &mut Vec<FieldError>) {
     if !(loc.latitude.is_finite() && (-90.0..=90.0).contains(&loc.latitude)) {
         errors.push(FieldError::new(
-            "/options/location/latitude",
+            format!("{at}/latitude"),
             "must be between -90 and 90",
         ));
     }
     if !(loc.longitude.is_finite() && (-180.0..=180.0).contains(&loc.longitude)) {
         errors.push(FieldError::new(
-            "/options/location/longitude",
+            format!("{at}/longitude"),
             "must be between -180 and 180",
         ));
     }
     if !(loc.radius.is_finite() && loc.radius > 0.0 && loc.radius <= MAX_RADIUS) {
         errors.push(FieldError::new(
-            "/options/location/radius",
+            format!("{at}/radius"),
             format!("must be greater than 0 and at most {MAX_RADIUS}"),
         ));
     }

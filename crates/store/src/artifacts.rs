@@ -179,18 +179,7 @@ impl Store {
         if chunks.is_empty() {
             return Ok(());
         }
-        let packed: Vec<(i64, Vec<u8>)> =
-            chunks.iter().map(|(no, body)| (*no, pack(body))).collect();
-        // ($1, $2, $3, '', $4), ($1, $2, $5, '', $6), …: the job and strategy bound once.
-        let rows: Vec<String> = (0..packed.len())
-            .map(|i| format!("($1, $2, ${}, '', ${})", 3 + 2 * i, 4 + 2 * i))
-            .collect();
-        let sql = format!(
-            "INSERT INTO job_exports (job_id, strategy, chunk_no, body, body_lz4) VALUES {} \
-             ON CONFLICT (job_id, strategy, chunk_no) \
-             DO UPDATE SET body = excluded.body, body_lz4 = excluded.body_lz4",
-            rows.join(", ")
-        );
+        let (packed, sql) = insert_chunks(chunks);
         let now = now_millis();
         in_tx!(self, tx => {
             hold_lease!(tx, lease, now);
@@ -319,4 +308,122 @@ pub(crate) fn unpack(
         .map_err(|e| e.to_string())
         .and_then(|bytes| String::from_utf8(bytes).map_err(|e| e.to_string()))
         .map_err(|e| StoreError::InvalidData(format!("{} does not unpack: {e}", what())))
+}
+
+impl Store {
+    /// Stores chunks of an export added to a finished job (a custom audience), in one
+    /// transaction, only while the job has `succeeded`: `false` when it has not (or is gone).
+    /// No lease: the job has no worker any more.
+    pub async fn put_finished_export_chunks(
+        &self,
+        id: Uuid,
+        name: &str,
+        chunks: &[(i64, &[u8])],
+    ) -> Result<bool> {
+        if chunks.is_empty() {
+            return Ok(true);
+        }
+        let (packed, sql) = insert_chunks(chunks);
+        let stored = in_tx!(self, tx => {
+            let held = sqlx::query(
+                "UPDATE jobs SET updated_at = updated_at WHERE id = $1 AND status = 'succeeded'",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if held > 0 {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(id)
+                    .bind(name);
+                for (no, bytes) in &packed {
+                    query = query.bind(*no).bind(bytes.as_slice());
+                }
+                query.execute(&mut *tx).await?;
+            }
+            held > 0
+        });
+        Ok(stored)
+    }
+
+    /// Drops one export of a job, whatever its state (a custom audience that did not finish).
+    pub async fn delete_export(&self, id: Uuid, name: &str) -> Result<()> {
+        in_tx!(self, tx => {
+            sqlx::query("DELETE FROM job_exports WHERE job_id = $1 AND strategy = $2")
+                .bind(id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Adds a custom audience to a succeeded job's result, in one transaction holding the job
+    /// row: it is named `custom-<n>` (the next free number), the export stored under `from` is
+    /// renamed to it, and `audience(name)` is appended to the result's `custom_audiences`.
+    /// Answers the audience as stored; `None` when the job has not succeeded (or is gone).
+    pub async fn add_custom_audience(
+        &self,
+        id: Uuid,
+        from: &str,
+        audience: impl FnOnce(&str) -> serde_json::Value,
+    ) -> Result<Option<serde_json::Value>> {
+        let added = in_tx!(self, tx => {
+            let held = sqlx::query(
+                "UPDATE jobs SET updated_at = updated_at WHERE id = $1 AND status = 'succeeded'",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if held == 0 {
+                None
+            } else {
+                let result: Option<Json<serde_json::Value>> =
+                    sqlx::query_scalar("SELECT result FROM jobs WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let mut result = result.map(|j| j.0).unwrap_or_else(|| serde_json::json!({}));
+                let n = result["custom_audiences"].as_array().map_or(0, Vec::len) + 1;
+                let name = format!("custom-{n}");
+                let added = audience(&name);
+                sqlx::query(
+                    "UPDATE job_exports SET strategy = $3 WHERE job_id = $1 AND strategy = $2",
+                )
+                .bind(id)
+                .bind(from)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+                match result["custom_audiences"].as_array_mut() {
+                    Some(list) => list.push(added.clone()),
+                    None => result["custom_audiences"] = serde_json::json!([added.clone()]),
+                }
+                sqlx::query("UPDATE jobs SET result = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(Json(&result))
+                    .execute(&mut *tx)
+                    .await?;
+                Some(added)
+            }
+        });
+        Ok(added)
+    }
+}
+
+/// The chunks packed, and the statement that stores them: `($1, $2, $3, '', $4), ($1, $2, $5,
+/// '', $6), …`, the job and export name bound once.
+fn insert_chunks(chunks: &[(i64, &[u8])]) -> (Vec<(i64, Vec<u8>)>, String) {
+    let packed: Vec<(i64, Vec<u8>)> = chunks.iter().map(|(no, body)| (*no, pack(body))).collect();
+    let rows: Vec<String> = (0..packed.len())
+        .map(|i| format!("($1, $2, ${}, '', ${})", 3 + 2 * i, 4 + 2 * i))
+        .collect();
+    let sql = format!(
+        "INSERT INTO job_exports (job_id, strategy, chunk_no, body, body_lz4) VALUES {} \
+         ON CONFLICT (job_id, strategy, chunk_no) \
+         DO UPDATE SET body = excluded.body, body_lz4 = excluded.body_lz4",
+        rows.join(", ")
+    );
+    (packed, sql)
 }

@@ -5,11 +5,11 @@ use icp_contract::{DOMAINS, IdType};
 use serde_json::{Value, json};
 
 use super::doc_json::{property_mut, schema_mut, set};
-use super::identifier_schema::{not_blank_pattern, usable_group_schema};
+use super::identifier_schema::{not_blank_pattern, space_class, usable_group_schema};
 use super::jobs::MAX_FEEDBACK_LEN;
 use crate::config::DEFAULT_MAX_IDENTIFIERS;
 use crate::input::{MAX_SEGMENTS, SEGMENT_NAME_PATTERN};
-use crate::options::{AUDIENCE_ID_TYPES, MAX_AUDIENCE_LIMIT, MAX_RADIUS};
+use crate::options::{AUDIENCE_ID_TYPES, MAX_AUDIENCE_LIMIT, MAX_EXCLUSIONS, MAX_RADIUS};
 
 pub fn document(doc: &mut Value) {
     let request = schema_mut(doc, "CreateJobRequest");
@@ -89,6 +89,11 @@ pub fn document(doc: &mut Value) {
         "description": description,
     });
 
+    set(
+        property_mut(options, "exclude"),
+        json!({"maxItems": MAX_EXCLUSIONS, "items": {"type": "string", "pattern": trait_pattern()}}),
+    );
+
     let mut callback_url = super::query_options::callback_url_schema();
     callback_url.as_object_mut().map(|o| o.remove("type"));
     set(property_mut(options, "callback_url"), callback_url);
@@ -117,4 +122,12 @@ pub fn document(doc: &mut Value) {
         property_mut(feedback, "rating"),
         json!({"minimum": 1, "maximum": 5}),
     );
+}
+
+/// An `attribute=value` trait (`options::parse_trait`): something but white space either side
+/// of the first `=`.
+pub fn trait_pattern() -> String {
+    let class = space_class();
+    let space = &class[1..class.len() - 1];
+    format!("^[^=]*[^={space}][^=]*=[^\\x00]*[^{space}\\x00][^\\x00]*$")
 }

@@ -46,7 +46,7 @@ struct ExportQuery {
     tag = "audiences",
     params(
         ("id" = String, Path, description = "The job's id"),
-        ("strategy" = String, Path, description = "The audience: a strategy (precision, standard, hybrid, reach), a ranked tier (ranked_1, ranked_2, ranked_5, ranked_10), a segment's audience (segment.<name>.<strategy>) or the segments' combined one (combined)"),
+        ("strategy" = String, Path, description = "The audience: a strategy (precision, standard, hybrid, reach), a ranked tier (ranked_1, ranked_2, ranked_5, ranked_10), a segment's audience (segment.<name>.<strategy>), the segments' combined one (combined) or a custom audience (custom-1, custom-2 …)"),
         ExportQuery,
     ),
     responses(
@@ -91,6 +91,7 @@ async fn export_audience(
             .flat_map(|s| &s.audiences)
             .chain(&result.combined_audience)
             .any(|a| a.name.as_deref() == Some(name)),
+        AudienceName::Custom(name) => result.custom_audiences.iter().any(|a| a.id == *name),
     };
     if !built {
         return Err(ApiError::NotFound(format!(

@@ -3,7 +3,9 @@
 
 mod body_rules;
 mod caller;
+mod clusters;
 mod console;
+mod custom_audiences;
 mod doc_json;
 mod events;
 mod exports;
@@ -39,7 +41,7 @@ use crate::state::AppState;
     ),
     tags(
         (name = "jobs", description = "ICP jobs: create, poll, list, cancel, delete, read results"),
-        (name = "audiences", description = "Full audience exports"),
+        (name = "audiences", description = "Full audience exports, custom audiences and the traits to write them with"),
         (name = "health", description = "Liveness and readiness"),
     ),
     components(schemas(crate::problem::Problem, crate::problem::FieldError, events::JobEventData))
@@ -52,6 +54,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(events::router())
         .merge(exports::router())
+        .merge(clusters::router())
+        .merge(custom_audiences::router())
         .merge(report::router())
         .merge(health::router())
         .merge(metrics::router())

@@ -27,10 +27,22 @@ pub enum AudienceName {
     Ranked(String),
     /// A segment's audience, `segment.<name>.<strategy>`, or the segments' `combined` one.
     Segments(String),
+    /// `custom-<n>`: an audience added to the finished job.
+    Custom(String),
+}
+
+/// The names of custom audiences: `custom-` and a number from 1.
+pub const CUSTOM_AUDIENCE_PATTERN: &str = "^custom-[1-9][0-9]{0,8}$";
+
+fn is_custom(raw: &str) -> bool {
+    raw.strip_prefix("custom-").is_some_and(|n| {
+        (1..=9).contains(&n.len()) && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// Every audience name a path can hold, as a pattern: the strategies, the ranked tiers, the
-/// segments' combined audience and each segment's (`segment.<name>.<strategy>`).
+/// segments' combined audience, each segment's (`segment.<name>.<strategy>`) and the custom
+/// audiences (`custom-<n>`).
 pub fn audience_name_pattern() -> String {
     let strategies = Strategy::ALL.map(strategy_name).join("|");
     let fixed: Vec<String> = AudienceName::all()
@@ -40,8 +52,11 @@ pub fn audience_name_pattern() -> String {
     let segment = SEGMENT_NAME_PATTERN
         .trim_start_matches('^')
         .trim_end_matches('$');
+    let custom = CUSTOM_AUDIENCE_PATTERN
+        .trim_start_matches('^')
+        .trim_end_matches('$');
     format!(
-        "^({}|segment\\.{segment}\\.({strategies}))$",
+        "^({}|segment\\.{segment}\\.({strategies})|{custom})$",
         fixed.join("|")
     )
 }
@@ -60,7 +75,7 @@ impl AudienceName {
     pub fn as_str(&self) -> &str {
         match self {
             Self::Strategy(s) => strategy_name(*s),
-            Self::Ranked(name) | Self::Segments(name) => name,
+            Self::Ranked(name) | Self::Segments(name) | Self::Custom(name) => name,
         }
     }
 }
@@ -119,9 +134,12 @@ impl<S: Send + Sync> FromRequestParts<S> for AudienceName {
         if raw == COMBINED_AUDIENCE || is_segment_audience(&raw) {
             return Ok(AudienceName::Segments(raw));
         }
+        if is_custom(&raw) {
+            return Ok(AudienceName::Custom(raw));
+        }
         let shown = shorten(&raw, 64);
         Err(ApiError::NotFound(format!(
-            "no audience {shown:?}; use {}, {COMBINED_AUDIENCE} or segment.<name>.<strategy>",
+            "no audience {shown:?}; use {}, {COMBINED_AUDIENCE}, segment.<name>.<strategy> or custom-<n>",
             Self::all().join(", ")
         )))
     }

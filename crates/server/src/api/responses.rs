@@ -28,6 +28,8 @@ const ROUTES: &[(&str, &str, &[u16])] = &[
         "get",
         &[400, 503],
     ),
+    ("/v1/clusters", "get", &[503]),
+    ("/v1/jobs/{id}/audiences", "post", &[400, 503]),
     ("/readyz", "get", &[503]),
     ("/healthz", "get", &[]),
     ("/metrics", "get", &[503]),

@@ -117,8 +117,13 @@ impl Run<'_> {
             .await
             .map_err(stopped)?
             .map_err(|e| StageError::Analysis(e.to_string()))?;
+        // The exclusions' clusters too: the planner counts its candidates without them.
+        let exclusions = self.options.exclusion_items();
         let listed = self
-            .list_clusters(Stage::Analyze, &mined.baseline_items())
+            .list_clusters(
+                Stage::Analyze,
+                mined.baseline_items().iter().chain(&exclusions),
+            )
             .await?;
         Ok((mined, listed))
     }
@@ -179,9 +184,15 @@ impl Run<'_> {
             .iter()
             .map(|c| ((c.name.clone(), c.value.clone()), c.cluster_hash.clone()))
             .collect();
+        // Every candidate is counted as the find stage sends it: with the exclusions'
+        // `AND NOT` terms (those the provider has a cluster for).
+        let exclude = self
+            .options
+            .exclusion(|i| hashes.contains_key(&(i.name.clone(), i.value.clone())));
         let config = icp_analysis::AudienceConfig {
             bands: self.ctx.config.audience_bands,
             min_audience_size: self.ctx.config.min_audience_size,
+            exclude: exclude.clone(),
             ..self.options.audience_config()
         };
         let provider_ = Arc::clone(&self.ctx.provider);
@@ -193,8 +204,12 @@ impl Run<'_> {
         let handle = tokio::runtime::Handle::current();
         let planning = tokio::task::spawn_blocking(move || {
             let mut count = |expression: &icp_analysis::Expr| {
-                let text = expression
-                    .render(&|i| hashes.get(&(i.name.clone(), i.value.clone())).cloned())?;
+                let sent = match &exclude {
+                    Some(exclude) => expression.clone().and_not(exclude),
+                    None => expression.clone(),
+                };
+                let text =
+                    sent.render(&|i| hashes.get(&(i.name.clone(), i.value.clone())).cloned())?;
                 let mut log = log.lock().ok()?;
                 if log.failed.is_some() {
                     return None;

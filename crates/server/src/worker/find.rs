@@ -3,13 +3,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
-use icp_analysis::Strategy;
+use icp_analysis::{AudienceConfig, Strategy};
 use icp_contract::{AudienceExport, Cluster, FindPersonsRequest, PersonId, RANKED_FRACTIONS};
 use icp_store::{Part, Stage};
 
 use super::checkpoint::{Mapped, Resolved, Run};
 use super::error::{StageError, corrupt, provider};
-use crate::model::{AudienceExports, AudienceResult, strategy_name};
+use crate::export_tally::ExportTally;
+use crate::model::{AudienceExports, AudienceResult, CUSTOMERS_EXPORT, strategy_name};
 
 /// The find stage's checkpoints from here on are the ranked audiences' (`ranked.rs`); the
 /// boolean audiences take the sequence numbers below, one a plan.
@@ -21,6 +22,8 @@ pub(super) const RANKED_SEQ: i64 = 1_000;
 pub(super) const SEGMENT_SEQ: i64 = 100;
 pub(super) const SEGMENT_SEQ_STRIDE: i64 = 8;
 pub(super) const COMBINED_SEQ: i64 = RANKED_SEQ - 1;
+/// Person ids a chunk of `CUSTOMERS_EXPORT` holds.
+const CUSTOMER_IDS_PER_CHUNK: usize = 100_000;
 
 /// The most export chunks stored in one transaction, and held while they wait for it.
 pub(super) const CHUNKS_PER_WRITE: usize = 8;
@@ -56,20 +59,27 @@ impl Run<'_> {
         mapped: &Mapped,
         resolved: &Resolved,
     ) -> Result<Vec<AudienceResult>, StageError> {
-        let plans = match &mapped.planning {
-            Some(planning) => planning.plans.clone(),
-            None => mapped.analysis.audiences(&self.options.audience_config()),
-        };
         let by_item: HashMap<(&str, &str), &Cluster> = mapped
             .clusters
             .iter()
             .map(|c| ((c.name.as_str(), c.value.as_str()), c))
             .collect();
+        // The planned expressions carry the exclusions already (`analyze.rs`).
+        let plans = match &mapped.planning {
+            Some(planning) => planning.plans.clone(),
+            None => mapped.analysis.audiences(&AudienceConfig {
+                exclude: self
+                    .options
+                    .exclusion(|i| by_item.contains_key(&(i.name.as_str(), i.value.as_str()))),
+                ..self.options.audience_config()
+            }),
+        };
         let customers: HashSet<PersonId> = if self.options.exclude_customers {
             resolved.all.iter().copied().collect()
         } else {
             HashSet::new()
         };
+        self.keep_customers(&customers).await?;
         let ranked_tiers = if self.options.may_rank() {
             RANKED_FRACTIONS.len()
         } else {
@@ -167,6 +177,34 @@ impl Run<'_> {
         Ok(done.into_values().collect())
     }
 
+    /// The customers' person ids, kept with the job's exports (`CUSTOMERS_EXPORT`, never
+    /// served) until the job is deleted or expires, so a custom audience added later leaves
+    /// them out too. Written again, the same, when the stage resumes.
+    async fn keep_customers(&self, customers: &HashSet<PersonId>) -> Result<(), StageError> {
+        let mut ids: Vec<u64> = customers.iter().map(|p| p.0).collect();
+        ids.sort_unstable();
+        let chunks: Vec<(i64, Vec<u8>)> = ids
+            .chunks(CUSTOMER_IDS_PER_CHUNK)
+            .enumerate()
+            .map(|(no, ids)| {
+                let mut body = String::with_capacity(ids.len() * 12);
+                for id in ids {
+                    body.push_str(&id.to_string());
+                    body.push('\n');
+                }
+                (no as i64, body.into_bytes())
+            })
+            .collect();
+        for batch in chunks.chunks(CHUNKS_PER_WRITE) {
+            let bodies: Vec<(i64, &[u8])> =
+                batch.iter().map(|(no, b)| (*no, b.as_slice())).collect();
+            self.store()
+                .put_export_chunks(self.lease, CUSTOMERS_EXPORT, &bodies)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// One audience: count, sample and every record from one `find_persons` export, customers
     /// dropped, the rest stored in chunks. Also answers the workflow id the call reported.
     pub(super) async fn find_one(
@@ -179,11 +217,12 @@ impl Run<'_> {
     ) -> Result<(AudienceResult, Option<String>), StageError> {
         // Ask for enough rows that the limit still holds once customers are dropped.
         let limit = self.options.audience_limit;
+        let mut tally = ExportTally::new(customers, limit, self.ctx.config.export_chunk_rows);
         let request = FindPersonsRequest {
             expression: expression.clone(),
             identifier_type: Some(self.options.identifier_type),
             location: self.options.location,
-            audience_limit: limit.map(|l| l.saturating_add(customers.len() as u64)),
+            audience_limit: tally.asked(),
             format: None,
             workflow_id: self.workflow_id.clone(),
         };
@@ -204,43 +243,22 @@ impl Run<'_> {
         let workflow = answer.workflow_id.clone();
         // The records are read and the full chunks stored side by side: a chunk's write (a
         // commit of a megabyte) no longer stops the download, which waited on it.
-        let chunk_rows = self.ctx.config.export_chunk_rows;
         let (full, mut to_store) = tokio::sync::mpsc::channel::<(i64, Vec<u8>)>(CHUNKS_PER_WRITE);
         let read = async move {
-            let (mut exported, mut excluded, mut chunk_no) = (0u64, 0u64, 0i64);
-            let mut truncated = false;
-            // JSON Lines: the records' JSON as the provider encoded it, a line each.
-            let mut chunk: Vec<u8> = Vec::new();
-            let mut rows_in_chunk = 0usize;
-            'read: while let Some(batch) = stream.try_next().await.map_err(provider("find"))? {
+            // Read to the end (at most the customers' count past the limit), so every customer
+            // the export holds is counted out of `total`.
+            while let Some(batch) = stream.try_next().await.map_err(provider("find"))? {
                 for (person_id, json) in batch.iter() {
-                    if customers.contains(&person_id) {
-                        excluded += 1;
-                        continue;
-                    }
-                    if limit.is_some_and(|l| exported >= l) {
-                        truncated = true;
-                        break 'read;
-                    }
-                    chunk.extend_from_slice(json);
-                    chunk.push(b'\n');
-                    exported += 1;
-                    rows_in_chunk += 1;
-                    if rows_in_chunk == chunk_rows {
+                    if let Some(chunk) = tally.take(person_id, json) {
                         // Fails only when the writer stopped, whose error `try_join` reports.
-                        let next = Vec::with_capacity(chunk.len());
-                        let _ = full
-                            .send((chunk_no, std::mem::replace(&mut chunk, next)))
-                            .await;
-                        rows_in_chunk = 0;
-                        chunk_no += 1;
+                        let _ = full.send(chunk).await;
                     }
                 }
             }
-            if rows_in_chunk > 0 {
-                let _ = full.send((chunk_no, chunk)).await;
+            if let Some(chunk) = tally.finish() {
+                let _ = full.send(chunk).await;
             }
-            Ok::<_, StageError>((exported, excluded, truncated))
+            Ok::<_, StageError>(tally)
         };
         let write = async {
             // What piled up while the last write ran goes in one transaction.
@@ -257,7 +275,7 @@ impl Run<'_> {
             }
             Ok::<_, StageError>(())
         };
-        let ((exported, excluded, truncated), ()) = tokio::try_join!(read, write)?;
+        let (tally, ()) = tokio::try_join!(read, write)?;
         // A limited export counts only what it returns; the audience's own size (and a sample
         // of all of it) takes a count without the limit.
         let counted = match limit {
@@ -286,10 +304,12 @@ impl Run<'_> {
             strategy,
             expression,
             description,
-            total: counted.total,
-            excluded_customers: excluded,
-            exported,
-            truncated,
+            total: counted.total.saturating_sub(tally.excluded),
+            total_with_customers: Some(counted.total),
+            total_exact: tally.exact(counted.total),
+            excluded_customers: tally.excluded,
+            exported: tally.exported,
+            truncated: tally.truncated,
             sample,
             exports: AudienceExports::named(self.job.id, export_name),
             rationale: String::new(),

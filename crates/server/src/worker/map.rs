@@ -99,6 +99,8 @@ pub(super) fn wanted_items(
             }
         }
     }
+    // The exclusions' clusters, for the `AND NOT` terms of every audience.
+    items.extend(options.exclusion_items());
     items.sort();
     items.dedup();
     items

@@ -12,6 +12,8 @@ use super::context::WorkerContext;
 use super::error::{StageError, corrupt};
 use crate::model::{JobResult, SegmentResult};
 use crate::options::JobOptions;
+use icp_analysis::{AudienceNote, AudienceNoteCode};
+use icp_contract::Cluster;
 
 pub async fn run(
     ctx: &WorkerContext,
@@ -63,7 +65,8 @@ pub async fn run(
     .instrument(stage.clone())
     .await?;
     done(&stage, "find", started);
-    let audience_notes = mapped.planning.map(|p| p.notes).unwrap_or_default();
+    let mut audience_notes = mapped.planning.map(|p| p.notes).unwrap_or_default();
+    audience_notes.extend(unknown_exclusions(&run.options, &mapped.clusters));
     let mut segment_audiences = segment_audiences.into_iter();
     let segments = mapped
         .segments
@@ -88,9 +91,31 @@ pub async fn run(
         clusters: mapped.clusters,
         audiences,
         ranked,
+        custom_audiences: Vec::new(),
         audience_notes,
         segments,
         combined_audience,
     };
     serde_json::to_value(result).map_err(corrupt)
+}
+
+/// A note for each exclusion whose trait has no cluster: it was left out of every expression.
+fn unknown_exclusions(options: &JobOptions, clusters: &[Cluster]) -> Vec<AudienceNote> {
+    options
+        .exclusion_items()
+        .into_iter()
+        .filter(|i| {
+            !clusters
+                .iter()
+                .any(|c| c.name == i.name && c.value == i.value)
+        })
+        .map(|i| AudienceNote {
+            strategy: None,
+            code: AudienceNoteCode::ExclusionUnknown,
+            message: format!(
+                "The exclusion {}={} names no trait the provider knows: it was left out.",
+                i.name, i.value
+            ),
+        })
+        .collect()
 }
