@@ -10,6 +10,7 @@ mod child;
 mod common;
 mod cors;
 mod crash_kill;
+mod diagnostics;
 mod endpoints;
 mod events;
 mod fuzz_spec;

@@ -10,8 +10,10 @@ use icp_store::{JobRecord, Lease};
 use super::checkpoint::Run;
 use super::context::WorkerContext;
 use super::error::{StageError, corrupt};
+use crate::diagnostics::{analysis_warnings, replace_warnings};
 use crate::model::JobResult;
 use crate::options::JobOptions;
+use crate::warning::WarningCode;
 
 pub async fn run(
     ctx: &WorkerContext,
@@ -51,11 +53,19 @@ pub async fn run(
     done(&stage, "analyze", started);
     let (started, stage) = (Instant::now(), span("map", &run.workflow_id));
     let mapped = run.map(analyzed).instrument(stage.clone()).await?;
+    run.note_warnings(&WarningCode::ANALYSIS, analysis_warnings(&mapped.analysis))
+        .await?;
     done(&stage, "map", started);
     let (started, stage) = (Instant::now(), span("find", &run.workflow_id));
     let (audiences, ranked) = async {
         let audiences = run.find(&mapped, &resolved).await?;
         let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
+        let diagnosed = run.diagnose_audiences(&mapped, &audiences).await?;
+        replace_warnings(
+            &mut run.progress.warnings,
+            &WarningCode::AUDIENCES,
+            diagnosed,
+        );
         run.finish(icp_store::Stage::Find).await?;
         Ok::<_, StageError>((audiences, ranked))
     }
@@ -72,6 +82,7 @@ pub async fn run(
         audiences,
         ranked,
         audience_notes,
+        warnings: run.progress.warnings.clone(),
     };
     serde_json::to_value(result).map_err(corrupt)
 }
