@@ -329,6 +329,9 @@ pub fn comparable_result(mut result: Value) -> Value {
     let obj = result.as_object_mut().expect("a result object");
     obj.remove("job_id");
     obj.remove("workflow_id");
+    // What the identifiers as submitted held (messy ones give the clean result, with warnings
+    // about their form) and which criterion types a provider reports: not the result itself.
+    obj.remove("warnings");
     for audience in obj["audiences"].as_array_mut().unwrap() {
         let a = audience.as_object_mut().unwrap();
         a.remove("sample");

@@ -11,6 +11,7 @@ mod common;
 mod cors;
 mod crash_kill;
 mod custom_audiences;
+mod diagnostics;
 mod endpoints;
 mod events;
 mod exclusions;

@@ -191,6 +191,37 @@ pub struct ResolveResponse {
     pub tool_trace_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_id: Option<String>,
+    /// Distinct identifiers matched, by `criterion_type` (`email_sha256`): counted by
+    /// [`ResolveResponse::keep_persons_only`] before it drops the matches. Not part of the
+    /// upstream's answer.
+    #[serde(skip)]
+    pub matched_by_criterion: BTreeMap<String, u64>,
+}
+
+impl ResolveResponse {
+    /// Distinct identifiers the matches name, by `criterion_type`.
+    pub fn count_matched(&self) -> BTreeMap<String, u64> {
+        let mut seen: std::collections::HashSet<(&str, &str)> = Default::default();
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for m in self.identities.iter().flat_map(|i| &i.matches) {
+            if seen.insert((&m.criterion_type, &m.criterion_value)) {
+                *out.entry(m.criterion_type.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// What `resolve_persons` answers: each identity's matches and identifiers dropped, how
+    /// many identifiers of each criterion type matched kept in `matched_by_criterion`.
+    pub fn keep_persons_only(&mut self) {
+        if self.matched_by_criterion.is_empty() {
+            self.matched_by_criterion = self.count_matched();
+        }
+        for identity in &mut self.identities {
+            identity.matches.clear();
+            identity.identifiers.clear();
+        }
+    }
 }
 
 #[cfg(test)]

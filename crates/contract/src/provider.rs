@@ -73,13 +73,11 @@ pub trait PopulationProvider: Send + Sync + 'static {
     /// `resolve_identities` for a caller that needs only who matched and how well: each
     /// identity's `person_id` and `overall_quality_score`, its `matches` and `identifiers` left
     /// empty. A provider that can skip building the rest does (an answer for 30,000 identifiers
-    /// is megabytes of them).
+    /// is megabytes of them); how many identifiers of each criterion type matched is kept
+    /// (`matched_by_criterion`).
     async fn resolve_persons(&self, req: ResolveRequest) -> Result<ResolveResponse, ProviderError> {
         let mut answer = self.resolve_identities(req).await?;
-        for identity in &mut answer.identities {
-            identity.matches.clear();
-            identity.identifiers.clear();
-        }
+        answer.keep_persons_only();
         Ok(answer)
     }
 

@@ -50,6 +50,7 @@ pub fn merge_resolve(parts: Vec<ResolveResponse>) -> ResolveResponse {
         export: None,
         tool_trace_id,
         workflow_id,
+        matched_by_criterion: Default::default(),
     }
 }
 
@@ -141,6 +142,7 @@ mod tests {
             export: None,
             tool_trace_id: None,
             workflow_id: Some("w".into()),
+            matched_by_criterion: Default::default(),
         };
         let merged = merge_resolve(vec![
             part(ident("email", "a@x.io", 0.8)),

@@ -329,6 +329,7 @@ impl WattProvider {
                 export: None,
                 tool_trace_id: None,
                 workflow_id: req.workflow_id,
+                matched_by_criterion: Default::default(),
             });
         }
         let call = |groups: Vec<_>, workflow_id: Option<String>| ResolveRequest {
@@ -407,6 +408,7 @@ impl From<LeanResolveResponse> for ResolveResponse {
             export: lean.export,
             tool_trace_id: lean.tool_trace_id,
             workflow_id: lean.workflow_id,
+            matched_by_criterion: Default::default(),
         }
     }
 }
@@ -461,9 +463,7 @@ impl PopulationProvider for WattProvider {
 
     async fn resolve_persons(&self, req: ResolveRequest) -> Result<ResolveResponse, ProviderError> {
         let mut answer = self.resolve_planned(req, true).await?;
-        for identity in &mut answer.identities {
-            identity.matches.clear();
-        }
+        answer.keep_persons_only();
         Ok(answer)
     }
 

@@ -320,6 +320,7 @@ impl PopulationProvider for SyntheticPopulation {
             export: None,
             tool_trace_id,
             workflow_id,
+            matched_by_criterion: Default::default(),
         })
     }
 

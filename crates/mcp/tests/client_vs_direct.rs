@@ -46,6 +46,9 @@ async fn all_six_tools_answer_as_the_provider_does() {
     // Read for who matched only: the same persons, scores and stats, nothing else built.
     let lean = c.resolve_persons(req.clone()).await.unwrap();
     let mut stripped = d.resolve_identities(req.clone()).await.unwrap();
+    // Which identifiers matched, by criterion type, is counted before the matches go.
+    assert_eq!(lean.matched_by_criterion, stripped.count_matched());
+    assert!(!lean.matched_by_criterion.is_empty());
     for identity in &mut stripped.identities {
         identity.matches.clear();
         identity.identifiers.clear();

@@ -311,6 +311,7 @@ impl Population {
             export: None,
             tool_trace_id: None,
             workflow_id: req.workflow_id.clone(),
+            matched_by_criterion: Default::default(),
         })
     }
 }

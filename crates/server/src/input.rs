@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::decode::{looks_like_utf16, parse_json, parse_query, shorten};
+use crate::diagnostics::intake_warnings;
 use crate::normalization::{Normalization, normalize_groups};
 use crate::options::JobOptions;
 use crate::problem::{ApiError, FieldError};
+use crate::warning::{Warning, WarningCode};
 
 /// Validation stops listing problems after this many; the count says how many there were.
 const MAX_REPORTED_ERRORS: usize = 50;
@@ -107,6 +109,8 @@ pub struct JobInput {
     pub normalization: Normalization,
     /// The named segments, in name order (empty: a job without segments).
     pub segments: Vec<SegmentInput>,
+    /// What the identifiers as submitted hold that may keep them from matching.
+    pub warnings: Vec<Warning>,
 }
 
 impl JobInput {
@@ -536,12 +540,14 @@ fn check(
         let normalized = normalize_groups(&groups, options.hash_identifiers, |g, v| {
             locate(Place::Value(g, v))
         });
+        let warnings = intake_warnings(&groups, &normalized.report);
         if normalized.report.kept() > 0 && bounds.is_empty() {
             return Ok(JobInput {
                 groups: normalized.groups,
                 options,
                 normalization: normalized.report,
                 segments: Vec::new(),
+                warnings,
             });
         }
         if normalized.report.kept() > 0 {
@@ -592,11 +598,35 @@ fn check(
                     options,
                     normalization: normalized.report,
                     segments,
+                    warnings,
                 });
             }
         } else {
             for e in normalized.rejections {
                 push(&mut errors, e);
+            }
+        }
+        // Nothing left to send: where the values' hash type looks wrong, say so at the group.
+        for w in warnings.iter().filter(|w| {
+            // A wrong length is already a rejection reason; it is worth a word only when the
+            // length fits another hash type.
+            match w.code {
+                WarningCode::HashedSentAsPlaintext | WarningCode::PlaintextSentAsHashed => true,
+                WarningCode::WrongDigestLength => w.looks_like.is_some(),
+                _ => false,
+            }
+        }) {
+            if let Some(g) = groups
+                .iter()
+                .position(|g| Some(g.id_type) == w.id_type && Some(g.hash_type) == w.hash_type)
+            {
+                push(
+                    &mut errors,
+                    FieldError::new(
+                        locate(Place::HashType(g)),
+                        format!("{}: {}", w.code.as_str(), w.message),
+                    ),
+                );
             }
         }
     }

@@ -2,12 +2,14 @@
 //! resolve → enrich → analyze → map → find against a population provider.
 //!
 //! Modules, bottom-up (each uses only modules listed before it):
-//! - no dependencies: `rfc3339`, `problem` (problem+json and `ApiError`), `webhook_secret`,
+//! - no dependencies: `rfc3339`, `warning` (what a job tells its caller about its input and
+//!   results), `problem` (problem+json and `ApiError`; uses `warning`), `webhook_secret`,
 //!   `config`, `callback` (where a webhook may go);
 //! - `auth` (API keys and who is calling; uses the store only),
 //! - `decode` (bodies and query strings into typed values, errors that say where),
 //!   `export_tally` (one audience export read: customers out, limit, chunks),
 //! - `options` (a job's options), `normalization` (identifiers in the form they are sent in),
+//!   `diagnostics` (warnings found in the identifiers, the resolution and the analysis),
 //!   `input` (a job's identifiers, JSON or CSV), `model` (jobs and results as the API shows
 //!   them), `report` (a job's result as an HTML page), `state` (what handlers share);
 //! - `worker` (the pool and one file per stage), `webhook` (delivering job-end messages) and
@@ -21,6 +23,7 @@ pub mod callback;
 pub mod config;
 pub mod cors;
 pub mod decode;
+pub mod diagnostics;
 pub mod export_tally;
 pub mod input;
 pub mod metered;
@@ -32,6 +35,7 @@ pub mod problem;
 pub mod report;
 pub mod rfc3339;
 pub mod state;
+pub mod warning;
 pub mod webhook;
 pub mod webhook_secret;
 pub mod worker;

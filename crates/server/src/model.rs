@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::normalization::Normalization;
 use crate::options::JobOptions;
 use crate::problem::Problem;
+use crate::warning::Warning;
 
 /// How far one stage has come, and when it ran (absent until it starts / finishes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -46,6 +47,11 @@ pub struct Progress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub normalization: Option<Normalization>,
+    /// The job's warnings so far, kept in the progress document for the same reason and
+    /// shown as the job's `warnings`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(ignore)]
+    pub warnings: Vec<Warning>,
 }
 
 impl Progress {
@@ -110,6 +116,10 @@ pub struct Job {
     /// What normalisation did to the identifiers submitted, per `(id_type, hash_type)`.
     pub normalization: Option<Normalization>,
     pub resolution: Option<Resolution>,
+    /// What the job found that may explain a poor match rate, an empty or tiny audience, or
+    /// what its analysis could not measure: from the identifiers when the job is created, then
+    /// from each stage as it ends. Empty when there is nothing to say.
+    pub warnings: Vec<Warning>,
     /// How many times a worker has picked the job up.
     pub attempt: i32,
     pub cancel_requested: bool,
@@ -198,6 +208,7 @@ impl Job {
         };
         let mut progress: Progress = serde_json::from_value(r.progress).unwrap_or_default();
         let normalization = progress.normalization.take();
+        let warnings = std::mem::take(&mut progress.warnings);
         Self {
             id: r.id,
             status: r.status,
@@ -206,6 +217,7 @@ impl Job {
             workflow_id: r.workflow_id,
             options: serde_json::from_value(r.options).unwrap_or_default(),
             normalization,
+            warnings,
             resolution: r.resolution.and_then(|v| serde_json::from_value(v).ok()),
             attempt: r.attempt,
             cancel_requested: r.cancel_requested,
@@ -355,6 +367,9 @@ pub struct JobResult {
     /// order they were added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub custom_audiences: Vec<CustomAudience>,
+    /// The job's warnings (as on the job).
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
 }
 
 /// One named segment of the customer list: its own ICP and audiences, and the traits that set

@@ -5,6 +5,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::warning::Warning;
+
 /// Base of the stable `type` URIs; each problem kind appends its own slug.
 const TYPE_BASE: &str = "https://icp-service.dev/problems/";
 
@@ -50,6 +52,10 @@ pub struct Problem {
     /// For validation failures: every field that was wrong.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For a job that failed for a reason the service can explain (it resolved nobody): what it
+    /// found, as on the job (`Job.warnings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
 }
 
 impl Problem {
@@ -67,6 +73,7 @@ impl Problem {
             detail: Some(detail.into()),
             instance: None,
             errors: vec![],
+            warnings: vec![],
         }
     }
 }
@@ -192,6 +199,7 @@ impl ApiError {
             detail,
             instance: None,
             errors,
+            warnings: vec![],
         }
     }
 }

@@ -162,6 +162,7 @@ async fn create_job(
             options: serde_json::to_value(&input.options).map_err(ApiError::internal)?,
             progress: serde_json::to_value(Progress {
                 normalization: Some(input.normalization.clone()),
+                warnings: input.warnings.clone(),
                 ..Progress::default()
             })
             .map_err(ApiError::internal)?,

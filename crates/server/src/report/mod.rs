@@ -128,6 +128,16 @@ fn page(job: &Job, result: &JobResult) -> Markup {
                         a href="/" { "Console" }
                     }
                 }
+                @if !result.warnings.is_empty() {
+                    section #warnings {
+                        h2 { "Warnings" }
+                        ul {
+                            @for w in &result.warnings {
+                                li { code { (w.code.as_str()) } " " (w.message) }
+                            }
+                        }
+                    }
+                }
                 section #funnel {
                     h2 { "Resolution" }
                     p { (percent(r.rate)) " of the identifiers sent were matched to a person." }

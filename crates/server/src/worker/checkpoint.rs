@@ -12,8 +12,10 @@ use time::OffsetDateTime;
 
 use super::context::WorkerContext;
 use super::error::{StageError, corrupt};
+use crate::diagnostics::replace_warnings;
 use crate::model::{Progress, RankedModel, Resolution};
 use crate::options::JobOptions;
+use crate::warning::{Warning, WarningCode};
 
 /// Sequence numbers of whole-stage checkpoints (chunked stages use 1.. for their parts).
 pub(super) const FINAL: i64 = 0;
@@ -63,6 +65,10 @@ pub(super) struct ResolvedChunk {
     pub(super) resolved: u64,
     /// Person id and the best `overall_quality_score` seen for them.
     pub(super) persons: Vec<(PersonId, f64)>,
+    /// Distinct identifiers matched, by criterion type (`email_sha256`): each group's
+    /// resolution (absent in checkpoints written before it was counted).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) matched: BTreeMap<String, u64>,
 }
 
 /// The finished resolve stage.
@@ -190,6 +196,22 @@ impl Run<'_> {
         p.finished_at = None;
         let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
         self.store().set_stage(self.lease, stage, progress).await?;
+        Ok(())
+    }
+
+    /// Replaces the job's warnings of `codes` with `new` and stores the progress that holds
+    /// them.
+    pub(super) async fn note_warnings(
+        &mut self,
+        codes: &[WarningCode],
+        new: Vec<Warning>,
+    ) -> Result<(), StageError> {
+        let before = self.progress.warnings.clone();
+        replace_warnings(&mut self.progress.warnings, codes, new);
+        if self.progress.warnings != before {
+            let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
+            self.store().set_progress(self.lease, progress).await?;
+        }
         Ok(())
     }
 

@@ -4,6 +4,7 @@ use icp_contract::ProviderError;
 use icp_store::StoreError;
 
 use crate::problem::Problem;
+use crate::warning::Warning;
 
 /// Why a stage could not finish. What it displays goes to the log and into the job's error:
 /// it names the failure without quoting the provider's message or the stored data, either of
@@ -16,12 +17,15 @@ pub enum StageError {
         source: ProviderError,
     },
     #[error(
-        "no customer could be resolved with quality ≥ {min_quality}: {requested} identifiers, {resolved} matched"
+        "no customer could be resolved with quality ≥ {min_quality}: {requested} identifiers, {resolved} matched{}",
+        if .warnings.is_empty() { "" } else { "; see the warnings for what may have kept them from matching" }
     )]
     NoCustomers {
         requested: u64,
         resolved: u64,
         min_quality: f64,
+        /// The job's warnings: the diagnosis the problem carries.
+        warnings: Vec<Warning>,
     },
     #[error("analysis failed: {0}")]
     Analysis(String),
@@ -65,7 +69,11 @@ impl StageError {
     /// The job's `error`: a problem whose status is 0, since no HTTP exchange failed.
     pub fn to_problem(&self) -> Problem {
         let slug = format!("job-{}", self.slug());
-        Problem::new(&slug, self.title(), 0, self.to_string())
+        let mut problem = Problem::new(&slug, self.title(), 0, self.to_string());
+        if let Self::NoCustomers { warnings, .. } = self {
+            problem.warnings = warnings.clone();
+        }
+        problem
     }
 }
 

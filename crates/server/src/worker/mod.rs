@@ -16,6 +16,7 @@ mod checkpoint;
 mod cluster_cache;
 mod clusters;
 mod context;
+mod diagnose;
 mod error;
 mod feeder;
 mod find;

@@ -10,8 +10,10 @@ use icp_store::{JobRecord, Lease};
 use super::checkpoint::Run;
 use super::context::WorkerContext;
 use super::error::{StageError, corrupt};
+use crate::diagnostics::{analysis_warnings, replace_warnings};
 use crate::model::{JobResult, SegmentResult};
 use crate::options::JobOptions;
+use crate::warning::WarningCode;
 use icp_analysis::{AudienceNote, AudienceNoteCode};
 use icp_contract::Cluster;
 
@@ -53,12 +55,20 @@ pub async fn run(
     done(&stage, "analyze", started);
     let (started, stage) = (Instant::now(), span("map", &run.workflow_id));
     let mapped = run.map(analyzed).instrument(stage.clone()).await?;
+    run.note_warnings(&WarningCode::ANALYSIS, analysis_warnings(&mapped.analysis))
+        .await?;
     done(&stage, "map", started);
     let (started, stage) = (Instant::now(), span("find", &run.workflow_id));
     let (audiences, (segment_audiences, combined_audience), ranked) = async {
         let audiences = run.find(&mapped, &resolved).await?;
         let segments = run.find_segments(&mapped, &resolved).await?;
         let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
+        let diagnosed = run.diagnose_audiences(&mapped, &audiences).await?;
+        replace_warnings(
+            &mut run.progress.warnings,
+            &WarningCode::AUDIENCES,
+            diagnosed,
+        );
         run.finish(icp_store::Stage::Find).await?;
         Ok::<_, StageError>((audiences, segments, ranked))
     }
@@ -95,6 +105,7 @@ pub async fn run(
         audience_notes,
         segments,
         combined_audience,
+        warnings: run.progress.warnings.clone(),
     };
     serde_json::to_value(result).map_err(corrupt)
 }

@@ -16,8 +16,20 @@ use super::ahead::{Ahead, run_ahead};
 use super::checkpoint::{FINAL, Resolved, ResolvedChunk, Run, SegmentMembers};
 use super::error::{StageError, corrupt, provider};
 use super::feeder::Feeder;
+use crate::diagnostics::{group_resolution, replace_warnings, resolution_warning};
 use crate::input::StoredInput;
 use crate::model::Resolution;
+use crate::warning::WarningCode;
+
+/// Distinct identifiers an answer matched, by criterion type (`email_sha256`): as
+/// `resolve_persons` counted them before dropping the matches, or from the matches.
+fn matched_by_criterion(answer: &ResolveResponse) -> BTreeMap<String, u64> {
+    if answer.matched_by_criterion.is_empty() {
+        answer.count_matched()
+    } else {
+        answer.matched_by_criterion.clone()
+    }
+}
 
 /// Which segment each resolve call's identifiers belong to: `owners[seq - 1]` is the part of
 /// call `seq` (0: customers in no segment; `k`: segment `names[k - 1]`). Empty for a job without
@@ -142,6 +154,7 @@ impl Run<'_> {
                                 .iter()
                                 .map(|i| (i.person_id, i.overall_quality_score))
                                 .collect(),
+                            matched: matched_by_criterion(&answer),
                         };
                         let body = serde_json::to_string(&part).map_err(corrupt)?;
                         done_chunks.insert(seq, part);
@@ -290,9 +303,13 @@ impl Run<'_> {
         segments: &SegmentPlan,
     ) -> Result<Resolved, StageError> {
         let (mut requested, mut resolved) = (0u64, 0u64);
+        let mut matched: BTreeMap<String, u64> = BTreeMap::new();
         for chunk in chunks.values() {
             requested += chunk.requested;
             resolved += chunk.resolved;
+            for (criterion, n) in &chunk.matched {
+                *matched.entry(criterion.clone()).or_default() += n;
+            }
         }
         let mut all: Vec<PersonId> = acceptor.matched().collect();
         all.sort_unstable();
@@ -314,11 +331,28 @@ impl Run<'_> {
                 serde_json::to_value(resolution).map_err(corrupt)?,
             )
             .await?;
+        // Each group's rate, when the provider said which identifiers matched (chunks split
+        // the distinct values, so their counts add up), and why it may be low.
+        let groups = match &self.progress.normalization {
+            Some(report) if resolved == 0 || matched.values().sum::<u64>() > 0 => {
+                group_resolution(report, &matched)
+            }
+            _ => Vec::new(),
+        };
+        let low = resolution_warning(requested, resolved, &groups, &self.progress.warnings);
+        replace_warnings(
+            &mut self.progress.warnings,
+            &[WarningCode::LowResolution],
+            low.into_iter().collect(),
+        );
         if accepted.is_empty() {
+            let progress = serde_json::to_value(&self.progress).map_err(corrupt)?;
+            self.store().set_progress(self.lease, progress).await?;
             return Err(StageError::NoCustomers {
                 requested,
                 resolved,
                 min_quality: self.options.min_quality_score,
+                warnings: self.progress.warnings.clone(),
             });
         }
         let done = Resolved {
