@@ -35,4 +35,5 @@ mod resume;
 mod sigterm;
 mod stored_work;
 mod tcp_proxy;
+mod validation;
 mod webhooks;

@@ -263,6 +263,7 @@ impl Run<'_> {
             exports: AudienceExports::for_job(self.job.id, strategy),
             rationale: String::new(),
             expected: None,
+            validation: None,
         };
         Ok((result, workflow))
     }

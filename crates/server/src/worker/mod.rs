@@ -5,7 +5,8 @@
 //! `context` (what workers share) → `checkpoint` (one job's run and everything it persists) →
 //! `accept`, `ahead`, `feeder`, `clusters` (pieces the stages share) → the stages
 //! `resolve_enrich`, `analyze`, `map`, `find`, `ranked` (the find stage's ranked audiences,
-//! after the boolean ones) → `pipeline` (the stages in order) → `pool`
+//! after the boolean ones), `validate` (each audience's sample set against the customers) →
+//! `pipeline` (the stages in order) → `pool`
 //! (claims, leases, retries).
 
 mod accept;
@@ -24,6 +25,7 @@ mod pipeline;
 mod pool;
 mod ranked;
 mod resolve_enrich;
+mod validate;
 
 pub use cluster_cache::ClusterCache;
 pub use context::WorkerContext;

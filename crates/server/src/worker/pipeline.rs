@@ -1,4 +1,4 @@
-//! The five stages of a job. Each stage checkpoints what it produced, so a job picked up again
+//! The six stages of a job. Each stage checkpoints what it produced, so a job picked up again
 //! after a crash resumes where it stopped instead of redoing finished work.
 
 use std::time::Instant;
@@ -53,7 +53,7 @@ pub async fn run(
     let mapped = run.map(analyzed).instrument(stage.clone()).await?;
     done(&stage, "map", started);
     let (started, stage) = (Instant::now(), span("find", &run.workflow_id));
-    let (audiences, ranked) = async {
+    let (mut audiences, mut ranked) = async {
         let audiences = run.find(&mapped, &resolved).await?;
         let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
         run.finish(icp_store::Stage::Find).await?;
@@ -62,6 +62,13 @@ pub async fn run(
     .instrument(stage.clone())
     .await?;
     done(&stage, "find", started);
+    if run.options.validate {
+        let (started, stage) = (Instant::now(), span("validate", &run.workflow_id));
+        run.validate(&mapped, &mut audiences, &mut ranked)
+            .instrument(stage.clone())
+            .await?;
+        done(&stage, "validate", started);
+    }
     let audience_notes = mapped.planning.map(|p| p.notes).unwrap_or_default();
     let result = JobResult {
         job_id: job.id,
