@@ -36,7 +36,7 @@ use time::format_description::well_known::Rfc3339;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const STAGES: [&str; 5] = ["resolve", "enrich", "analyze", "map", "find"];
+const STAGES: [&str; 6] = ["resolve", "enrich", "analyze", "map", "find", "validate"];
 
 struct JobRun {
     wall: Duration,
@@ -141,7 +141,7 @@ async fn run_job(
     let outside = [
         posted.as_secs_f64(),
         (stage_at("resolve", "started_at") - at(&job["created_at"])).as_seconds_f64(),
-        (at(&job["finished_at"]) - stage_at("find", "finished_at")).as_seconds_f64(),
+        (at(&job["finished_at"]) - stage_at("validate", "finished_at")).as_seconds_f64(),
         gaps.iter().filter(|g| **g > 0.0).sum(),
         -gaps.iter().filter(|g| **g < 0.0).sum::<f64>(),
     ];

@@ -82,7 +82,7 @@ async fn assert_whole_life(app: &TestApp, id: &str, events: &[Received]) {
             "{e:?}"
         );
         assert_eq!(e.data["job_id"], id, "{e:?}");
-        for stage in ["resolve", "enrich", "analyze", "map", "find"] {
+        for stage in ["resolve", "enrich", "analyze", "map", "find", "validate"] {
             assert!(e.data["progress"][stage]["done"].is_u64(), "{e:?}");
         }
         assert!(e.data["progress"].get("normalization").is_none(), "{e:?}");
@@ -112,7 +112,7 @@ async fn assert_whole_life(app: &TestApp, id: &str, events: &[Received]) {
         .collect();
     assert_eq!(
         stages,
-        ["resolve", "enrich", "analyze", "map", "find"],
+        ["resolve", "enrich", "analyze", "map", "find", "validate"],
         "{events:?}"
     );
     // A stage event names the stage it enters, and every event after it carries that stage
@@ -130,7 +130,7 @@ async fn assert_whole_life(app: &TestApp, id: &str, events: &[Received]) {
     );
     // Progress only grows: no stage's `done` ever goes back.
     for pair in events.windows(2) {
-        for stage in ["resolve", "enrich", "analyze", "map", "find"] {
+        for stage in ["resolve", "enrich", "analyze", "map", "find", "validate"] {
             let before = pair[0].data["progress"][stage]["done"].as_u64().unwrap();
             let after = pair[1].data["progress"][stage]["done"].as_u64().unwrap();
             assert!(before <= after, "{stage} went back: {pair:?}");

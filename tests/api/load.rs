@@ -61,8 +61,9 @@ pub fn small_list(i: usize) -> Value {
     job_body(
         &emails,
         // The queue under load, not the ranking (each ranked job stores a tenth of the
-        // population): `ranked.rs` covers that.
-        json!({"min_support": 0.1, "audience_limit": 50, "strategies": ["precision"], "ranked": false}),
+        // population) nor the validation: `ranked.rs` and `validation.rs` cover those.
+        json!({"min_support": 0.1, "audience_limit": 50, "strategies": ["precision"],
+               "ranked": false, "validate": false}),
     )
 }
 

@@ -39,4 +39,5 @@ mod segments;
 mod sigterm;
 mod stored_work;
 mod tcp_proxy;
+mod validation;
 mod webhooks;

@@ -53,7 +53,7 @@ async fn run_segment_job(app: &TestApp) {
         )
         .unwrap()
     };
-    let stages = ["resolve", "enrich", "analyze", "map", "find"];
+    let stages = ["resolve", "enrich", "analyze", "map", "find", "validate"];
     for stage in stages {
         let p = &job["progress"][stage];
         assert_eq!(p["done"], p["total"], "stage {stage} unfinished: {job}");
@@ -101,9 +101,13 @@ async fn run_segment_job(app: &TestApp) {
             "no trace of {tool}"
         );
     }
-    // 1500 customers → 2 get_person calls of at most 1000 ids each.
+    // 1500 customers → 2 get_person calls of at most 1000 ids each (the validate stage's own
+    // calls are under its name).
     assert_eq!(
-        traces.iter().filter(|t| t["tool"] == "get_person").count(),
+        traces
+            .iter()
+            .filter(|t| t["tool"] == "get_person" && t["stage"] == "enrich")
+            .count(),
         2
     );
 

@@ -209,9 +209,11 @@ async fn retention_purges_finished_jobs_by_itself() {
             },
         )
         .await;
-        // Quick enough to be seen finished before it expires: no ranked audiences.
+        // Quick enough to be seen finished before it expires: no ranked audiences, no
+        // validation.
         let (_, mut body) = small_job();
         body["options"]["ranked"] = json!(false);
+        body["options"]["validate"] = json!(false);
         let (finished, _) = post_politely(&app, &body, "finished").await;
         let job = app.wait_for(&finished, Duration::from_secs(60)).await;
         assert_eq!(job["status"], "succeeded", "{job}");

@@ -51,7 +51,7 @@ async fn remote_provider_gives_the_embedded_result_even_at_20_percent_faults() {
     for t in &traces {
         let stages: &[&str] = match t["tool"].as_str().unwrap() {
             "resolve_identities" => &["resolve"],
-            "get_person" => &["enrich"],
+            "get_person" => &["enrich", "validate"],
             "list_clusters" => &["analyze", "map"],
             // The planner counts candidate audiences; the find stage exports them.
             "find_persons" => &["analyze", "find"],

@@ -3,7 +3,7 @@
 import { readEvents } from '/ui/sse.js';
 
 const KEY = 'icp-api-key';
-const STAGES = ['resolve', 'enrich', 'analyze', 'map', 'find'];
+const STAGES = ['resolve', 'enrich', 'analyze', 'map', 'find', 'validate'];
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 const EVENTS_PATH = '/v1/jobs/{id}/events';
 const POLL_MS = 1000;
@@ -60,7 +60,7 @@ function askForKey(message) {
 
 // ---- progress ---------------------------------------------------------------------------
 
-/** Stages done out of five, plus the running stage's done / total. */
+/** Stages done out of all six, plus the running stage's done / total. */
 export function progressOf(job) {
   if (job.status === 'succeeded') return 1;
   const p = job.progress || {};

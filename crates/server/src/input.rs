@@ -664,6 +664,8 @@ pub struct CsvOptionsQuery {
     pub hash_identifiers: Option<crate::options::IdentifierHashing>,
     /// `true` to build the ranked audiences too.
     pub ranked: Option<bool>,
+    /// `false` to skip the validation of the audiences.
+    pub validate: Option<bool>,
     /// Where to POST a signed message when the job ends.
     pub callback_url: Option<String>,
 }
@@ -731,6 +733,9 @@ impl CsvOptionsQuery {
         }
         if q.ranked.is_some() {
             o.ranked = q.ranked;
+        }
+        if let Some(v) = q.validate {
+            o.validate = v;
         }
         if q.callback_url.is_some() {
             o.callback_url = q.callback_url;

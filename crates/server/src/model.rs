@@ -41,6 +41,9 @@ pub struct Progress {
     pub analyze: StageProgress,
     pub map: StageProgress,
     pub find: StageProgress,
+    /// Absent in jobs whose progress was written before the stage existed.
+    #[serde(default)]
+    pub validate: StageProgress,
     /// What normalisation did when the job was created: kept in the progress document, which
     /// the job is created with and every worker writes back whole, and shown as the job's
     /// `normalization` (absent for jobs created before it was reported).
@@ -62,6 +65,7 @@ impl Progress {
             Stage::Analyze => &mut self.analyze,
             Stage::Map => &mut self.map,
             Stage::Find => &mut self.find,
+            Stage::Validate => &mut self.validate,
         }
     }
 }
@@ -286,6 +290,10 @@ pub struct AudienceResult {
     /// (`segment.<name>.<strategy>`) or the segments' combined one (`combined`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// A sample of the audience set against the customers (the `validate` stage; absent when
+    /// the job set `validate: false`, and in jobs found before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Validation>,
 }
 
 /// The export name under which a job keeps its customers' person ids (one a line, never
@@ -294,6 +302,65 @@ pub const CUSTOMERS_EXPORT: &str = "_customers";
 
 fn exact_by_default() -> bool {
     true
+}
+
+/// An audience set against the customers (Step 6 of the workflow: enrich the lookalikes and
+/// compare them with the customers). A seeded sample of the audience's export is enriched with
+/// `get_person` through the job's provider, over the job's domains, and each of the
+/// customers' top traits is counted in it.
+///
+/// **The sample**: the `sample_target` persons of the export whose `splitmix64(person_id ⊕
+/// splitmix64(seed))` is smallest (ties by id): the same audience always gives the same
+/// sample, and of two nested audiences, each person of the larger one's sample that the
+/// smaller one holds is in the smaller one's sample too.
+///
+/// **The traits**: the customers' top traits over-represented against the population (index
+/// above 1), by `frequency · ln(index)` (the analysis' ranking rule), at most 10; when the
+/// analysis has no index (no population baseline), its 10 most frequent traits.
+///
+/// **The score**: `similarity = 1 − mean over the traits of min(1, |sample − customers| /
+/// max(customers, population))`, between 0 and 1. 1: the sample holds every trait as often as
+/// the customers do. Each trait's gap is measured against the larger of its customer and
+/// population frequency, so a trait the sample holds as seldom as the population does costs
+/// `1 − 1/index`: the more a trait sets the customers apart, the more a sample that lacks it
+/// loses. `population_similarity` is the score of the population itself
+/// (its frequency in place of the sample's): what an audience no better than a random draw
+/// scores, to read `similarity` against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Validation {
+    /// The most persons a sample holds: 1,000 (the whole export when it is smaller).
+    pub sample_target: u64,
+    /// Persons drawn from the export.
+    pub sample_size: u64,
+    /// Of them, those the provider returned a profile for: the sample frequencies' denominator.
+    pub enriched: u64,
+    /// The seed of the draw.
+    pub seed: u64,
+    /// A digest of the persons drawn (16 hex digits): equal for the same sample.
+    pub sample_digest: String,
+    /// The traits compared, in the order chosen.
+    pub traits: Vec<ValidationTrait>,
+    /// Between 0 and 1, 1 the closest to the customers; absent when no profile was enriched
+    /// or no trait could be compared.
+    pub similarity: Option<f64>,
+    /// The same score for the population itself (absent when a trait's population frequency
+    /// is unknown).
+    pub population_similarity: Option<f64>,
+}
+
+/// One trait's frequency among the customers, in the sample and in the population.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ValidationTrait {
+    pub name: String,
+    pub value: String,
+    /// Share of the customers holding it.
+    pub customers: f64,
+    /// Share of the sample's enriched persons holding it (0 when none was enriched).
+    pub sample: f64,
+    /// Share of the customers expected to hold it were they like the population
+    /// (`customers / index`: the prevalence when the provider gives its population size);
+    /// absent when the index is unknown.
+    pub population: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -495,6 +562,9 @@ pub struct RankedTier {
     /// at most 5.
     pub top_traits: Vec<RankedTrait>,
     pub exports: AudienceExports,
+    /// A sample of the tier set against the customers, like an audience's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Validation>,
 }
 
 /// A weighted trait within a tier.

@@ -118,6 +118,11 @@ pub struct JobOptions {
     /// boolean audiences scored by the service instead (their profiles fetched). `false`: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranked: Option<bool>,
+    /// Validate each audience once it is found: a seeded sample of it (1,000 persons) enriched
+    /// through the same provider and its top traits set against the customers' and the
+    /// population's, with a similarity score (the `validate` stage; the audience's
+    /// `validation`). `false` skips the stage and its `get_person` calls.
+    pub validate: bool,
     /// Where to POST a signed message (Standard Webhooks) when the job ends: an absolute
     /// `http://` or `https://` URL of a receiver the service may call (not a private address
     /// unless the operator allows it, never the service itself). Each attempt is shown on the
@@ -147,6 +152,7 @@ impl Default for JobOptions {
             audience_limit: None,
             hash_identifiers: IdentifierHashing::None,
             ranked: None,
+            validate: true,
             callback_url: None,
             exclude: Vec::new(),
         }

@@ -44,7 +44,7 @@ impl JobStatus {
     }
 }
 
-/// One of the five pipeline stages, in order.
+/// One of the six pipeline stages, in order.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
 )]
@@ -55,16 +55,19 @@ pub enum Stage {
     Analyze,
     Map,
     Find,
+    /// The audiences set against the customers (a sample of each enriched), when the job asks.
+    Validate,
 }
 
 impl Stage {
     /// Every stage in pipeline order.
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Self::Resolve,
         Self::Enrich,
         Self::Analyze,
         Self::Map,
         Self::Find,
+        Self::Validate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +77,7 @@ impl Stage {
             Self::Analyze => "analyze",
             Self::Map => "map",
             Self::Find => "find",
+            Self::Validate => "validate",
         }
     }
 }

@@ -148,6 +148,7 @@ fn csv_options() -> Vec<(&'static str, Value)> {
             json!({"type": "boolean", "default": true}),
         ),
         ("ranked", json!({"type": "boolean"})),
+        ("validate", json!({"type": "boolean", "default": true})),
         // Comma-separated, white space around each name ignored, empty items skipped.
         (
             "domains",

@@ -1,5 +1,6 @@
 //! A succeeded job's report as one HTML page: the resolution funnel, the top traits against the
-//! population, the lift of the top pairs, the clusters and the audiences with their exports.
+//! population, the lift of the top pairs, the clusters and the audiences with their exports and
+//! their validation (a sample set against the customers).
 //!
 //! Self-contained: the style is inline (allowed by its hash in the page's Content-Security-Policy),
 //! the charts are SVG drawn here (`charts.rs`), there is no script and no request to the network.
@@ -14,7 +15,7 @@ use base64::Engine as _;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
-use crate::model::{AudienceExports, Job, JobResult};
+use crate::model::{AudienceExports, Job, JobResult, Validation};
 use charts::{AudienceBar, Step};
 use format::{count, percent, ratio};
 
@@ -197,6 +198,7 @@ fn page(job: &Job, result: &JobResult) -> Markup {
                                     }
                                 }
                             }
+                            @if let Some(v) = &au.validation { (validation(v)) }
                             (exports(&au.exports))
                         }
                     }
@@ -205,7 +207,7 @@ fn page(job: &Job, result: &JobResult) -> Markup {
                             h3 { "Ranked tiers" }
                             p { "The " (count(ranked.eligible)) " persons scored, best first, on " (count(ranked.weighted_traits)) " weighted traits." }
                             table {
-                                thead { tr { th { "Tier" } th { "Share" } th { "Size" } th { "Top traits" } th { "Export" } } }
+                                thead { tr { th { "Tier" } th { "Share" } th { "Size" } th { "Top traits" } th { "Similarity" } th { "Export" } } }
                                 tbody {
                                     @for t in &ranked.tiers {
                                         tr data-audience=(t.name) {
@@ -213,6 +215,7 @@ fn page(job: &Job, result: &JobResult) -> Markup {
                                             td { (percent(t.share)) }
                                             td.num { (count(t.size)) }
                                             td { (t.top_traits.iter().map(|tr| format!("{} = {}", tr.name, tr.value)).collect::<Vec<_>>().join(", ")) }
+                                            td.num { (t.validation.as_ref().and_then(|v| v.similarity).map(|s| format!("{s:.2}")).unwrap_or_default()) }
                                             td { (exports(&t.exports)) }
                                         }
                                     }
@@ -227,6 +230,36 @@ fn page(job: &Job, result: &JobResult) -> Markup {
                         ul {
                             @for m in &a.notes.messages { li { (m) } }
                             @for n in &result.audience_notes { li { (n.message) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An audience's sample set against the customers: the score and each trait side by side.
+fn validation(v: &Validation) -> Markup {
+    let share = |f: Option<f64>| f.map(percent).unwrap_or_else(|| "unknown".to_owned());
+    html! {
+        div.validation {
+            p {
+                "Similarity to the customers: "
+                strong { (v.similarity.map(|s| format!("{s:.2}")).unwrap_or_else(|| "unknown".to_owned())) }
+                @if let Some(p) = v.population_similarity { " (the population: " (format!("{p:.2}")) ")" }
+                " · a sample of " (count(v.sample_size)) ", " (count(v.enriched)) " enriched"
+            }
+            @if !v.traits.is_empty() {
+                table {
+                    thead { tr { th { "Trait" } th { "Customers" } th { "Sample" } th { "Population" } } }
+                    tbody {
+                        @for t in &v.traits {
+                            tr {
+                                td { (t.name) " = " (t.value) }
+                                td.num { (percent(t.customers)) }
+                                td.num { (percent(t.sample)) }
+                                td.num { (share(t.population)) }
+                            }
                         }
                     }
                 }

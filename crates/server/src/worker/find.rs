@@ -315,6 +315,7 @@ impl Run<'_> {
             rationale: String::new(),
             expected: None,
             name: (export_name != strategy_name(strategy)).then_some(name.clone()),
+            validation: None,
         };
         Ok((result, workflow))
     }

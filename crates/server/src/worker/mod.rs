@@ -6,7 +6,8 @@
 //! `accept`, `ahead`, `feeder`, `clusters` (pieces the stages share) → the stages
 //! `resolve_enrich`, `analyze`, `map`, `find`, `segments` (each segment's ICP in the analyze
 //! stage, its audiences in the find stage), `ranked` (the find stage's ranked audiences, after
-//! the boolean ones) → `pipeline` (the stages in order) → `pool`
+//! the boolean ones), `validate` (each audience's sample set against the customers) →
+//! `pipeline` (the stages in order) → `pool`
 //! (claims, leases, retries).
 
 mod accept;
@@ -27,6 +28,7 @@ mod pool;
 mod ranked;
 mod resolve_enrich;
 mod segments;
+mod validate;
 
 pub use cluster_cache::ClusterCache;
 pub use context::WorkerContext;

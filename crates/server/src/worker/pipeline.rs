@@ -1,4 +1,4 @@
-//! The five stages of a job. Each stage checkpoints what it produced, so a job picked up again
+//! The six stages of a job. Each stage checkpoints what it produced, so a job picked up again
 //! after a crash resumes where it stopped instead of redoing finished work.
 
 use std::time::Instant;
@@ -59,7 +59,7 @@ pub async fn run(
         .await?;
     done(&stage, "map", started);
     let (started, stage) = (Instant::now(), span("find", &run.workflow_id));
-    let (audiences, (segment_audiences, combined_audience), ranked) = async {
+    let (mut audiences, (segment_audiences, combined_audience), mut ranked) = async {
         let audiences = run.find(&mapped, &resolved).await?;
         let segments = run.find_segments(&mapped, &resolved).await?;
         let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
@@ -75,6 +75,13 @@ pub async fn run(
     .instrument(stage.clone())
     .await?;
     done(&stage, "find", started);
+    if run.options.validate {
+        let (started, stage) = (Instant::now(), span("validate", &run.workflow_id));
+        run.validate(&mapped, &mut audiences, &mut ranked)
+            .instrument(stage.clone())
+            .await?;
+        done(&stage, "validate", started);
+    }
     let mut audience_notes = mapped.planning.map(|p| p.notes).unwrap_or_default();
     audience_notes.extend(unknown_exclusions(&run.options, &mapped.clusters));
     let mut segment_audiences = segment_audiences.into_iter();

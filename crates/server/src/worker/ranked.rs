@@ -56,12 +56,6 @@ struct Ranking {
     records: RecordBatch,
 }
 
-/// The part of an audience record the candidates are read by.
-#[derive(Deserialize)]
-struct RecordId {
-    person_id: PersonId,
-}
-
 impl Run<'_> {
     /// The ranked audiences, when the job asked for them and its analysis fitted weights.
     pub(super) async fn ranked(
@@ -174,17 +168,10 @@ impl Run<'_> {
     ) -> Result<Ranking, StageError> {
         let mut lines: BTreeMap<PersonId, String> = BTreeMap::new();
         for audience in audiences {
-            let name = strategy_name(audience.strategy);
-            let mut n = 0;
-            while let Some(body) = self.store().export_chunk(self.job.id, name, n).await? {
-                for line in body.lines().filter(|l| !l.is_empty()) {
-                    let id = serde_json::from_str::<RecordId>(line)
-                        .map_err(corrupt)?
-                        .person_id;
-                    lines.entry(id).or_insert_with(|| line.to_owned());
-                }
-                n += 1;
-            }
+            self.read_export(strategy_name(audience.strategy), |id, line| {
+                lines.entry(id).or_insert_with(|| line.to_owned());
+            })
+            .await?;
         }
         let ids: Vec<PersonId> = lines.keys().copied().collect();
         let mut batches: BTreeMap<usize, CandidateBatch> = BTreeMap::new();
@@ -383,6 +370,7 @@ impl Run<'_> {
             size: answer.size,
             cutoff: answer.cutoff,
             top_traits: top,
+            validation: None,
         })
     }
 }
