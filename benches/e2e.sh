@@ -5,7 +5,9 @@
 #
 # With --ranked-pairs K: K pairs of the same job without and with the ranked audiences
 # (`?ranked=false|true`), interleaved on one server (the order inside a pair alternates), and
-# the ratio with/without per pair and its median.   bash benches/e2e.sh [N] --ranked-pairs K
+# the ratio with/without per pair and its median, then each kind's median seconds per stage.
+#   bash benches/e2e.sh [N] --ranked-pairs K
+# ICP_BIN=path runs that binary instead of building this tree (to measure an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=100000
@@ -17,8 +19,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 WORK=$(mktemp -d)
-cargo build --release -q --bin icp
-BIN=${CARGO_TARGET_DIR:-target}/release/icp
+if [ -z "${ICP_BIN:-}" ]; then
+    cargo build --release --locked -q --bin icp
+fi
+BIN=${ICP_BIN:-${CARGO_TARGET_DIR:-target}/release/icp}
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 "$BIN" sample-customers --count "$N" --seed 1 -o "$WORK/customers.csv" 2>/dev/null
 cut -d, -f1 "$WORK/customers.csv" > "$WORK/emails.csv"   # emails only
@@ -41,22 +45,53 @@ run_job() {
     python3 -c "print(f'{$end-$start:.3f}')"
 }
 
+# One job of a pair (`false` or `true`): prints its wall time, notes its id under its kind.
+run_kind() {
+    local secs
+    secs=$(run_job "?ranked=$1")
+    echo "$(cat "$WORK/id")" >> "$WORK/ids_$1"
+    echo "$secs"
+}
+
 if [ "$PAIRS" -gt 0 ]; then
     run_job "?ranked=false" >/dev/null   # warm-up: the population's pages, the cluster cache
-    : > "$WORK/pairs"
+    : > "$WORK/pairs"; : > "$WORK/ids_false"; : > "$WORK/ids_true"
     for i in $(seq 1 "$PAIRS"); do
         if [ $((i % 2)) -eq 1 ]; then
-            off=$(run_job "?ranked=false"); on=$(run_job "?ranked=true")
+            off=$(run_kind false); on=$(run_kind true)
         else
-            on=$(run_job "?ranked=true"); off=$(run_job "?ranked=false")
+            on=$(run_kind true); off=$(run_kind false)
         fi
         echo "$off $on" >> "$WORK/pairs"
         python3 -c "print(f'pair $i: without {$off:.2f} s, with ranked {$on:.2f} s, ratio {$on/$off:.3f}')"
     done
-    curl -sf "http://127.0.0.1:8097/v1/jobs/$(cat "$WORK/id")/result" | python3 -c '
-import json,sys; r=json.load(sys.stdin)["ranked"]
-print("ranked:", r["scope"], "eligible", r["eligible"], "weighted traits", r["weighted_traits"],
-      "tiers", [(t["name"], t["size"]) for t in r["tiers"]])' || true
+    # Per stage, each kind's median seconds (from the jobs' own progress); the ranked result of
+    # the last ranked job.
+    python3 - "$WORK" <<'EOF_STAGES' || true
+import json, statistics, sys, urllib.request
+from datetime import datetime
+work = sys.argv[1]
+def get(path):
+    with urllib.request.urlopen("http://127.0.0.1:8097" + path) as r:
+        return json.load(r)
+def at(s): return datetime.fromisoformat(s.rstrip("Z")[:26])
+stages = ["resolve", "enrich", "analyze", "map", "find"]
+for kind in ["false", "true"]:
+    ids = open(f"{work}/ids_{kind}").read().split()
+    per = {s: [] for s in stages}
+    for i in ids:
+        p = get(f"/v1/jobs/{i}")["progress"]
+        for s in stages:
+            if p[s].get("started_at") and p[s].get("finished_at"):
+                per[s].append((at(p[s]["finished_at"]) - at(p[s]["started_at"])).total_seconds())
+    print(("with ranked" if kind == "true" else "without   ") + ": median s per stage " +
+          ", ".join(f"{s} {statistics.median(v):.3f}" for s, v in per.items() if v))
+last = open(f"{work}/ids_true").read().split()[-1]
+r = get(f"/v1/jobs/{last}/result").get("ranked")
+if r:
+    print("ranked:", r["model"], r["scope"], "eligible", r["eligible"], "weighted traits",
+          r["weighted_traits"], "tiers", [(t["name"], t["size"]) for t in r["tiers"]])
+EOF_STAGES
     python3 - "$WORK/pairs" "$N" <<'EOF'
 import statistics, sys
 pairs = [tuple(map(float, l.split())) for l in open(sys.argv[1])]

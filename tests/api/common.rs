@@ -7,8 +7,8 @@ use icp_contract::{
     AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
     ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
-    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
-    SampleProfilesRequest, SampleProfilesResponse,
+    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse, SampleTraitsRequest,
+    SampleTraitsResponse,
 };
 use icp_mcp::{Secret, WattConfig, WattProvider};
 use icp_population::{EmbeddedProvider, GeneratorConfig, Population};
@@ -426,7 +426,7 @@ pub trait Tap: Send + Sync + 'static {
     fn on_rank(&self) -> RankTap {
         RankTap::Pass
     }
-    /// Whether `sample_profiles` answers (false: "this provider cannot", as a remote upstream).
+    /// Whether `sample_traits` answers (false: "this provider cannot", as a remote upstream).
     fn samples(&self) -> bool {
         true
     }
@@ -538,12 +538,12 @@ impl<T: Tap> PopulationProvider for Tapped<T> {
             RankTap::Cannot => None,
         }
     }
-    async fn sample_profiles(
+    async fn sample_traits(
         &self,
-        req: SampleProfilesRequest,
-    ) -> Option<Result<SampleProfilesResponse, ProviderError>> {
+        req: SampleTraitsRequest,
+    ) -> Option<Result<SampleTraitsResponse, ProviderError>> {
         if self.tap.samples() {
-            self.inner.sample_profiles(req).await
+            self.inner.sample_traits(req).await
         } else {
             None
         }

@@ -98,7 +98,8 @@ impl Mined {
 
 impl Mined {
     /// The logistic lookalike weights (`lookalike_logistic`): the customers against `sample`,
-    /// profiles of persons drawn from the population, over the traits `traits` names (the
+    /// persons drawn from the population, each as the positions in `traits` of the traits it
+    /// holds (`sample_traits` of the contract), over the traits `traits` names (the
     /// naive-Bayes weights': every listed value of every attribute the baseline covers, a flag
     /// by its one value), each trait's weight its coefficient. A person's score then ranks as
     /// the model's log-odds (the intercept, the same for everyone, is left out). The same
@@ -106,7 +107,7 @@ impl Mined {
     pub fn logistic_weights(
         &self,
         traits: &[TraitWeight],
-        sample: &[BTreeMap<String, String>],
+        sample: &[Vec<u32>],
         penalty: f64,
         max_rows: usize,
     ) -> Vec<TraitWeight> {
@@ -134,15 +135,7 @@ impl Mined {
                     .collect()
             })
             .collect();
-        let persons: Vec<Vec<u32>> = sample
-            .iter()
-            .map(|p| {
-                p.iter()
-                    .filter_map(|(k, v)| feature.get(&(k.as_str(), v.as_str())).copied())
-                    .collect()
-            })
-            .collect();
-        let fit = fit_logistic(traits.len(), &customers, &persons, penalty, max_rows);
+        let fit = fit_logistic(traits.len(), &customers, sample, penalty, max_rows);
         traits
             .iter()
             .zip(fit.coefficients)
@@ -251,7 +244,18 @@ mod tests {
         };
         let m = as_slices(&customers);
         let nb = m.lookalike_weights(&b, 1.0);
-        let w = m.logistic_weights(&nb, &sample, 1.0, 1000);
+        // The sample as the provider hands it over: each person's traits as positions in `nb`.
+        let rows = |sample: &[std::collections::BTreeMap<String, String>]| -> Vec<Vec<u32>> {
+            sample
+                .iter()
+                .map(|p| {
+                    (0..nb.len() as u32)
+                        .filter(|&j| p.get(&nb[j as usize].name) == Some(&nb[j as usize].value))
+                        .collect()
+                })
+                .collect()
+        };
+        let w = m.logistic_weights(&nb, &rows(&sample), 1.0, 1000);
         let weight = |n: &str, v: &str| {
             w.iter()
                 .find(|t| t.name == n && t.value == v)
@@ -268,6 +272,6 @@ mod tests {
         let mut sample2 = sample.clone();
         sample2.reverse();
         let m2 = as_slices(&reordered);
-        assert_eq!(m2.logistic_weights(&nb, &sample2, 1.0, 1000), w);
+        assert_eq!(m2.logistic_weights(&nb, &rows(&sample2), 1.0, 1000), w);
     }
 }

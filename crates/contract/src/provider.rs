@@ -4,8 +4,8 @@ use crate::{
     AudienceRecord, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
     ListClustersRequest, ListClustersResponse, ProviderError, RankPersonsRequest,
-    RankPersonsResponse, RecordBatch, ResolveRequest, ResolveResponse, SampleProfilesRequest,
-    SampleProfilesResponse,
+    RankPersonsResponse, RecordBatch, ResolveRequest, ResolveResponse, SampleTraitsRequest,
+    SampleTraitsResponse,
 };
 
 /// The full audience of a `find_persons` call, some records at a time, in the provider's order.
@@ -118,13 +118,13 @@ pub trait PopulationProvider: Send + Sync + 'static {
         None
     }
 
-    /// A seeded sample of the population's persons (see [`SampleProfilesRequest`]). `None` when
-    /// the provider cannot draw one: an upstream that only answers the five tools (the caller
-    /// then fits a model that needs no sample).
-    async fn sample_profiles(
+    /// A seeded sample of the population's persons, as the traits each holds (see
+    /// [`SampleTraitsRequest`]). `None` when the provider cannot draw one: an upstream that
+    /// only answers the five tools (the caller then fits a model that needs no sample).
+    async fn sample_traits(
         &self,
-        _req: SampleProfilesRequest,
-    ) -> Option<Result<SampleProfilesResponse, ProviderError>> {
+        _req: SampleTraitsRequest,
+    ) -> Option<Result<SampleTraitsResponse, ProviderError>> {
         None
     }
 

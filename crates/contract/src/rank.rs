@@ -63,25 +63,30 @@ pub fn tier_size(fraction: f64, eligible: u64) -> u64 {
     ((fraction * eligible as f64).ceil() as u64).min(eligible)
 }
 
-/// Ask for a seeded sample of the population's persons, as `get_person` profiles: what a
-/// lookalike model fits the customers against ([`crate::PopulationProvider::sample_profiles`]).
-/// The same request on the same population gives the same persons.
+/// Ask for a seeded sample of the population's persons, each described by which of `traits`
+/// they hold: the rows a lookalike model fits the customers against
+/// ([`crate::PopulationProvider::sample_traits`]). The same request on the same population
+/// gives the same persons and rows.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SampleProfilesRequest {
+pub struct SampleTraitsRequest {
     /// Persons to draw (all of them when the population is smaller).
     pub size: usize,
     pub seed: u64,
+    /// The traits (`name`, `value`, as clusters and `get_person` name them) a sampled person
+    /// is described by; a trait the population does not have is held by no one.
+    pub traits: Vec<(String, String)>,
     /// Persons drawn who are in here are left out of the answer (it may then hold fewer than
     /// `size`): the customers, so that they are not their own counter-examples.
     pub exclude: Vec<PersonId>,
     pub workflow_id: Option<String>,
 }
 
-/// The sampled persons' profiles (`domains` of `get_person`, contact fields included), in the
-/// provider's row order.
+/// The sampled persons, in the provider's row order: each as the positions in the request's
+/// `traits` of the traits they hold, ascending (a trait named twice: its first position).
+/// What a `get_person` profile of the person would say of those traits, without the profile.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SampleProfilesResponse {
-    pub profiles: Vec<std::collections::BTreeMap<String, String>>,
+pub struct SampleTraitsResponse {
+    pub rows: Vec<Vec<u32>>,
     /// Persons the sample was drawn from.
     pub population: u64,
     pub workflow_id: Option<String>,

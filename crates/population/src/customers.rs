@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use icp_contract::{GetPersonRequest, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError};
+use icp_contract::{PersonId, ProviderError};
 
 use crate::columns::Population;
 use crate::rng::Rng;
@@ -20,16 +20,11 @@ pub struct CustomerContact {
 }
 
 impl Population {
-    /// The profiles (as `get_person` answers them) of `size` persons drawn without replacement
-    /// by a seeded partial Fisher–Yates shuffle (over a map of the swapped rows, so linear in
-    /// `size`, not in the population), in row order, those in `exclude` left out: the same
-    /// for the same seed. Everyone (less `exclude`) when `size` is the population or more.
-    pub fn sample_profiles(
-        &self,
-        size: usize,
-        seed: u64,
-        exclude: &[PersonId],
-    ) -> Result<Vec<BTreeMap<String, String>>, ProviderError> {
+    /// The rows of `size` persons drawn without replacement by a seeded partial Fisher–Yates
+    /// shuffle (over a map of the swapped rows, so linear in `size`, not in the population),
+    /// ascending, those in `exclude` left out: the same for the same seed. Everyone (less
+    /// `exclude`) when `size` is the population or more.
+    pub fn sample_rows(&self, size: usize, seed: u64, exclude: &[PersonId]) -> Vec<u32> {
         let n = self.len();
         let mut rows: Vec<u32> = if size >= n {
             (0..n as u32).collect()
@@ -49,18 +44,54 @@ impl Population {
         };
         let excluded: HashSet<usize> = exclude.iter().filter_map(|id| self.index_of(*id)).collect();
         rows.retain(|r| !excluded.contains(&(*r as usize)));
-        let ids: Vec<PersonId> = rows.iter().map(|&r| self.person_id(r as usize)).collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(MAX_PERSON_IDS_PER_CALL) {
-            let answer = self.get_person(&GetPersonRequest {
-                person_ids: chunk.to_vec(),
-                domains: None,
-                format: None,
-                workflow_id: None,
-            })?;
-            out.extend(answer.profiles.into_iter().map(|p| p.domains));
-        }
-        Ok(out)
+        rows
+    }
+
+    /// The persons of [`Population::sample_rows`], each as the positions in `traits` of the
+    /// traits (`name = value`) they hold, ascending (a trait named twice: its first position):
+    /// what their `get_person` profiles say of those traits, without building the profiles
+    /// (a look-up per attribute and person).
+    pub fn sample_traits(
+        &self,
+        size: usize,
+        seed: u64,
+        exclude: &[PersonId],
+        traits: &[(String, String)],
+    ) -> Vec<Vec<u32>> {
+        let rows = self.sample_rows(size, seed, exclude);
+        // Per attribute, per code (0: unknown), the position of the trait it is, if asked for.
+        let index: HashMap<(&str, &str), u32> = traits
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(k, (name, value))| ((name.as_str(), value.as_str()), k as u32))
+            .collect();
+        let asked: Vec<Vec<u32>> = self
+            .attrs
+            .iter()
+            .map(|attr| {
+                std::iter::once(u32::MAX)
+                    .chain(attr.values.iter().map(|v| {
+                        index
+                            .get(&(attr.name.as_str(), v.as_str()))
+                            .copied()
+                            .unwrap_or(u32::MAX)
+                    }))
+                    .collect()
+            })
+            .collect();
+        rows.iter()
+            .map(|&row| {
+                let mut held: Vec<u32> = asked
+                    .iter()
+                    .enumerate()
+                    .map(|(a, codes)| codes[usize::from(self.code(row as usize, a))])
+                    .filter(|&k| k != u32::MAX)
+                    .collect();
+                held.sort_unstable();
+                held
+            })
+            .collect()
     }
 
     /// `n` distinct persons, from one segment (by name) or from everyone, the same for the same

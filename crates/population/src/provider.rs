@@ -7,8 +7,8 @@ use icp_contract::{
     AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
     ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
-    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
-    SampleProfilesRequest, SampleProfilesResponse,
+    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse, SampleTraitsRequest,
+    SampleTraitsResponse,
 };
 
 use crate::columns::Population;
@@ -186,15 +186,15 @@ impl PopulationProvider for EmbeddedProvider {
         Some(answer)
     }
 
-    async fn sample_profiles(
+    async fn sample_traits(
         &self,
-        mut req: SampleProfilesRequest,
-    ) -> Option<Result<SampleProfilesResponse, ProviderError>> {
+        mut req: SampleTraitsRequest,
+    ) -> Option<Result<SampleTraitsResponse, ProviderError>> {
         let wf = workflow(&mut req.workflow_id);
         let answer = self
             .run(move |p| {
-                Ok(SampleProfilesResponse {
-                    profiles: p.sample_profiles(req.size, req.seed, &req.exclude)?,
+                Ok(SampleTraitsResponse {
+                    rows: p.sample_traits(req.size, req.seed, &req.exclude, &req.traits),
                     population: p.len() as u64,
                     workflow_id: Some(wf),
                     tool_trace_id: Some(trace_id()),

@@ -514,33 +514,75 @@ fn sample_customers_draws_from_a_segment_and_resolves_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_profile_sample_is_seeded_distinct_and_leaves_out_the_excluded() {
+async fn a_trait_sample_is_seeded_distinct_and_says_what_the_profiles_say() {
     let p = pop();
-    let a = p.sample_profiles(2_000, 7, &[]).unwrap();
-    assert_eq!(a.len(), 2_000);
-    assert_eq!(a, p.sample_profiles(2_000, 7, &[]).unwrap());
-    assert_ne!(a, p.sample_profiles(2_000, 8, &[]).unwrap());
-    // Distinct persons (their contact data tells them apart).
-    let first = p.person_id(0);
-    let distinct: HashSet<String> = a.iter().map(|x| format!("{x:?}")).collect();
-    assert!(distinct.len() > 1_990, "{}", distinct.len());
+    let rows = p.sample_rows(2_000, 7, &[]);
+    assert_eq!(rows.len(), 2_000);
+    assert!(rows.windows(2).all(|w| w[0] < w[1]), "distinct, ascending");
+    assert_eq!(rows, p.sample_rows(2_000, 7, &[]));
+    assert_ne!(rows, p.sample_rows(2_000, 8, &[]));
     // Everyone, less the excluded, when the sample is as large as the population.
-    let all = p.sample_profiles(N + 5, 1, &[first]).unwrap();
+    let first = p.person_id(0);
+    let all = p.sample_rows(N + 5, 1, &[first]);
     assert_eq!(all.len(), N - 1);
-    assert_eq!(all[0], profile(p.person_id(1)));
+    assert_eq!(all[0], 1);
+    let left_out = p.sample_rows(2_000, 7, &[p.person_id(rows[5] as usize)]);
+    assert_eq!(left_out.len(), 1_999);
+    assert!(!left_out.contains(&rows[5]));
+
+    // The traits asked for: every `name = value` of some profiles (contact fields included,
+    // which are no trait of the population: held by no one), one named twice.
+    let mut traits: Vec<(String, String)> = Vec::new();
+    for &r in &rows[..50] {
+        for (k, v) in profile(p.person_id(r as usize)) {
+            if !traits.contains(&(k.clone(), v.clone())) {
+                traits.push((k, v));
+            }
+        }
+    }
+    traits.reverse();
+    traits.push(traits[3].clone());
+    let sampled = p.sample_traits(2_000, 7, &[], &traits);
+    assert_eq!(sampled.len(), rows.len());
+    for (held, &r) in sampled.iter().zip(&rows) {
+        let profile = profile(p.person_id(r as usize));
+        let mut expected: Vec<u32> = traits
+            .iter()
+            .enumerate()
+            .filter(|(k, (name, value))| {
+                let contact = [
+                    "first_name",
+                    "last_name",
+                    "email",
+                    "phone",
+                    "maid",
+                    "address",
+                ]
+                .iter()
+                .any(|c| name.starts_with(c));
+                *k < traits.len() - 1 && profile.get(name) == Some(value) && !contact
+            })
+            .map(|(k, _)| k as u32)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(held, &expected, "row {r}");
+    }
+    assert!(sampled[..50].iter().all(|h| !h.is_empty()));
+
     // Through the provider, traced.
     let provider = EmbeddedProvider::new(Arc::clone(p));
     let answer = provider
-        .sample_profiles(icp_contract::SampleProfilesRequest {
+        .sample_traits(icp_contract::SampleTraitsRequest {
             size: 2_000,
             seed: 7,
+            traits: traits.clone(),
             exclude: Vec::new(),
             workflow_id: None,
         })
         .await
         .expect("the embedded provider samples")
         .unwrap();
-    assert_eq!(answer.profiles, a);
+    assert_eq!(answer.rows, sampled);
     assert_eq!(answer.population, N as u64);
     assert!(answer.tool_trace_id.is_some());
 }

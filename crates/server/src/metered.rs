@@ -8,8 +8,8 @@ use icp_contract::{
     AudienceExport, FeedbackRequest, FeedbackResponse, FindPersonsRequest, FindPersonsResponse,
     GetClusterRequest, GetClusterResponse, GetPersonRequest, GetPersonResponse,
     ListClustersRequest, ListClustersResponse, PopulationProvider, ProviderError,
-    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse,
-    SampleProfilesRequest, SampleProfilesResponse,
+    RankPersonsRequest, RankPersonsResponse, ResolveRequest, ResolveResponse, SampleTraitsRequest,
+    SampleTraitsResponse,
 };
 
 use crate::metrics::Metrics;
@@ -111,15 +111,15 @@ impl PopulationProvider for MeteredProvider {
         Some(answer)
     }
 
-    async fn sample_profiles(
+    async fn sample_traits(
         &self,
-        req: SampleProfilesRequest,
-    ) -> Option<Result<SampleProfilesResponse, ProviderError>> {
+        req: SampleTraitsRequest,
+    ) -> Option<Result<SampleTraitsResponse, ProviderError>> {
         let started = Instant::now();
-        let answer = self.inner.sample_profiles(req).await?;
+        let answer = self.inner.sample_traits(req).await?;
         let error = answer.as_ref().err().map(ProviderError::kind);
         self.metrics
-            .observe_call("sample_profiles", started.elapsed(), error);
+            .observe_call("sample_traits", started.elapsed(), error);
         Some(answer)
     }
 

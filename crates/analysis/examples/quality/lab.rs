@@ -157,7 +157,7 @@ impl Planned {
     }
 
     /// The service's logistic weights (`Mined::logistic_weights`) against the sample the
-    /// embedded provider draws for the analyze stage (`Population::sample_profiles`, the same
+    /// embedded provider draws for the analyze stage (`Population::sample_traits`, the same
     /// seed and size, the customers left out), with penalty `penalty`.
     pub fn logistic(
         &self,
@@ -165,15 +165,19 @@ impl Planned {
         customers: &[PersonId],
         penalty: f64,
     ) -> Vec<icp_analysis::TraitWeight> {
-        let sample = pop
-            .sample_profiles(icp_analysis::MAX_ROWS, icp_analysis::SAMPLE_SEED, customers)
-            .expect("a sample");
-        self.mined.logistic_weights(
-            &self.naive_bayes(),
-            &sample,
-            penalty,
+        let nb = self.naive_bayes();
+        let traits: Vec<(String, String)> = nb
+            .iter()
+            .map(|t| (t.name.clone(), t.value.clone()))
+            .collect();
+        let sample = pop.sample_traits(
             icp_analysis::MAX_ROWS,
-        )
+            icp_analysis::SAMPLE_SEED,
+            customers,
+            &traits,
+        );
+        self.mined
+            .logistic_weights(&nb, &sample, penalty, icp_analysis::MAX_ROWS)
     }
 }
 

@@ -2,7 +2,7 @@
 //! `main` had before) and the ranked tiers measured against a truth the analysis never saw. The
 //! tiers are scored with the service's own weights: naive Bayes (`Mined::lookalike_weights`,
 //! what a remote provider gets) and the logistic regression (`Mined::logistic_weights` against
-//! the embedded provider's `Population::sample_profiles`, what the analyze stage fits).
+//! the embedded provider's `Population::sample_traits`, what the analyze stage fits).
 //!
 //! ```text
 //! # planted segments on a generated population (customers from a segment plus noise)

@@ -1,13 +1,12 @@
 //! Stage 3: what the customers have in common.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use icp_analysis::{
     Analysis, Analyzer, AudiencePlanning, Baseline, DEFAULT_PENALTY, DEFAULT_SMOOTHING, MAX_ROWS,
-    Mined, SAMPLE_SEED,
+    Mined, SAMPLE_SEED, TraitWeight,
 };
-use icp_contract::{Cluster, FindPersonsRequest, ProviderError, SampleProfilesRequest};
+use icp_contract::{Cluster, FindPersonsRequest, ProviderError, SampleTraitsRequest};
 use icp_store::Stage;
 
 use super::checkpoint::{Analyzed, AnalyzedCheckpoint, EnrichedPart, Resolved, Run};
@@ -50,33 +49,32 @@ impl Run<'_> {
         let (mined, listed) = self.mine_and_list(analyzer).await?;
         let baseline = listed.baseline();
         let ranked = self.options.may_rank() && baseline.is_some();
-        // The logistic model's counter-examples: a seeded sample of the population, the
-        // customers left out, where the provider can draw one (else naive Bayes).
-        let sample = if ranked {
-            self.population_sample(resolved).await?
-        } else {
-            None
+        // The ranked audiences' weights: every listed value of every attribute the baseline
+        // covers; naive Bayes from the customers' exact counts against the clusters' sizes (a
+        // few loops over the listed traits), or, given a sample, logistic regression over the
+        // same traits. The logistic model's counter-examples: a seeded sample of the
+        // population as the traits each holds, the customers left out, where the provider can
+        // draw one (else naive Bayes).
+        let naive_bayes = match &baseline {
+            Some(baseline) if ranked => Some(mined.lookalike_weights(baseline, DEFAULT_SMOOTHING)),
+            _ => None,
+        };
+        let sample = match &naive_bayes {
+            Some(traits) => self.population_sample(resolved, traits).await?,
+            None => None,
         };
         let (mined, analysis, baseline, weights, model) = tokio::task::spawn_blocking(move || {
             let analysis = match &baseline {
                 Some(baseline) => mined.analysis_with(baseline),
                 None => mined.analysis(),
             };
-            // The ranked audiences' weights: every listed value of every attribute the baseline
-            // covers; naive Bayes from the customers' exact counts against the clusters' sizes,
-            // or, given a sample, logistic regression over the same traits.
-            let (weights, model) = match &baseline {
-                Some(baseline) if ranked => {
-                    let nb = mined.lookalike_weights(baseline, DEFAULT_SMOOTHING);
-                    match &sample {
-                        Some(sample) => (
-                            Some(mined.logistic_weights(&nb, sample, DEFAULT_PENALTY, MAX_ROWS)),
-                            RankedModel::LogisticRegression,
-                        ),
-                        None => (Some(nb), RankedModel::NaiveBayes),
-                    }
-                }
-                _ => (None, RankedModel::NaiveBayes),
+            let (weights, model) = match (naive_bayes, &sample) {
+                (Some(nb), Some(sample)) => (
+                    Some(mined.logistic_weights(&nb, sample, DEFAULT_PENALTY, MAX_ROWS)),
+                    RankedModel::LogisticRegression,
+                ),
+                (Some(nb), None) => (Some(nb), RankedModel::NaiveBayes),
+                (None, _) => (None, RankedModel::NaiveBayes),
             };
             (mined, analysis, baseline, weights, model)
         })
@@ -134,29 +132,35 @@ impl Run<'_> {
 const SAMPLE_SIZE: usize = MAX_ROWS;
 
 impl Run<'_> {
-    /// The profiles of a seeded sample of the population, the job's matched persons left out;
-    /// `None` when the provider cannot draw one.
+    /// A seeded sample of the population, the job's matched persons left out, each person as
+    /// the positions in `traits` of the traits they hold; `None` when the provider cannot draw
+    /// one.
     async fn population_sample(
         &mut self,
         resolved: &Resolved,
-    ) -> Result<Option<Vec<BTreeMap<String, String>>>, StageError> {
-        let request = SampleProfilesRequest {
+        traits: &[TraitWeight],
+    ) -> Result<Option<Vec<Vec<u32>>>, StageError> {
+        let request = SampleTraitsRequest {
             size: SAMPLE_SIZE,
             seed: SAMPLE_SEED,
+            traits: traits
+                .iter()
+                .map(|t| (t.name.clone(), t.value.clone()))
+                .collect(),
             exclude: resolved.all.clone(),
             workflow_id: self.workflow_id.clone(),
         };
-        let Some(answer) = self.ctx.provider.sample_profiles(request).await else {
+        let Some(answer) = self.ctx.provider.sample_traits(request).await else {
             return Ok(None);
         };
         let answer = answer.map_err(provider("analyze"))?;
         self.trace(
             Stage::Analyze,
-            "sample_profiles",
+            "sample_traits",
             answer.tool_trace_id.as_ref(),
         )
         .await?;
-        Ok(Some(answer.profiles))
+        Ok(Some(answer.rows))
     }
 }
 
