@@ -310,9 +310,10 @@ fn corpus() -> Vec<Case> {
         )
         .invalid("/multi_identifiers/0")
         .says("missing field `hash_type`"),
+        // Neither `multi_identifiers` nor `segments`: no customers at all.
         json_job("no multi_identifiers", r#"{"options": {}}"#)
-            .invalid("/")
-            .says("missing field `multi_identifiers`"),
+            .invalid("/multi_identifiers")
+            .says("give at least one group of identifiers"),
         json_job("no groups", with("/multi_identifiers", json!([]))).invalid("/multi_identifiers"),
         json_job(
             "an empty group",
