@@ -111,8 +111,10 @@ pub struct JobOptions {
     /// `sha256`: plaintext emails, phones and mobile ad ids are hashed by the service before the
     /// job is stored, so they never leave it, nor sit in its database, in the clear.
     pub hash_identifiers: IdentifierHashing,
-    /// Also build the ranked audiences: every person scored against the customers
-    /// (naive Bayes over the analysed traits) and the top 1 %, 2 %, 5 % and 10 % exported.
+    /// Also build the ranked audiences: every person scored against the customers (logistic
+    /// regression of the customers against a seeded population sample where the provider can
+    /// draw one, else naive Bayes, over the analysed traits; `ranked.model` says which) and the
+    /// top 1 %, 2 %, 5 % and 10 % exported.
     /// Absent: built when the provider ranks its own population (the embedded one). `true`:
     /// built over any provider; one that cannot rank its population has the persons of the
     /// boolean audiences scored by the service instead (their profiles fetched). `false`: never.
