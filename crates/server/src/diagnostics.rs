@@ -249,10 +249,9 @@ pub fn resolution_warning(
 ) -> Option<Warning> {
     let rejected: u64 = groups.iter().map(|(_, r)| r).sum();
     let overall = ratio(resolved, requested + rejected);
-    let low_groups: Vec<&GroupResolution> = groups
+    let low_groups: Vec<&(GroupResolution, u64)> = groups
         .iter()
         .filter(|(g, r)| g.sent + r > 0 && ratio(g.matched, g.sent + r) < LOW_RESOLUTION)
-        .map(|(g, _)| g)
         .collect();
     if overall >= LOW_RESOLUTION && low_groups.is_empty() {
         return None;
@@ -276,13 +275,15 @@ pub fn resolution_warning(
     if !low_groups.is_empty() {
         let listed: Vec<String> = low_groups
             .iter()
-            .map(|g| {
+            // Of what was submitted: values left out at intake count as unmatched, as in the
+            // filter above (a group whose every value was left out reads "0 of 100", not "0 of 0").
+            .map(|(g, left_out)| {
                 format!(
                     "{} {} {} of {}",
                     g.id_type.as_str(),
                     g.hash_type.as_str(),
                     g.matched,
-                    g.sent
+                    g.sent + left_out
                 )
             })
             .collect();
@@ -548,7 +549,7 @@ mod tests {
             (Some(100), Some(200), Some(90))
         );
         assert!(
-            w.message.contains("phone plaintext 10 of 10"),
+            w.message.contains("phone plaintext 10 of 100"),
             "{}",
             w.message
         );
