@@ -1,5 +1,6 @@
 //! Exclusions: `options.exclude` traits become `AND NOT` terms of every audience, whose members
-//! then never hold them; customers left out are counted out of `total`.
+//! then never hold them, and leave their holders out of the ranked tiers; customers left out
+//! are counted out of `total`.
 
 use serde_json::json;
 
@@ -35,7 +36,6 @@ async fn excluded_traits_leave_every_audience_and_totals_count_without_customers
         let excluded = format!("{name}={value}");
         let options = json!({
             "min_support": 0.05,
-            "ranked": false,
             "exclude": [excluded, "no_such_attribute=anything"],
         });
         let (id, job, result) = finished_job(&app, &job_body(&emails, options)).await;
@@ -95,6 +95,24 @@ async fn excluded_traits_leave_every_audience_and_totals_count_without_customers
             removed > 0,
             "the exclusion removed nobody: pick a commoner trait"
         );
+        // The ranked tiers leave the trait's holders out too: they are not even eligible.
+        let ranked = &result["ranked"];
+        let eligible = ranked["eligible"].as_u64().expect("ranked tiers") as usize;
+        assert!(
+            eligible <= population().len() - with_trait.len(),
+            "{eligible} eligible with {} holding the excluded trait",
+            with_trait.len()
+        );
+        for tier in ranked["tiers"].as_array().unwrap() {
+            let name = tier["name"].as_str().unwrap();
+            let people = audience_members(&app, &id, name).await;
+            assert_eq!(
+                people.len() as u64,
+                tier["size"].as_u64().unwrap(),
+                "{name}"
+            );
+            assert!(people.is_disjoint(&with_trait), "{name}");
+        }
         app.shutdown().await;
     }
 }

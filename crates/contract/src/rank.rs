@@ -24,6 +24,9 @@ pub struct RankPersonsRequest {
     /// Each in (0, 1]; ascending, so that each tier is a prefix of the next.
     pub fractions: Vec<f64>,
     pub exclude: Vec<PersonId>,
+    /// `(name, value)` traits whose holders are left out too (a job's `options.exclude`, the
+    /// `AND NOT` terms of its boolean audiences); a trait the population lacks leaves no one out.
+    pub exclude_traits: Vec<(String, String)>,
     pub location: Option<Location>,
     /// The contact data each record carries.
     pub identifier_type: IdType,

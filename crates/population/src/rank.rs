@@ -155,7 +155,7 @@ impl Population {
                 weight: w.weight as f32,
             })
             .collect();
-        let within = match &req.location {
+        let mut within = match &req.location {
             Some(loc) => {
                 geo::validate(loc)?;
                 Some(geo::exact(
@@ -167,6 +167,33 @@ impl Population {
             }
             None => None,
         };
+        if !req.exclude_traits.is_empty() {
+            // The holders of an excluded trait: a person scores above 0 over those traits
+            // weighted 1 each. They leave the ranking as persons outside the location do.
+            let marks: Vec<TraitWeight> = req
+                .exclude_traits
+                .iter()
+                .map(|(name, value)| TraitWeight {
+                    name: name.clone(),
+                    value: value.clone(),
+                    weight: 1.0,
+                })
+                .collect();
+            let held = self
+                .scores_of(&marks)
+                .map_err(|e| ProviderError::validation(e.to_string()))?;
+            let mut keep = within.unwrap_or_else(|| {
+                let mut all = RoaringBitmap::new();
+                all.insert_range(0..self.len as u32);
+                all
+            });
+            for (row, &mark) in held.iter().enumerate() {
+                if mark > 0.0 {
+                    keep.remove(row as u32);
+                }
+            }
+            within = Some(keep);
+        }
         let ranked = self
             .rank_rows(&weights, &req.exclude, within.as_ref(), &req.fractions)
             .map_err(|e| ProviderError::validation(e.to_string()))?;

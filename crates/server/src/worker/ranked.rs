@@ -136,6 +136,12 @@ impl Run<'_> {
                 .collect(),
             fractions: RANKED_FRACTIONS.to_vec(),
             exclude,
+            exclude_traits: self
+                .options
+                .exclusion_items()
+                .into_iter()
+                .map(|i| (i.name, i.value))
+                .collect(),
             location: self.options.location,
             identifier_type: self.options.identifier_type,
             workflow_id: self.workflow_id.clone(),
