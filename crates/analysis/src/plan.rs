@@ -25,6 +25,12 @@
 //! hybrid may grow to twice its start (never to reach's top). No AND keeps a trait the others
 //! imply (the same people without it). A strategy that cannot meet its band says so in the
 //! notes ([`AudienceNoteCode`]).
+//!
+//! With exclusions ([`AudienceConfig::exclude`], every plan `AND NOT` them), every candidate is
+//! measured as it will be sent: its customers counted without those holding an excluded trait
+//! (the trait's mined bitset; an excluded trait too rare among the customers to be mined is
+//! said in a note), and its size counted with the exclusions (the `count` callback sends them),
+//! a single trait's cluster size then only an upper bound.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -60,6 +66,9 @@ pub enum AudienceNoteCode {
     /// An exclusion (`options.exclude`) names a trait the provider has no cluster for: it
     /// excluded nobody and was left out of the expressions.
     ExclusionUnknown,
+    /// An exclusion names a trait too few customers hold to be mined: the customers the
+    /// planner expects an audience to hold still count those few who hold it.
+    ExclusionUncounted,
 }
 
 /// A note about the audiences: a code, the strategy it concerns (none: all), and a sentence.
@@ -136,6 +145,30 @@ impl Mined {
             .map(|p| (self.item(p), p))
             .collect();
         let p = population as f64;
+        let excluded_items = config.exclude.as_ref().map(Expr::items).unwrap_or_default();
+        // The customers an audience leaves out: those holding any excluded trait.
+        let mut excluded = vec![0u64; self.words];
+        let mut uncounted = Vec::new();
+        for item in &excluded_items {
+            match positions.get(item) {
+                Some(&position) => excluded
+                    .iter_mut()
+                    .zip(self.row(position))
+                    .for_each(|(e, r)| *e |= r),
+                None => uncounted.push(format!("{}={}", item.name, item.value)),
+            }
+        }
+        // Of the population, the share no exclusion removes, the traits taken as independent:
+        // what a trait's cluster size is scaled by to estimate it with the exclusions.
+        let kept = excluded_items
+            .iter()
+            .map(|i| {
+                1.0 - baseline
+                    .sizes
+                    .get(i)
+                    .map_or(0.0, |s| (*s as f64 / p).min(1.0))
+            })
+            .product::<f64>();
         let min_size = config
             .min_audience_size
             .map_or_else(|| (0.005 * p).min(1000.0), |m| m as f64)
@@ -149,6 +182,8 @@ impl Mined {
             n: self.customers as f64,
             p,
             min_size,
+            excluded: (!excluded_items.is_empty()).then_some(excluded),
+            kept,
             exact: HashMap::new(),
             calls: 0,
             count,
@@ -160,6 +195,16 @@ impl Mined {
                 code: AudienceNoteCode::PopulationEstimated,
                 message: format!(
                     "The provider gave no population size; shares are of an estimated {population} persons."
+                ),
+            });
+        }
+        if !uncounted.is_empty() {
+            planner.notes.push(AudienceNote {
+                strategy: None,
+                code: AudienceNoteCode::ExclusionUncounted,
+                message: format!(
+                    "Too few customers hold the excluded {} to be counted out: the customers each audience is expected to hold may include those few.",
+                    uncounted.join(", ")
                 ),
             });
         }
@@ -217,6 +262,11 @@ struct Planner<'a> {
     n: f64,
     p: f64,
     min_size: f64,
+    /// The customers holding an excluded trait (a bitset over the mined customers), when the
+    /// plans exclude any: no audience holds them.
+    excluded: Option<Vec<u64>>,
+    /// The share of the population no exclusion removes (1 without exclusions).
+    kept: f64,
     /// Exact population sizes counted so far.
     exact: HashMap<Dnf, u64>,
     calls: usize,
@@ -246,7 +296,7 @@ impl Planner<'_> {
     fn known_range(&self, term: &Term) -> (f64, f64) {
         let mut upper = f64::INFINITY;
         for item in term {
-            if let Some(size) = self.single_size(item) {
+            if let Some(size) = self.cluster_size(item) {
                 upper = upper.min(size);
             }
         }
@@ -279,11 +329,21 @@ impl Planner<'_> {
             }
             union.iter_mut().zip(&acc).for_each(|(u, a)| *u |= a);
         }
+        if let Some(excluded) = &self.excluded {
+            union.iter_mut().zip(excluded).for_each(|(u, e)| *u &= !e);
+        }
         Some(bitset::count(&union))
     }
 
-    fn single_size(&self, item: &Item) -> Option<f64> {
+    /// A trait's cluster size: the persons holding it, excluded or not.
+    fn cluster_size(&self, item: &Item) -> Option<f64> {
         self.baseline.sizes.get(item).map(|s| *s as f64)
+    }
+
+    /// A trait's size as its audience would have it: its cluster size, with exclusions scaled
+    /// by the share they leave (an estimate).
+    fn single_size(&self, item: &Item) -> Option<f64> {
+        self.cluster_size(item).map(|s| s * self.kept)
     }
 
     /// A size without a count: a counted term's size, else the traits taken as independent;
@@ -295,9 +355,9 @@ impl Planner<'_> {
             let size = match self.exact.get(&vec![term.clone()]) {
                 Some(s) => *s as f64,
                 None => {
-                    let mut share = 1.0;
+                    let mut share = self.kept;
                     for item in term {
-                        share *= self.single_size(item)? / self.p;
+                        share *= self.cluster_size(item)? / self.p;
                     }
                     share * self.p
                 }
@@ -327,12 +387,14 @@ impl Planner<'_> {
         Some(guess.clamp(low, high.max(low)))
     }
 
-    /// The population size of `dnf` and whether it is exact: a single trait's cluster size, a
-    /// count already made, or (when `call`) a new count within the budget.
+    /// The population size of `dnf` and whether it is exact: a single trait's cluster size
+    /// (without exclusions), a count already made, or (when `call`) a new count within the
+    /// budget.
     fn size(&mut self, dnf: &Dnf, call: bool) -> Option<(f64, bool)> {
         if let [term] = dnf.as_slice()
             && let [item] = term.as_slice()
-            && let Some(size) = self.single_size(item)
+            && self.excluded.is_none()
+            && let Some(size) = self.cluster_size(item)
         {
             return Some((size, true));
         }
@@ -755,7 +817,12 @@ impl Planner<'_> {
         let mut singles: Vec<(f64, Item, u64)> = Vec::new();
         for position in 0..self.mined.frequent.len() as u32 {
             let item = self.mined.item(position);
-            let c = self.mined.count_of(position);
+            let c = match self.excluded {
+                None => self.mined.count_of(position),
+                Some(_) => self
+                    .customers(&vec![vec![item.clone()]])
+                    .unwrap_or_default(),
+            };
             let Some(size) = self.single_size(&item) else {
                 continue;
             };
@@ -850,8 +917,9 @@ impl Planner<'_> {
                     );
                     return None;
                 };
-                let size = self.single_size(&item)?;
-                self.scored(vec![vec![item]], c, size, true)
+                let dnf = vec![vec![item]];
+                let (size, exact) = self.size(&dnf, true)?;
+                self.scored(dnf, c, size, exact)
             }
         };
         let tries = self

@@ -6,7 +6,7 @@
 #[path = "../examples/quality/lab.rs"]
 mod lab;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use icp_analysis::{
     AnalysisConfig, AudienceBands, AudienceConfig, AudienceNoteCode, Band, DEFAULT_PENALTY, Expr,
@@ -195,6 +195,86 @@ fn the_ranked_model_beats_every_boolean_audience_at_its_size() {
             );
         }
     }
+}
+
+/// With exclusions, what the planner expects is what the audience holds: the customers it
+/// counts leave out those holding an excluded trait, and every size it calls exact is the
+/// population's count of the expression sent (exclusions and all).
+#[test]
+fn expected_figures_leave_the_excluded_out() {
+    let pop = population();
+    let (ids, customers, _) = planted(&pop, "tech_professionals", 0.3, 5);
+    let planned = lab::analyse(&pop, &ids, AnalysisConfig::default());
+    let plain = planned.plan(&pop, &AudienceConfig::default());
+    let used: HashSet<icp_analysis::Item> = plain.items().into_iter().collect();
+    // The customers' most frequent trait no plan uses: many of them hold it.
+    let common = planned
+        .analysis
+        .top_attributes
+        .iter()
+        .map(|a| icp_analysis::Item::new(&a.name, &a.value))
+        .find(|i| !used.contains(i))
+        .expect("a frequent trait outside the plans");
+    let config = AudienceConfig {
+        exclude: Some(Expr::Item(common.clone())),
+        ..AudienceConfig::default()
+    };
+    let planning = planned.plan(&pop, &config);
+    assert!(!planning.plans.is_empty(), "{:?}", planning.notes);
+    assert!(
+        planning
+            .notes
+            .iter()
+            .all(|n| n.code != AudienceNoteCode::ExclusionUncounted),
+        "{:?}",
+        planning.notes
+    );
+    for plan in &planning.plans {
+        let members = planned.members(&pop, &plan.expression);
+        let expected = plan.expected.expect("expected figures");
+        let held = members.intersection(&customers).count() as u64;
+        assert_eq!(
+            expected.customers, held,
+            "{:?} expects {} customers, holds {held}",
+            plan.strategy, expected.customers
+        );
+        if expected.size_exact {
+            assert_eq!(expected.size, members.len() as u64, "{:?}", plan.strategy);
+        }
+    }
+    // A trait too rare among the customers to be mined (under min_support, 2 %, of them)
+    // cannot be counted out: it is said.
+    let mut held: HashMap<(String, String), usize> = HashMap::new();
+    for profile in &planned.customer_profiles {
+        for (k, v) in profile {
+            *held.entry((k.clone(), v.clone())).or_default() += 1;
+        }
+    }
+    let rare = planned
+        .hashes
+        .keys()
+        .filter(|i| !used.contains(*i))
+        .min_by_key(|i| (held.get(&(i.name.clone(), i.value.clone())), (*i).clone()))
+        .expect("a listed trait")
+        .clone();
+    let rare_held = held
+        .get(&(rare.name.clone(), rare.value.clone()))
+        .copied()
+        .unwrap_or(0);
+    assert!(rare_held < CUSTOMERS / 50, "{rare:?} held by {rare_held}");
+    let config = AudienceConfig {
+        exclude: Some(Expr::any_of(&[common, rare]).expect("two traits")),
+        ..AudienceConfig::default()
+    };
+    let planning = planned.plan(&pop, &config);
+    assert!(
+        planning
+            .notes
+            .iter()
+            .any(|n| n.code == AudienceNoteCode::ExclusionUncounted && n.strategy.is_none()),
+        "{:?}",
+        planning.notes
+    );
 }
 
 #[test]

@@ -125,9 +125,16 @@ impl Planned {
         e.render(&|i| self.hashes.get(i).cloned())
     }
 
-    /// The planner, each size an exact count of the population.
+    /// The planner, each size an exact count of the population, counted as the service sends
+    /// it (with the exclusions' `AND NOT` terms).
     pub fn plan(&self, pop: &Population, config: &AudienceConfig) -> AudiencePlanning {
-        let mut count = |e: &Expr| self.render(e).and_then(|t| pop.count(&t).ok());
+        let mut count = |e: &Expr| {
+            let sent = match &config.exclude {
+                Some(exclude) => e.clone().and_not(exclude),
+                None => e.clone(),
+            };
+            self.render(&sent).and_then(|t| pop.count(&t).ok())
+        };
         self.mined
             .plan_audiences(&self.analysis, &self.baseline, config, &mut count)
             .expect("a population size")
