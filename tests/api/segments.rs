@@ -100,6 +100,41 @@ fn assert_finds_its_own(result: &Value, name: &str, drawn: usize, other: usize) 
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
 }
 
+/// Asserts each of a segment's audiences is validated against that segment's customers: its
+/// traits are the segment's top traits at the segment's frequencies, and its precision
+/// audience holds them closer than a draw of the population does.
+fn assert_validated_against_its_segment(s: &Value, name: &str, audiences: &[Value]) {
+    let frequency: std::collections::HashMap<(String, String), f64> =
+        s["analysis"]["top_attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (trait_of(a), a["frequency"].as_f64().unwrap()))
+            .collect();
+    for a in audiences {
+        let v = &a["validation"];
+        let traits = v["traits"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}'s {} is not validated: {a}", a["strategy"]));
+        assert!(!traits.is_empty(), "{a}");
+        for t in traits {
+            let f = frequency.get(&trait_of(t)).copied();
+            assert_eq!(
+                f,
+                t["customers"].as_f64(),
+                "{name}: {t} is not at the segment's frequency"
+            );
+        }
+        if a["strategy"] == "precision" {
+            let (score, draw) = (
+                v["similarity"].as_f64().unwrap(),
+                v["population_similarity"].as_f64().unwrap(),
+            );
+            assert!(score > draw, "{name}'s precision: {score} vs {draw}: {v}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_segment_finds_its_own_icp_and_what_sets_it_apart() {
     let (_, alpha) = segment_emails(ALPHA, PER_SEGMENT);
@@ -145,6 +180,7 @@ async fn each_segment_finds_its_own_icp_and_what_sets_it_apart() {
                 .find(|a| a["strategy"] == "precision")
                 .unwrap_or_else(|| panic!("{name} has no precision audience: {s}"));
             precision.push(p.clone());
+            assert_validated_against_its_segment(s, name, audiences);
         }
         // The combined audience: the two precision expressions ORed, each in parentheses.
         let combined = &result["combined_audience"];
@@ -167,6 +203,34 @@ async fn each_segment_finds_its_own_icp_and_what_sets_it_apart() {
             assert!(total >= p["total"].as_u64().unwrap(), "{combined} {p}");
         }
         assert!(exported(&app, &id, "combined").await > 0);
+        // The combined audience is set against the whole list, as its own audiences are.
+        let whole = &result["audiences"][0]["validation"];
+        assert_eq!(
+            combined["validation"]["traits"]
+                .as_array()
+                .expect("the combined audience's validation")
+                .iter()
+                .map(|t| (trait_of(t), t["customers"].clone()))
+                .collect::<Vec<_>>(),
+            whole["traits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (trait_of(t), t["customers"].clone()))
+                .collect::<Vec<_>>(),
+            "{combined}"
+        );
+        // The validate stage took every audience: the whole list's, each segment's, the
+        // combined one.
+        let audiences = |v: &Value| v["audiences"].as_array().unwrap().len() as u64;
+        let tiers = result["ranked"]["tiers"].as_array().map_or(0, Vec::len) as u64;
+        let expected = audiences(&result)
+            + tiers
+            + audiences(segment(&result, "alpha"))
+            + audiences(segment(&result, "beta"))
+            + 1;
+        assert_eq!(job["progress"]["validate"]["total"], expected, "{job}");
+        assert_eq!(job["progress"]["validate"]["done"], expected, "{job}");
         // The whole list's audiences keep their names; an unknown segment has none.
         assert!(exported(&app, &id, "precision").await > 0);
         assert_problem(

@@ -1,10 +1,40 @@
-//! Reading one audience export, shared by the find stage and custom audiences: customers
-//! dropped and counted, at most `limit` records kept, the kept ones gathered into chunks of JSON
-//! lines (the records' JSON as the provider encoded it, a line each).
+//! One audience export, shared by the stages and custom audiences: written (customers dropped
+//! and counted, at most `limit` records kept, the kept ones gathered into chunks of JSON lines,
+//! the records' JSON as the provider encoded it, a line each) and read back.
 
 use std::collections::HashSet;
 
 use icp_contract::PersonId;
+use icp_store::{Store, StoreError};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// The part of an audience record read back from its export.
+#[derive(Deserialize)]
+struct RecordId {
+    person_id: PersonId,
+}
+
+/// Reads every record of job `job`'s stored export `name` (JSON Lines, chunk by chunk), handing
+/// each record's person id and line to `each`.
+pub async fn read_export(
+    store: &Store,
+    job: Uuid,
+    name: &str,
+    mut each: impl FnMut(PersonId, &str),
+) -> Result<(), StoreError> {
+    let mut n = 0;
+    while let Some(body) = store.export_chunk(job, name, n).await? {
+        for line in body.lines().filter(|l| !l.is_empty()) {
+            let record: RecordId = serde_json::from_str(line).map_err(|e| {
+                StoreError::InvalidData(format!("a record of the export {name}: {e}"))
+            })?;
+            each(record.person_id, line);
+        }
+        n += 1;
+    }
+    Ok(())
+}
 
 pub struct ExportTally<'a> {
     customers: &'a HashSet<PersonId>,

@@ -11,7 +11,8 @@
 //! - `options` (a job's options), `normalization` (identifiers in the form they are sent in),
 //!   `diagnostics` (warnings found in the identifiers, the resolution and the analysis),
 //!   `input` (a job's identifiers, JSON or CSV), `model` (jobs and results as the API shows
-//!   them), `report` (a job's result as an HTML page), `state` (what handlers share);
+//!   them), `validation` (an audience's sample set against the customers; uses `model` and
+//!   `export_tally`), `report` (a job's result as an HTML page), `state` (what handlers share);
 //! - `worker` (the pool and one file per stage), `webhook` (delivering job-end messages) and
 //!   `api` (one router per resource), which do not use each other;
 //! - `app`: the service started and stopped.
@@ -35,6 +36,7 @@ pub mod problem;
 pub mod report;
 pub mod rfc3339;
 pub mod state;
+pub mod validation;
 pub mod warning;
 pub mod webhook;
 pub mod webhook_secret;

@@ -290,8 +290,9 @@ pub struct AudienceResult {
     /// (`segment.<name>.<strategy>`) or the segments' combined one (`combined`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// A sample of the audience set against the customers (the `validate` stage; absent when
-    /// the job set `validate: false`, and in jobs found before it existed).
+    /// A sample of the audience set against the customers it was made for: a segment's
+    /// audience against that segment's, the others against the whole list's (the `validate`
+    /// stage; absent when the job set `validate: false`, and in jobs found before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<Validation>,
 }

@@ -58,12 +58,6 @@ impl From<AnalyzedCheckpoint> for Analyzed {
     }
 }
 
-/// The part of an audience record the stages after find read it by.
-#[derive(Deserialize)]
-struct RecordId {
-    person_id: PersonId,
-}
-
 /// The checkpoint of one resolve call: enough to merge calls and to resume.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct ResolvedChunk {
@@ -290,19 +284,9 @@ impl Run<'_> {
     pub(super) async fn read_export(
         &self,
         name: &str,
-        mut each: impl FnMut(PersonId, &str),
+        each: impl FnMut(PersonId, &str),
     ) -> Result<(), StageError> {
-        let mut n = 0;
-        while let Some(body) = self.store().export_chunk(self.job.id, name, n).await? {
-            for line in body.lines().filter(|l| !l.is_empty()) {
-                let id = serde_json::from_str::<RecordId>(line)
-                    .map_err(corrupt)?
-                    .person_id;
-                each(id, line);
-            }
-            n += 1;
-        }
-        Ok(())
+        Ok(crate::export_tally::read_export(self.store(), self.job.id, name, each).await?)
     }
 
     pub(super) async fn adopt_workflow(

@@ -59,7 +59,7 @@ pub async fn run(
         .await?;
     done(&stage, "map", started);
     let (started, stage) = (Instant::now(), span("find", &run.workflow_id));
-    let (mut audiences, (segment_audiences, combined_audience), mut ranked) = async {
+    let (mut audiences, (mut segment_audiences, mut combined_audience), mut ranked) = async {
         let audiences = run.find(&mapped, &resolved).await?;
         let segments = run.find_segments(&mapped, &resolved).await?;
         let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
@@ -77,7 +77,13 @@ pub async fn run(
     done(&stage, "find", started);
     if run.options.validate {
         let (started, stage) = (Instant::now(), span("validate", &run.workflow_id));
-        run.validate(&mapped, &mut audiences, &mut ranked)
+        let found = super::validate::Found {
+            audiences: &mut audiences,
+            ranked: &mut ranked,
+            segments: &mut segment_audiences,
+            combined: &mut combined_audience,
+        };
+        run.validate(&mapped, found)
             .instrument(stage.clone())
             .await?;
         done(&stage, "validate", started);

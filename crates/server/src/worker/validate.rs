@@ -1,57 +1,78 @@
-//! Stage 6: each audience set against the customers (Step 6 of the workflow). A seeded sample of
-//! the audience's stored export is enriched with `get_person` (≤ 1000 ids a call, the job's
-//! domains, the job's provider) and the customers' top traits counted in it; see
-//! [`crate::model::Validation`] for the sample, the traits and the score. Each audience's
-//! validation is checkpointed as one part (a boolean audience at its strategy's place in
-//! `Strategy::ALL`, a ranked tier at `TIERS_SEQ` + its place), so a resumed job validates only
-//! what it lacks.
+//! Stage 6: each audience set against the customers it was made for (Step 6 of the workflow,
+//! [`crate::validation`]): the whole list's audiences, its ranked tiers and the combined
+//! audience against the whole list's top traits, each segment's audiences against that
+//! segment's. Each audience's validation is checkpointed as one part, so a resumed job
+//! validates only what it lacks: a boolean audience at its strategy's place in
+//! `Strategy::ALL`, a ranked tier at `TIERS_SEQ` + its place, the combined audience at
+//! `COMBINED_SEQ`, segment *k*'s audience at `SEGMENT_SEQ + SEGMENT_SEQ_STRIDE · k` + its
+//! strategy's place.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
-use icp_analysis::{Analysis, Strategy};
-use icp_contract::{GetPersonRequest, MAX_PERSON_IDS_PER_CALL, PersonId};
+use icp_analysis::Strategy;
 use icp_store::Stage;
 
 use super::checkpoint::{Mapped, Run};
 use super::error::{StageError, corrupt, provider};
 use crate::model::{AudienceResult, RankedResult, Validation, ValidationTrait, strategy_name};
+use crate::validation::{Enricher, chosen_traits, draw_export};
 
-/// The persons a sample holds (fewer when the audience is smaller): one `get_person` call.
-pub const SAMPLE_SIZE: usize = 1_000;
-/// The seed of every draw: the same audience gives the same sample in every job.
-pub const SEED: u64 = 0x1C9_5EED;
-/// The most traits compared.
-pub const TRAITS: usize = 10;
-/// A ranked tier's checkpoint is part `TIERS_SEQ` + its place among the tiers.
 const TIERS_SEQ: i64 = 100;
+const COMBINED_SEQ: i64 = 999;
+const SEGMENT_SEQ: i64 = 1_000;
+const SEGMENT_SEQ_STRIDE: i64 = 8;
 
-/// One audience to validate: its checkpoint part and its export's name.
+/// One audience to validate: its checkpoint part, its export's name and which traits it is set
+/// against (`None`: the whole list's, `Some(k)`: segment *k*'s).
 struct Target {
     seq: i64,
     export: String,
+    segment: Option<usize>,
+}
+
+/// The audiences a job found, to be validated in place.
+pub(super) struct Found<'a> {
+    pub audiences: &'a mut [AudienceResult],
+    pub ranked: &'a mut Option<RankedResult>,
+    pub segments: &'a mut [Vec<AudienceResult>],
+    pub combined: &'a mut Option<AudienceResult>,
 }
 
 impl Run<'_> {
-    /// Validates every audience and ranked tier the job found, filling their `validation`.
+    /// Validates every audience, ranked tier, segment audience and the combined audience the
+    /// job found, filling their `validation`.
     pub(super) async fn validate(
         &mut self,
         mapped: &Mapped,
-        audiences: &mut [AudienceResult],
-        ranked: &mut Option<RankedResult>,
+        found: Found<'_>,
     ) -> Result<(), StageError> {
-        let mut targets: Vec<Target> = audiences
-            .iter()
-            .map(|a| Target {
-                seq: strategy_seq(a.strategy),
-                export: strategy_name(a.strategy).to_owned(),
-            })
-            .collect();
-        if let Some(ranked) = ranked.as_ref() {
+        let whole = |a: &AudienceResult| Target {
+            seq: strategy_seq(a.strategy),
+            export: strategy_name(a.strategy).to_owned(),
+            segment: None,
+        };
+        let mut targets: Vec<Target> = found.audiences.iter().map(whole).collect();
+        if let Some(ranked) = found.ranked.as_ref() {
             targets.extend(ranked.tiers.iter().enumerate().map(|(i, t)| Target {
                 seq: TIERS_SEQ + i as i64,
                 export: t.name.clone(),
+                segment: None,
             }));
+        }
+        for (k, audiences) in found.segments.iter().enumerate() {
+            targets.extend(audiences.iter().map(|a| Target {
+                seq: segment_seq(k, a.strategy),
+                export: export_name(a),
+                segment: Some(k),
+            }));
+        }
+        if let Some(combined) = found.combined.as_ref() {
+            targets.push(Target {
+                seq: COMBINED_SEQ,
+                export: export_name(combined),
+                segment: None,
+            });
         }
         self.enter(Stage::Validate, targets.len() as u64).await?;
         let mut done: BTreeMap<i64, Validation> = BTreeMap::new();
@@ -63,117 +84,61 @@ impl Run<'_> {
             done.insert(seq, serde_json::from_str(&body).map_err(corrupt)?);
         }
         let traits = chosen_traits(&mapped.analysis);
+        let segment_traits: Vec<Vec<ValidationTrait>> = mapped
+            .segments
+            .iter()
+            .map(|s| s.analysis.as_ref().map(chosen_traits).unwrap_or_default())
+            .collect();
+        let enricher = Enricher {
+            provider: Arc::clone(&self.ctx.provider),
+            domains: self
+                .options
+                .domains
+                .clone()
+                .unwrap_or_else(crate::options::trait_domains),
+            workflow_id: self.workflow_id.clone(),
+            concurrency: self.ctx.config.enrich_concurrency,
+        };
         for target in &targets {
             if done.contains_key(&target.seq) {
                 continue;
             }
-            let (validation, traces) = self.validate_one(&target.export, &traits).await?;
+            let traits = match target.segment {
+                Some(k) => segment_traits.get(k).map_or(&[][..], Vec::as_slice),
+                None => &traits,
+            };
+            let sample = draw_export(self.store(), self.job.id, &target.export).await?;
+            let (validation, trace_ids) = enricher
+                .validate(&sample, traits)
+                .await
+                .map_err(provider("validate"))?;
+            let traces: Vec<(String, String)> = trace_ids
+                .iter()
+                .flat_map(|id| self.traces_of("get_person", id.as_ref()))
+                .collect();
             let body = serde_json::to_string(&validation).map_err(corrupt)?;
             let progress = done.len() as u64 + 1;
             self.save_part(Stage::Validate, target.seq, &body, &traces, progress)
                 .await?;
             done.insert(target.seq, validation);
         }
-        for audience in audiences.iter_mut() {
+        for audience in found.audiences.iter_mut() {
             audience.validation = done.get(&strategy_seq(audience.strategy)).cloned();
         }
-        if let Some(ranked) = ranked.as_mut() {
+        if let Some(ranked) = found.ranked.as_mut() {
             for (i, tier) in ranked.tiers.iter_mut().enumerate() {
                 tier.validation = done.get(&(TIERS_SEQ + i as i64)).cloned();
             }
         }
-        self.finish(Stage::Validate).await
-    }
-
-    /// One audience: its sample drawn from the stored export, enriched, its traits counted.
-    /// Also answers the trace ids of the `get_person` calls.
-    async fn validate_one(
-        &self,
-        export: &str,
-        traits: &[ValidationTrait],
-    ) -> Result<(Validation, Vec<(String, String)>), StageError> {
-        let mut draw = Draw::new(SEED, SAMPLE_SIZE);
-        self.read_export(export, |id, _| draw.offer(id)).await?;
-        let sample = draw.into_sorted();
-        let domains = Some(
-            self.options
-                .domains
-                .clone()
-                .unwrap_or_else(crate::options::trait_domains),
-        );
-        // Owned requests and an owned provider in each call: a future borrowing from this run
-        // makes the job's future not `Send` for every lifetime, which the worker pool needs.
-        let requests: Vec<GetPersonRequest> = sample
-            .chunks(MAX_PERSON_IDS_PER_CALL)
-            .map(|ids| GetPersonRequest {
-                person_ids: ids.to_vec(),
-                domains: domains.clone(),
-                format: None,
-                workflow_id: self.workflow_id.clone(),
-            })
-            .collect();
-        let upstream = std::sync::Arc::clone(&self.ctx.provider);
-        let calls = requests.into_iter().map(move |request| {
-            let upstream = upstream.clone();
-            async move { upstream.get_person(request).await }
-        });
-        let answers: Vec<_> = futures::stream::iter(calls)
-            .buffered(self.ctx.config.enrich_concurrency.max(1))
-            .try_collect()
-            .await
-            .map_err(provider("validate"))?;
-        let index: HashMap<(&str, &str), usize> = traits
-            .iter()
-            .enumerate()
-            .map(|(i, t)| ((t.name.as_str(), t.value.as_str()), i))
-            .collect();
-        let mut held = vec![0u64; traits.len()];
-        let mut enriched = 0u64;
-        let mut traces = Vec::new();
-        for answer in &answers {
-            traces.extend(self.traces_of("get_person", answer.tool_trace_id.as_ref()));
-            for profile in &answer.profiles {
-                enriched += 1;
-                let mut seen = vec![false; traits.len()];
-                for (name, value) in &profile.domains {
-                    if let Some(&i) = index.get(&(name.as_str(), value.trim())) {
-                        seen[i] = true;
-                    }
-                }
-                for (count, seen) in held.iter_mut().zip(seen) {
-                    *count += u64::from(seen);
-                }
+        for (k, audiences) in found.segments.iter_mut().enumerate() {
+            for audience in audiences {
+                audience.validation = done.get(&segment_seq(k, audience.strategy)).cloned();
             }
         }
-        let traits: Vec<ValidationTrait> = traits
-            .iter()
-            .zip(&held)
-            .map(|(t, &count)| ValidationTrait {
-                sample: if enriched == 0 {
-                    0.0
-                } else {
-                    count as f64 / enriched as f64
-                },
-                ..t.clone()
-            })
-            .collect();
-        let validation = Validation {
-            sample_target: SAMPLE_SIZE as u64,
-            sample_size: sample.len() as u64,
-            enriched,
-            seed: SEED,
-            sample_digest: digest(&sample),
-            similarity: (enriched > 0)
-                .then(|| similarity(traits.iter().map(|t| (t.customers, t.sample, t.population))))
-                .flatten(),
-            population_similarity: traits
-                .iter()
-                .map(|t| t.population.map(|p| (t.customers, p, Some(p))))
-                .collect::<Option<Vec<_>>>()
-                .and_then(similarity),
-            traits,
-        };
-        Ok((validation, traces))
+        if let Some(combined) = found.combined.as_mut() {
+            combined.validation = done.get(&COMBINED_SEQ).cloned();
+        }
+        self.finish(Stage::Validate).await
     }
 }
 
@@ -185,178 +150,15 @@ fn strategy_seq(strategy: Strategy) -> i64 {
         .unwrap_or_default() as i64
 }
 
-/// The traits compared (see [`crate::model::Validation`]): the top traits the customers hold
-/// more often than the population, by `frequency · ln(index)`, or without an index the most
-/// frequent; each with its customer and population frequency (the sample's still 0).
-pub(super) fn chosen_traits(analysis: &Analysis) -> Vec<ValidationTrait> {
-    let mut lifted: Vec<(f64, &icp_analysis::TopAttribute)> = analysis
-        .top_attributes
-        .iter()
-        .filter_map(|a| {
-            let index = a.index.filter(|i| i.is_finite() && *i > 1.0)?;
-            Some((a.frequency * index.ln(), a))
-        })
-        .collect();
-    // Stable: equal scores keep the report's order (frequency, then name and value).
-    lifted.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let chosen: Vec<&icp_analysis::TopAttribute> = if lifted.is_empty() {
-        analysis.top_attributes.iter().take(TRAITS).collect()
-    } else {
-        lifted.into_iter().take(TRAITS).map(|(_, a)| a).collect()
-    };
-    chosen
-        .into_iter()
-        .filter(|a| a.frequency > 0.0)
-        .map(|a| ValidationTrait {
-            name: a.name.clone(),
-            value: a.value.clone(),
-            customers: a.frequency,
-            sample: 0.0,
-            population: a
-                .index
-                .filter(|i| i.is_finite() && *i > 0.0)
-                .map(|i| a.frequency / i),
-        })
-        .collect()
+/// Segment *k*'s audience of `strategy`: its checkpoint part.
+fn segment_seq(k: usize, strategy: Strategy) -> i64 {
+    SEGMENT_SEQ + SEGMENT_SEQ_STRIDE * k as i64 + strategy_seq(strategy)
 }
 
-/// `1 − mean min(1, |sample − customers| / max(customers, population))` over
-/// `(customers, sample, population)` triples (population unknown: the customers' frequency
-/// alone scales the gap); `None` without a triple.
-pub(super) fn similarity(traits: impl IntoIterator<Item = (f64, f64, Option<f64>)>) -> Option<f64> {
-    let (mut sum, mut n) = (0.0, 0usize);
-    for (customers, sample, population) in traits {
-        let scale = customers.max(population.unwrap_or(0.0));
-        if scale <= 0.0 {
-            continue;
-        }
-        sum += ((sample - customers).abs() / scale).min(1.0);
-        n += 1;
-    }
-    (n > 0).then(|| (1.0 - sum / n as f64).clamp(0.0, 1.0))
-}
-
-/// SplitMix64's finaliser: a stable 64-bit mix.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A bottom-k draw: the `k` persons offered whose seeded hash is smallest (ties by id),
-/// whatever order they come in, each person once.
-pub(super) struct Draw {
-    key: u64,
-    k: usize,
-    /// The `k` smallest so far, the largest on top.
-    kept: BinaryHeap<(u64, u64)>,
-    /// The ids in `kept`.
-    ids: HashSet<u64>,
-}
-
-impl Draw {
-    pub(super) fn new(seed: u64, k: usize) -> Self {
-        Self {
-            key: splitmix64(seed),
-            k,
-            kept: BinaryHeap::with_capacity(k + 1),
-            ids: HashSet::with_capacity(k + 1),
-        }
-    }
-
-    pub(super) fn offer(&mut self, id: PersonId) {
-        let entry = (splitmix64(id.0 ^ self.key), id.0);
-        let full = self.kept.len() >= self.k;
-        if (full && self.kept.peek().is_none_or(|top| entry >= *top)) || !self.ids.insert(id.0) {
-            return;
-        }
-        self.kept.push(entry);
-        if self.kept.len() > self.k
-            && let Some((_, out)) = self.kept.pop()
-        {
-            self.ids.remove(&out);
-        }
-    }
-
-    /// The persons drawn, ascending by id.
-    pub(super) fn into_sorted(self) -> Vec<PersonId> {
-        let mut ids: Vec<PersonId> = self.kept.into_iter().map(|(_, id)| PersonId(id)).collect();
-        ids.sort_unstable();
-        ids
-    }
-}
-
-/// 16 hex digits that name a sample (ids ascending).
-fn digest(ids: &[PersonId]) -> String {
-    let folded = ids
-        .iter()
-        .fold(splitmix64(ids.len() as u64), |h, id| splitmix64(h ^ id.0));
-    format!("{folded:016x}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_draw_keeps_the_smallest_hashes_whatever_the_order() {
-        let ids: Vec<PersonId> = (0..5_000u64).map(|i| PersonId(i * 7 + 3)).collect();
-        let mut forward = Draw::new(SEED, 100);
-        ids.iter().for_each(|id| forward.offer(*id));
-        let mut backward = Draw::new(SEED, 100);
-        ids.iter().rev().for_each(|id| backward.offer(*id));
-        // A person offered twice (two export chunks) is drawn once.
-        ids.iter().take(50).for_each(|id| backward.offer(*id));
-        let (a, b) = (forward.into_sorted(), backward.into_sorted());
-        assert_eq!(a, b);
-        assert_eq!(a.len(), 100);
-        let mut keyed: Vec<(u64, u64)> = ids
-            .iter()
-            .map(|id| (splitmix64(id.0 ^ splitmix64(SEED)), id.0))
-            .collect();
-        keyed.sort_unstable();
-        let mut expected: Vec<PersonId> =
-            keyed[..100].iter().map(|(_, id)| PersonId(*id)).collect();
-        expected.sort_unstable();
-        assert_eq!(a, expected);
-        // Another seed draws other persons.
-        let mut other = Draw::new(SEED + 1, 100);
-        ids.iter().for_each(|id| other.offer(*id));
-        assert_ne!(other.into_sorted(), a);
-    }
-
-    #[test]
-    fn a_smaller_audience_than_the_sample_is_drawn_whole() {
-        let mut draw = Draw::new(SEED, SAMPLE_SIZE);
-        (1..=10u64).for_each(|i| draw.offer(PersonId(i)));
-        assert_eq!(
-            draw.into_sorted(),
-            (1..=10).map(PersonId).collect::<Vec<_>>()
-        );
-    }
-
-    #[test]
-    fn the_score_is_one_for_the_customers_and_bounded() {
-        let same = similarity([(0.6, 0.6, Some(0.1)), (0.3, 0.3, None)]);
-        assert_eq!(same, Some(1.0));
-        // A sample like the population: each trait costs 1 − 1/index.
-        let like_population = similarity([(0.6, 0.1, Some(0.1)), (0.4, 0.2, Some(0.2))]).unwrap();
-        assert!((like_population - (1.0 - (5.0 / 6.0 + 0.5) / 2.0)).abs() < 1e-12);
-        // Far beyond the customers is clamped to the worst, never below 0.
-        assert_eq!(similarity([(0.2, 1.0, Some(0.05))]), Some(0.0));
-        assert_eq!(similarity(Vec::new()), None);
-        // Closer to the customers scores higher.
-        let near = similarity([(0.6, 0.5, Some(0.1))]).unwrap();
-        let far = similarity([(0.6, 0.2, Some(0.1))]).unwrap();
-        assert!(near > far && (0.0..=1.0).contains(&far));
-    }
-
-    #[test]
-    fn the_digest_names_the_sample() {
-        let a = digest(&[PersonId(1), PersonId(2)]);
-        assert_eq!(a, digest(&[PersonId(1), PersonId(2)]));
-        assert_ne!(a, digest(&[PersonId(1), PersonId(3)]));
-        assert_eq!(a.len(), 16);
-    }
+/// The name an audience's records are stored under.
+fn export_name(audience: &AudienceResult) -> String {
+    audience
+        .name
+        .clone()
+        .unwrap_or_else(|| strategy_name(audience.strategy).to_owned())
 }
