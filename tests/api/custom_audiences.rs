@@ -147,6 +147,33 @@ async fn an_audience_written_by_hand_is_found_exported_and_added() {
             added["total_with_customers"].as_u64().unwrap(),
             truth.len() as u64
         );
+        // Validated as the job's own audiences are (the job's `validate`, on by default):
+        // a sample of it set against the customers' top traits, which it was written from.
+        let v = &added["validation"];
+        assert_eq!(
+            v["sample_size"].as_u64(),
+            Some(members.len().min(1000) as u64),
+            "{added}"
+        );
+        assert_eq!(v["enriched"], v["sample_size"], "{v}");
+        let compared = |v: &Value| -> Vec<Value> {
+            v["traits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| json!([t["name"], t["value"], t["customers"], t["population"]]))
+                .collect()
+        };
+        assert_eq!(
+            compared(v),
+            compared(&result["audiences"][0]["validation"]),
+            "the job's traits at the customers' frequencies"
+        );
+        let (score, draw) = (
+            v["similarity"].as_f64().unwrap(),
+            v["population_similarity"].as_f64().unwrap(),
+        );
+        assert!(score > draw, "{score} vs {draw}: {v}");
         // Kept in the result; a second one is numbered on.
         let result: Value = app.get_json(&format!("/v1/jobs/{id}/result")).await;
         assert_eq!(result["custom_audiences"][0]["id"], "custom-1");
@@ -154,7 +181,7 @@ async fn an_audience_written_by_hand_is_found_exported_and_added() {
             .post_json(
                 &format!("/v1/jobs/{id}/audiences"),
                 &json!({"expression": format!("{} = {}", a.0, a.1), "limit": 5,
-                        "exclude": [format!("{}={}", other.0, other.1)]}),
+                        "exclude": [format!("{}={}", other.0, other.1)], "validate": false}),
             )
             .await;
         assert_eq!(second.status().as_u16(), 201);
@@ -162,6 +189,7 @@ async fn an_audience_written_by_hand_is_found_exported_and_added() {
         assert_eq!(second["id"], "custom-2");
         assert_eq!(second["exported"], 5);
         assert_eq!(second["truncated"], true);
+        assert!(second.get("validation").is_none(), "{second}");
         let members = audience_members(&app, &id, "custom-2").await;
         assert_eq!(members.len(), 5);
         assert!(members.is_disjoint(&customers));
@@ -221,6 +249,11 @@ async fn an_audience_written_by_hand_is_found_exported_and_added() {
                 json!({"expression": format!("{} = {}", a.0, a.1), "limit": 0}),
                 "/limit",
                 "between",
+            ),
+            (
+                json!({"expression": format!("{} = {}", a.0, a.1), "validate": "yes"}),
+                "/validate",
+                "bool",
             ),
         ] {
             let problem = assert_problem(

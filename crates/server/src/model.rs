@@ -507,6 +507,10 @@ pub struct CustomAudience {
     /// Up to 10 people of the audience.
     pub sample: Vec<AudienceRecord>,
     pub exports: AudienceExports,
+    /// A sample of the audience set against the job's customers (absent when the request or
+    /// the job set `validate: false`, and in audiences added before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Validation>,
 }
 
 /// The model that scores persons for the ranked audiences.

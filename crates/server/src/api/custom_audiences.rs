@@ -28,12 +28,13 @@ use super::path_params::JobId;
 use crate::auth::Caller;
 use crate::decode::parse_json;
 use crate::export_tally::ExportTally;
-use crate::model::{AudienceExports, CUSTOMERS_EXPORT, CustomAudience, JobResult};
+use crate::model::{AudienceExports, CUSTOMERS_EXPORT, CustomAudience, JobResult, Validation};
 use crate::options::{
     JobOptions, MAX_AUDIENCE_LIMIT, parse_trait, validate_exclusions, validate_location,
 };
 use crate::problem::{ApiError, FieldError, Problem};
 use crate::state::AppState;
+use crate::validation::{Enricher, chosen_traits, draw_export};
 
 /// The most pages of one attribute's clusters read to map a term.
 const MAX_CLUSTER_PAGES: usize = 20;
@@ -65,15 +66,21 @@ pub struct CustomAudienceRequest {
     #[serde(default)]
     #[schema(example = json!(["homeowner=no"]))]
     pub exclude: Vec<String>,
+    /// Whether to set a sample of the audience against the job's customers before answering,
+    /// as the `validate` stage does for the job's own audiences (default: the job's
+    /// `validate` option). `false` answers sooner, without the `get_person` calls.
+    #[serde(default)]
+    pub validate: Option<bool>,
 }
 
 /// Add an audience written in `attribute = value` terms to a finished job.
 ///
 /// The terms are mapped to the population's clusters (the job's, else `list_clusters`), the
 /// audience is found and exported with `find_persons`, the job's customers left out (when the
-/// job left them out of its own), and added to the job's result as `custom-<n>`, downloadable
-/// at `/v1/jobs/{id}/audiences/custom-<n>/export`. It runs within the request: answered `201`
-/// with the audience once it is stored.
+/// job left them out of its own), validated against the job's customers (a seeded sample
+/// enriched with `get_person`, unless `validate` is false) and added to the job's result as
+/// `custom-<n>`, downloadable at `/v1/jobs/{id}/audiences/custom-<n>/export`. It runs within
+/// the request: answered `201` with the audience once it is stored.
 #[utoipa::path(
     post,
     path = "/v1/jobs/{id}/audiences",
@@ -207,6 +214,26 @@ async fn add_audience(
     let pending = format!("pending-{}", Uuid::new_v4().simple());
     let found = export(&state, id, &pending, find, limit, customers.as_ref()).await;
     let found = match found {
+        Ok(found) if request.validate.unwrap_or(options.validate) => {
+            let enricher = Enricher {
+                provider: state.provider.clone(),
+                domains: options
+                    .domains
+                    .clone()
+                    .unwrap_or_else(crate::options::trait_domains),
+                workflow_id: record.workflow_id.clone(),
+                concurrency: state.config.worker.enrich_concurrency,
+            };
+            validate(&state, id, &pending, &enricher, &result)
+                .await
+                .map(|validation| Found {
+                    validation,
+                    ..found
+                })
+        }
+        found => found,
+    };
+    let found = match found {
         Ok(found) => found,
         Err(e) => {
             if let Err(cleanup) = state.store.delete_export(id, &pending).await {
@@ -232,6 +259,7 @@ async fn add_audience(
         truncated: found.truncated,
         sample: found.sample.clone(),
         exports: AudienceExports::named(id, name),
+        validation: found.validation.clone(),
     };
     let added = state
         .store
@@ -260,6 +288,24 @@ struct Found {
     exported: u64,
     truncated: bool,
     sample: Vec<icp_contract::AudienceRecord>,
+    validation: Option<Validation>,
+}
+
+/// The audience stored under `pending` set against the job's customers (its whole list's top
+/// traits).
+async fn validate(
+    state: &AppState,
+    id: Uuid,
+    pending: &str,
+    enricher: &Enricher,
+    result: &JobResult,
+) -> Result<Option<Validation>, ApiError> {
+    let sample = draw_export(&state.store, id, pending).await?;
+    let (validation, _) = enricher
+        .validate(&sample, &chosen_traits(&result.analysis))
+        .await
+        .map_err(upstream("get_person"))?;
+    Ok(Some(validation))
 }
 
 fn upstream(tool: &'static str) -> impl Fn(ProviderError) -> ApiError {
@@ -378,5 +424,6 @@ async fn export(
             .into_iter()
             .filter(|r| !customers.is_some_and(|c| c.contains(&r.person_id)))
             .collect(),
+        validation: None,
     })
 }
