@@ -75,7 +75,7 @@ def get(path):
     with urllib.request.urlopen("http://127.0.0.1:8097" + path) as r:
         return json.load(r)
 def at(s): return datetime.fromisoformat(s.rstrip("Z")[:26])
-stages = ["resolve", "enrich", "analyze", "map", "find"]
+stages = ["resolve", "enrich", "analyze", "map", "find", "validate"]
 for kind in ["false", "true"]:
     ids = open(f"{work}/ids_{kind}").read().split()
     per = {s: [] for s in stages}
