@@ -41,11 +41,12 @@ fn logistic_fit(c: &mut Criterion) {
     let sample = pop.sample_traits(MAX_ROWS, SAMPLE_SEED, &ids, &traits);
     let fit = fit_logistic(traits.len(), &customers, &sample, DEFAULT_PENALTY, MAX_ROWS);
     eprintln!(
-        "{} traits, {} + {} rows: {} Newton steps, converged {}",
+        "{} traits, {} + {} rows: {} Newton steps, {} Hessians, converged {}",
         traits.len(),
         fit.positives,
         fit.negatives,
         fit.steps,
+        fit.hessians,
         fit.converged
     );
     let mut group = c.benchmark_group("lookalike_fit");

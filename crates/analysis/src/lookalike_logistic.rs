@@ -24,17 +24,25 @@
 //! solving each step by conjugate gradients did (for 100,000 customers of the generated
 //! population of 1M: 86 Hessian-vector products of two passes each, over 3 Newton steps):
 //! the fit of 50,000 customers against 45,000 sampled persons fell from 1.4–1.7 s to
-//! 0.47–0.62 s (measured 2026-12-07, machine loaded). Memory is
-//! linear in the non-zeros plus the dense Hessian (quadratic in the traits: 180 KB at 150).
+//! 0.47–0.62 s (measured 2026-12-07, machine loaded). Forming the Hessian is then most of
+//! a step, so a factor is kept for the next step while the steps it gives still take the
+//! gradient down at least 4× (a chord step: still a descent direction, the line search still
+//! guards it; the same optimum, the gradient held to the same tolerance), and its rows are
+//! summed in two halves on two threads: 8 steps over 3 Hessians instead of 5 over 5, and the
+//! fit of `cargo bench -p icp-analysis --bench lookalike_fit` from 266 to 165 ms
+//! (`BENCHMARKS.md`, "Ranked tiers"). Memory is linear in the non-zeros plus two dense
+//! Hessians (quadratic in the traits: 180 KB each at 150).
 //! Hand-written rather than a crate: the optimiser crates on crates.io (`argmin`,
 //! `linfa-logistic` over `ndarray`) bring a dense-matrix stack and dozens of crates for what
 //! is, over sparse binary rows, a few loops; and their results depend on thread scheduling or
 //! dense layouts that this code keeps fixed.
 //!
-//! **Deterministic.** Rows are sorted (each row's features, then the rows themselves) before
-//! fitting, every sum runs in that order on one thread: the same multiset of rows gives the same
-//! coefficients to the bit, whatever order the profiles arrived in. Beyond [`MAX_ROWS`] a class
-//! keeps the rows of smallest hash (of the row's features), again independent of order.
+//! **Deterministic.** Rows are ordered (each row's features sorted, then the rows by a hash of
+//! their features, ties by the features) before fitting, and every sum runs in that order (the
+//! Hessian's two halves split at a fixed row, the second added to the first): the same
+//! multiset of rows gives the same coefficients to the bit, whatever order the profiles arrived
+//! in and whatever the threads' timing. Beyond [`MAX_ROWS`] a class keeps the rows of smallest
+//! hash.
 
 /// The most rows of each class a fit uses: a bound on the analyze stage's time.
 pub const MAX_ROWS: usize = 50_000;
@@ -50,6 +58,9 @@ pub const DEFAULT_PENALTY: f64 = 50.0;
 const MAX_NEWTON: usize = 50;
 /// Converged when every component of the mean gradient is below this.
 const TOLERANCE: f64 = 1e-7;
+/// A Hessian's factor is used again while each step divides the largest gradient component
+/// by at least this.
+const REUSE_GAIN: f64 = 4.0;
 
 /// A fitted model.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +70,8 @@ pub struct LogisticFit {
     pub intercept: f64,
     /// Newton steps taken.
     pub steps: usize,
+    /// Hessians formed (a step may reuse the last one's factor).
+    pub hessians: usize,
     /// Whether the gradient reached the tolerance.
     pub converged: bool,
     /// Rows of each class fitted (after the cap).
@@ -92,11 +105,28 @@ impl Rows {
 
     /// `Xᵀ diag(c) X` with the intercept's column, into `h` (`(dims + 1)²`, row-major): the
     /// upper triangle summed row by row (each row's features are ascending), then mirrored.
-    fn hessian(&self, c: &[f64], width: usize, h: &mut [f64]) {
+    /// The rows' two halves are summed on two threads, each into its own matrix, and the
+    /// second added to the first: a fixed split and order, so the same rows give the same bits.
+    fn hessian(&self, c: &[f64], width: usize, h: &mut [f64], scratch: &mut [f64]) {
+        let half = c.len() / 2;
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.hessian_part(half..c.len(), c, width, scratch));
+            self.hessian_part(0..half, c, width, h);
+        });
+        h.iter_mut().zip(scratch.iter()).for_each(|(a, b)| *a += b);
+        for a in 0..width {
+            for b in 0..a {
+                h[a * width + b] = h[b * width + a];
+            }
+        }
+    }
+
+    /// The upper triangle of `Xᵀ diag(c) X` over the rows `range`, into `h`.
+    fn hessian_part(&self, range: std::ops::Range<usize>, c: &[f64], width: usize, h: &mut [f64]) {
         h.iter_mut().for_each(|v| *v = 0.0);
         let last = width - 1;
-        for (i, &ci) in c.iter().enumerate() {
-            let row = self.row(i);
+        for i in range {
+            let (ci, row) = (c[i], self.row(i));
             for (k, &a) in row.iter().enumerate() {
                 let line = &mut h[a as usize * width..(a as usize + 1) * width];
                 for &b in &row[k..] {
@@ -105,11 +135,6 @@ impl Rows {
                 line[last] += ci;
             }
             h[last * width + last] += ci;
-        }
-        for a in 0..width {
-            for b in 0..a {
-                h[a * width + b] = h[b * width + a];
-            }
         }
     }
 
@@ -144,9 +169,9 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Solves `H x = b` for a symmetric positive-definite `H` (`n × n`, row-major, overwritten by
-/// its Cholesky factor), `b` overwritten by `x`; false when `H` is not positive definite.
-fn cholesky_solve(h: &mut [f64], n: usize, b: &mut [f64]) -> bool {
+/// Overwrites a symmetric positive-definite `H` (`n × n`, row-major) with its Cholesky factor
+/// `L` (lower triangle); false when `H` is not positive definite.
+fn cholesky(h: &mut [f64], n: usize) -> bool {
     for j in 0..n {
         let mut d = h[j * n + j];
         for k in 0..j {
@@ -165,51 +190,68 @@ fn cholesky_solve(h: &mut [f64], n: usize, b: &mut [f64]) -> bool {
             h[i * n + j] = v / d;
         }
     }
+    true
+}
+
+/// Solves `L Lᵀ x = b` with the factor [`cholesky`] left in `l`, `b` overwritten by `x`.
+fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
     // L y = b, then Lᵀ x = y.
     for i in 0..n {
         let mut v = b[i];
         for k in 0..i {
-            v -= h[i * n + k] * b[k];
+            v -= l[i * n + k] * b[k];
         }
-        b[i] = v / h[i * n + i];
+        b[i] = v / l[i * n + i];
     }
     for i in (0..n).rev() {
         let mut v = b[i];
         for k in i + 1..n {
-            v -= h[k * n + i] * b[k];
+            v -= l[k * n + i] * b[k];
         }
-        b[i] = v / h[i * n + i];
+        b[i] = v / l[i * n + i];
     }
-    true
 }
 
-/// Each row's features sorted and deduplicated, features `≥ dims` dropped, the rows sorted; at
-/// most `cap` rows, those of smallest hash, so the choice does not depend on the input order.
-fn prepare(rows: &[Vec<u32>], dims: usize, cap: usize) -> Vec<Vec<u32>> {
-    let mut out: Vec<Vec<u32>> = rows
-        .iter()
-        .map(|r| {
-            let mut r: Vec<u32> = r.iter().copied().filter(|&j| (j as usize) < dims).collect();
-            r.sort_unstable();
-            r.dedup();
-            r
-        })
-        .collect();
-    if out.len() > cap {
-        let hash = |r: &[u32]| {
-            r.iter().fold(0x9E37_79B9_7F4A_7C15u64, |h, &j| {
+/// Appends to `out` the rows of one class, with `label`: each row's features sorted and
+/// deduplicated, features `≥ dims` dropped; at most `cap` rows, those of smallest hash (of the
+/// row's features), in order of hash then features, so neither the choice nor the order
+/// depends on the input order. Laid out flat as they are read, with no vector per row (the
+/// fit 2–4 % faster than with a vector per row sorted among the others).
+fn prepare(rows: &[Vec<u32>], dims: usize, cap: usize, label: f64, out: &mut Rows) {
+    let mut flat: Vec<u32> = Vec::with_capacity(rows.iter().map(Vec::len).sum());
+    // (hash, start, end) of each row in `flat`.
+    let mut spans: Vec<(u64, usize, usize)> = Vec::with_capacity(rows.len());
+    for r in rows {
+        let start = flat.len();
+        flat.extend(r.iter().copied().filter(|&j| (j as usize) < dims));
+        flat[start..].sort_unstable();
+        let mut end = start;
+        for k in start..flat.len() {
+            if k == start || flat[k] != flat[end - 1] {
+                flat[end] = flat[k];
+                end += 1;
+            }
+        }
+        flat.truncate(end);
+        let hash = flat[start..end]
+            .iter()
+            .fold(0x9E37_79B9_7F4A_7C15u64, |h, &j| {
                 let mut x = (h ^ u64::from(j)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
                 x ^= x >> 31;
                 x.wrapping_mul(0x94D0_49BB_1331_11EB)
-            })
-        };
-        let mut keyed: Vec<(u64, Vec<u32>)> = out.into_iter().map(|r| (hash(&r), r)).collect();
-        keyed.sort_unstable();
-        keyed.truncate(cap);
-        out = keyed.into_iter().map(|(_, r)| r).collect();
+            });
+        spans.push((hash, start, end));
     }
-    out.sort_unstable();
-    out
+    spans.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| flat[a.1..a.2].cmp(&flat[b.1..b.2]))
+    });
+    spans.truncate(cap);
+    for (_, start, end) in spans {
+        out.features.extend_from_slice(&flat[start..end]);
+        out.offsets.push(out.features.len());
+        out.labels.push(label);
+    }
 }
 
 /// Fits `positives` (label 1) against `negatives` (label 0), each row the numbers (`< dims`)
@@ -221,22 +263,15 @@ pub fn fit_logistic(
     penalty: f64,
     max_rows: usize,
 ) -> LogisticFit {
-    let pos = prepare(positives, dims, max_rows);
-    let neg = prepare(negatives, dims, max_rows);
-    let (positives, negatives) = (pos.len(), neg.len());
     let mut rows = Rows {
         features: Vec::new(),
         offsets: vec![0],
-        labels: Vec::with_capacity(positives + negatives),
+        labels: Vec::new(),
     };
-    for (class, label) in [(&pos, 1.0), (&neg, 0.0)] {
-        for r in class {
-            rows.features.extend_from_slice(r);
-            rows.offsets.push(rows.features.len());
-            rows.labels.push(label);
-        }
-    }
-    drop((pos, neg));
+    prepare(positives, dims, max_rows, 1.0, &mut rows);
+    let positives = rows.len();
+    prepare(negatives, dims, max_rows, 0.0, &mut rows);
+    let negatives = rows.len() - positives;
     let n = rows.len();
     let mut w = vec![0.0f64; dims + 1];
     if positives == 0 || negatives == 0 {
@@ -244,6 +279,7 @@ pub fn fit_logistic(
             coefficients: vec![0.0; dims],
             intercept: 0.0,
             steps: 0,
+            hessians: 0,
             converged: false,
             positives,
             negatives,
@@ -265,6 +301,7 @@ pub fn fit_logistic(
     let mut grad = vec![0.0; dims + 1];
     let width = dims + 1;
     let mut hessian = vec![0.0; width * width];
+    let mut scratch = vec![0.0; width * width];
     let mut s = vec![0.0; width];
     let mut trial = vec![0.0; dims + 1];
     let mut trial_z = vec![0.0; n];
@@ -272,6 +309,7 @@ pub fn fit_logistic(
     let mut f = objective(&z, &w);
     let mut steps = 0;
     let mut converged = false;
+    let (mut factored, mut previous, mut hessians) = (false, f64::INFINITY, 0);
     while steps < MAX_NEWTON {
         for i in 0..n {
             let p = sigmoid(z[i]);
@@ -289,17 +327,25 @@ pub fn fit_logistic(
         }
         steps += 1;
         // The Newton step: H s = −g, with H = Xᵀ diag(curvature) X + λ (not on the intercept)
-        // formed explicitly (its upper triangle, row by row) and solved by Cholesky.
-        rows.hessian(&curvature, width, &mut hessian);
-        for j in 0..dims {
-            hessian[j * width + j] += penalty;
+        // formed explicitly (its upper triangle, row by row) and factored by Cholesky. Forming
+        // it is most of a step's cost, so a factor is kept while the steps it gives still take
+        // the gradient down fast (each at least `REUSE_GAIN` times, a full step accepted).
+        let reuse = factored && largest * REUSE_GAIN <= previous;
+        previous = largest;
+        if !reuse {
+            rows.hessian(&curvature, width, &mut hessian, &mut scratch);
+            for j in 0..dims {
+                hessian[j * width + j] += penalty;
+            }
+            if !cholesky(&mut hessian, width) {
+                break;
+            }
+            hessians += 1;
         }
         for j in 0..width {
             s[j] = -grad[j];
         }
-        if !cholesky_solve(&mut hessian, width, &mut s) {
-            break;
-        }
+        cholesky_solve(&hessian, width, &mut s);
         // Backtracking line search on the objective.
         let slope = dot(&grad, &s);
         if slope >= 0.0 {
@@ -325,6 +371,7 @@ pub fn fit_logistic(
         if !accepted {
             break;
         }
+        factored = t == 1.0;
     }
     let intercept = w[dims];
     w.truncate(dims);
@@ -332,6 +379,7 @@ pub fn fit_logistic(
         coefficients: w,
         intercept,
         steps,
+        hessians,
         converged,
         positives,
         negatives,
@@ -442,12 +490,13 @@ mod tests {
         // H = [[4, 2, 0], [2, 5, 1], [0, 1, 3]], x = [1, −1, 2] → b = H x.
         let mut h = vec![4.0, 2.0, 0.0, 2.0, 5.0, 1.0, 0.0, 1.0, 3.0];
         let mut b = vec![2.0, -1.0, 5.0];
-        assert!(cholesky_solve(&mut h, 3, &mut b));
+        assert!(cholesky(&mut h, 3));
+        cholesky_solve(&h, 3, &mut b);
         for (got, want) in b.iter().zip([1.0, -1.0, 2.0]) {
             assert!((got - want).abs() < 1e-12, "{b:?}");
         }
         let mut h = vec![1.0, 2.0, 2.0, 1.0];
-        assert!(!cholesky_solve(&mut h, 2, &mut [1.0, 1.0]));
+        assert!(!cholesky(&mut h, 2));
     }
 
     #[test]
