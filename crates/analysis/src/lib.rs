@@ -109,6 +109,7 @@ pub use config::AnalysisConfig;
 pub use contact::is_contact_attribute;
 pub use error::AnalysisError;
 pub use item::Item;
+pub use lookalike_fit::logistic_weights;
 pub use lookalike_logistic::{DEFAULT_PENALTY, LogisticFit, MAX_ROWS, SAMPLE_SEED, fit_logistic};
 pub use lookalike_model::{AttributeCounts, DEFAULT_SMOOTHING, TraitWeight, naive_bayes_weights};
 pub use mine::{Itemset, Mined};

@@ -111,6 +111,13 @@ impl Mined {
         penalty: f64,
         max_rows: usize,
     ) -> Vec<TraitWeight> {
+        let customers = self.customer_rows(traits);
+        logistic_weights(traits, &customers, sample, penalty, max_rows)
+    }
+
+    /// Each customer as the positions in `traits` of the traits they hold: the rows
+    /// [`logistic_weights`] fits, which can then run without the lattice.
+    pub fn customer_rows(&self, traits: &[TraitWeight]) -> Vec<Vec<u32>> {
         let feature: std::collections::HashMap<(&str, &str), u32> = traits
             .iter()
             .enumerate()
@@ -125,8 +132,7 @@ impl Mined {
                 feature.get(&(name, &*t.value)).copied()
             })
             .collect();
-        let customers: Vec<Vec<u32>> = self
-            .customer_offsets
+        self.customer_offsets
             .windows(2)
             .map(|w| {
                 self.customer_traits[w[0]..w[1]]
@@ -134,18 +140,29 @@ impl Mined {
                     .filter_map(|&t| of_trait[t as usize])
                     .collect()
             })
-            .collect();
-        let fit = fit_logistic(traits.len(), &customers, sample, penalty, max_rows);
-        traits
-            .iter()
-            .zip(fit.coefficients)
-            .map(|(t, weight)| TraitWeight {
-                name: t.name.clone(),
-                value: t.value.clone(),
-                weight,
-            })
             .collect()
     }
+}
+
+/// The logistic lookalike weights of [`Mined::logistic_weights`], from the customers' rows
+/// ([`Mined::customer_rows`]) and the sample's.
+pub fn logistic_weights(
+    traits: &[TraitWeight],
+    customers: &[Vec<u32>],
+    sample: &[Vec<u32>],
+    penalty: f64,
+    max_rows: usize,
+) -> Vec<TraitWeight> {
+    let fit = fit_logistic(traits.len(), customers, sample, penalty, max_rows);
+    traits
+        .iter()
+        .zip(fit.coefficients)
+        .map(|(t, weight)| TraitWeight {
+            name: t.name.clone(),
+            value: t.value.clone(),
+            weight,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use icp_analysis::{
     Analysis, Analyzer, AudiencePlanning, Baseline, DEFAULT_PENALTY, DEFAULT_SMOOTHING, MAX_ROWS,
-    Mined, SAMPLE_SEED, TraitWeight,
+    Mined, SAMPLE_SEED, TraitWeight, logistic_weights,
 };
 use icp_contract::{Cluster, FindPersonsRequest, ProviderError, SampleTraitsRequest};
 use icp_store::Stage;
@@ -63,20 +63,35 @@ impl Run<'_> {
             Some(traits) => self.population_sample(resolved, traits).await?,
             None => None,
         };
-        let (mined, analysis, baseline, weights, model) = tokio::task::spawn_blocking(move || {
+        // The logistic fit (most of this stage's time when it ranks) runs on a thread of its
+        // own while the report is ranked and the audiences planned, which need only the lattice.
+        let (mined, fitting, model) = match (naive_bayes, sample) {
+            (Some(nb), Some(sample)) => {
+                let (mined, customers) = tokio::task::spawn_blocking(move || {
+                    let customers = mined.customer_rows(&nb);
+                    (mined, (nb, customers))
+                })
+                .await
+                .map_err(stopped)?;
+                let (nb, customers) = customers;
+                let fitting = tokio::task::spawn_blocking(move || {
+                    logistic_weights(&nb, &customers, &sample, DEFAULT_PENALTY, MAX_ROWS)
+                });
+                (
+                    mined,
+                    Fitting::Logistic(fitting),
+                    RankedModel::LogisticRegression,
+                )
+            }
+            (Some(nb), None) => (mined, Fitting::Done(Some(nb)), RankedModel::NaiveBayes),
+            (None, _) => (mined, Fitting::Done(None), RankedModel::NaiveBayes),
+        };
+        let (mined, analysis, baseline) = tokio::task::spawn_blocking(move || {
             let analysis = match &baseline {
                 Some(baseline) => mined.analysis_with(baseline),
                 None => mined.analysis(),
             };
-            let (weights, model) = match (naive_bayes, &sample) {
-                (Some(nb), Some(sample)) => (
-                    Some(mined.logistic_weights(&nb, sample, DEFAULT_PENALTY, MAX_ROWS)),
-                    RankedModel::LogisticRegression,
-                ),
-                (Some(nb), None) => (Some(nb), RankedModel::NaiveBayes),
-                (None, _) => (None, RankedModel::NaiveBayes),
-            };
-            (mined, analysis, baseline, weights, model)
+            (mined, analysis, baseline)
         })
         .await
         .map_err(stopped)?;
@@ -87,6 +102,10 @@ impl Run<'_> {
                     .await?
             }
             None => None,
+        };
+        let weights = match fitting {
+            Fitting::Logistic(handle) => Some(handle.await.map_err(stopped)?),
+            Fitting::Done(weights) => weights,
         };
         let segments = self.analyze_segments(resolved).await?;
         let done = Analyzed {
@@ -102,6 +121,12 @@ impl Run<'_> {
         self.finish(Stage::Analyze).await?;
         Ok(done)
     }
+}
+
+/// The ranked audiences' weights: being fitted, or known.
+enum Fitting {
+    Logistic(tokio::task::JoinHandle<Vec<TraitWeight>>),
+    Done(Option<Vec<TraitWeight>>),
 }
 
 impl Run<'_> {
