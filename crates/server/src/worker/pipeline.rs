@@ -60,9 +60,10 @@ pub async fn run(
     done(&stage, "map", started);
     let (started, stage) = (Instant::now(), span("find", &run.workflow_id));
     let (mut audiences, (mut segment_audiences, mut combined_audience), mut ranked) = async {
+        let ahead = run.rank_ahead(&mapped, &resolved).await?;
         let audiences = run.find(&mapped, &resolved).await?;
         let segments = run.find_segments(&mapped, &resolved).await?;
-        let ranked = run.ranked(&mapped, &resolved, &audiences).await?;
+        let ranked = run.ranked(&mapped, &resolved, &audiences, ahead).await?;
         let diagnosed = run.diagnose_audiences(&mapped, &audiences).await?;
         replace_warnings(
             &mut run.progress.warnings,

@@ -2,7 +2,8 @@
 //! lookalike weights the analyze stage fitted (the sum of the weights of their traits) and the
 //! best 1 %, 2 %, 5 % and 10 % are exported like the other audiences.
 //!
-//! A provider that holds its population ranks all of it (`rank_persons`, scope `population`).
+//! A provider that holds its population ranks all of it (`rank_persons`, scope `population`),
+//! asked as the find stage begins so the ranking runs while the boolean audiences are written.
 //! One that cannot (the Watt Data upstream answers only its tools) gets the candidates scored
 //! here (scope `candidates`): the persons of the boolean audiences this job exported, their
 //! profiles fetched with `get_person` 1000 at a time, each batch checkpointed so that a resumed
@@ -10,18 +11,19 @@
 //! so a resumed job does not redo it. Scores never leave the service: a tier shows its cut-off.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use icp_analysis::TraitWeight;
 use icp_contract::{
-    GetPersonRequest, MAX_PERSON_IDS_PER_CALL, PersonId, RANKED_FRACTIONS, RankPersonsRequest,
-    RankWeight, RankedTierAnswer, RecordBatch, tier_size,
+    GetPersonRequest, MAX_PERSON_IDS_PER_CALL, PersonId, ProviderError, RANKED_FRACTIONS,
+    RankPersonsRequest, RankPersonsResponse, RankWeight, RankedTierAnswer, RecordBatch, tier_size,
 };
 use icp_store::Stage;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Mapped, Resolved, Run};
-use super::error::{StageError, corrupt, provider};
+use super::error::{StageError, corrupt, provider, stopped};
 use super::find::{CHUNKS_PER_WRITE, RANKED_SEQ};
 use crate::model::{
     AudienceExports, AudienceResult, RankedResult, RankedScope, RankedTier, RankedTrait,
@@ -47,6 +49,18 @@ struct TierDone {
 /// weights).
 type CandidateBatch = Vec<(PersonId, Vec<u32>)>;
 
+/// The provider's ranking, asked for ahead of the boolean audiences ([`Run::rank_ahead`]);
+/// aborted if the stage ends without taking it.
+pub(super) struct RankAhead(
+    tokio::task::JoinHandle<Option<Result<RankPersonsResponse, ProviderError>>>,
+);
+
+impl Drop for RankAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A ranking before it is stored.
 struct Ranking {
     scope: RankedScope,
@@ -57,12 +71,43 @@ struct Ranking {
 }
 
 impl Run<'_> {
-    /// The ranked audiences, when the job asked for them and its analysis fitted weights.
+    /// Asks the provider to rank its population before the boolean audiences are found, so
+    /// that the ranking (CPU work of the provider's) runs while they are exported (database
+    /// work) rather than after: [`Run::ranked`] takes its answer. `None` when the job does
+    /// not rank, or every tier is already stored (a resumed job).
+    pub(super) async fn rank_ahead(
+        &self,
+        mapped: &Mapped,
+        resolved: &Resolved,
+    ) -> Result<Option<RankAhead>, StageError> {
+        let Some(weights) = mapped.weights.as_ref().filter(|_| self.options.may_rank()) else {
+            return Ok(None);
+        };
+        let stored = self
+            .store()
+            .checkpoints(self.job.id, Stage::Find)
+            .await?
+            .iter()
+            .filter(|(seq, _)| (RANKED_SEQ..CANDIDATES_SEQ).contains(seq))
+            .count();
+        if stored >= RANKED_FRACTIONS.len() {
+            return Ok(None);
+        }
+        let request = self.rank_request(weights, resolved);
+        let upstream = Arc::clone(&self.ctx.provider);
+        Ok(Some(RankAhead(tokio::spawn(async move {
+            upstream.rank_persons(request).await
+        }))))
+    }
+
+    /// The ranked audiences, when the job asked for them and its analysis fitted weights;
+    /// `ahead`, the ranking [`Run::rank_ahead`] asked for.
     pub(super) async fn ranked(
         &mut self,
         mapped: &Mapped,
         resolved: &Resolved,
         audiences: &[AudienceResult],
+        ahead: Option<RankAhead>,
     ) -> Result<Option<RankedResult>, StageError> {
         if !self.options.may_rank() {
             return Ok(None);
@@ -79,7 +124,7 @@ impl Run<'_> {
             }
         }
         if done.len() < RANKED_FRACTIONS.len() {
-            let Some(ranking) = self.rank(weights, resolved, audiences).await? else {
+            let Some(ranking) = self.rank(weights, resolved, audiences, ahead).await? else {
                 return Ok(None);
             };
             for (i, answer) in ranking.tiers.iter().enumerate() {
@@ -119,13 +164,43 @@ impl Run<'_> {
         weights: &[TraitWeight],
         resolved: &Resolved,
         audiences: &[AudienceResult],
+        ahead: Option<RankAhead>,
     ) -> Result<Option<Ranking>, StageError> {
+        let answer = match ahead {
+            Some(mut ahead) => (&mut ahead.0).await.map_err(stopped)?,
+            None => {
+                let request = self.rank_request(weights, resolved);
+                self.ctx.provider.rank_persons(request).await
+            }
+        };
+        match answer {
+            Some(answer) => {
+                let answer = answer.map_err(provider("find"))?;
+                self.trace(Stage::Find, "rank_persons", answer.tool_trace_id.as_ref())
+                    .await?;
+                Ok(Some(Ranking {
+                    scope: RankedScope::Population,
+                    eligible: answer.eligible,
+                    tiers: answer.tiers,
+                    records: answer.records,
+                }))
+            }
+            None if self.options.ranked == Some(true) => {
+                Ok(Some(self.rank_candidates(weights, audiences).await?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// What the provider is asked to rank: the job's weights, its customers and excluded
+    /// traits left out, within its location.
+    fn rank_request(&self, weights: &[TraitWeight], resolved: &Resolved) -> RankPersonsRequest {
         let exclude = if self.options.exclude_customers {
             resolved.all.clone()
         } else {
             Vec::new()
         };
-        let request = RankPersonsRequest {
+        RankPersonsRequest {
             weights: weights
                 .iter()
                 .map(|w| RankWeight {
@@ -145,23 +220,6 @@ impl Run<'_> {
             location: self.options.location,
             identifier_type: self.options.identifier_type,
             workflow_id: self.workflow_id.clone(),
-        };
-        match self.ctx.provider.rank_persons(request).await {
-            Some(answer) => {
-                let answer = answer.map_err(provider("find"))?;
-                self.trace(Stage::Find, "rank_persons", answer.tool_trace_id.as_ref())
-                    .await?;
-                Ok(Some(Ranking {
-                    scope: RankedScope::Population,
-                    eligible: answer.eligible,
-                    tiers: answer.tiers,
-                    records: answer.records,
-                }))
-            }
-            None if self.options.ranked == Some(true) => {
-                Ok(Some(self.rank_candidates(weights, audiences).await?))
-            }
-            None => Ok(None),
         }
     }
 
