@@ -176,3 +176,100 @@ async fn the_report_waits_for_success() {
         app.shutdown().await;
     }
 }
+
+/// The `<article …>` of the page whose `data-audience` is `key`.
+fn article<'a>(html: &'a str, key: &str) -> &'a str {
+    let at = html
+        .find(&format!("data-audience=\"{key}\""))
+        .unwrap_or_else(|| panic!("no article for {key}"));
+    let rest = &html[at..];
+    &rest[..rest.find("</article>").expect("a closed article")]
+}
+
+/// Asserts an audience of the result is on the page with its downloads and, when validated,
+/// its similarity as the result gives it.
+fn assert_shown(html: &str, key: &str, audience: &Value) {
+    let shown = article(html, key);
+    let csv = audience["exports"]["csv"].as_str().unwrap();
+    assert!(shown.contains(&format!("href=\"{csv}\"")), "{key}: {csv}");
+    let similarity = audience["validation"]["similarity"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not validated: {audience}"));
+    assert!(
+        shown.contains(&format!("<strong>{similarity:.2}</strong>")),
+        "{key} does not show its similarity {similarity:.2}"
+    );
+}
+
+/// A job with segments and a custom audience: every segment with what sets it apart, each of
+/// its audiences, the combined one and the custom one, each with its downloads and similarity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_shows_segments_side_by_side_and_custom_audiences() {
+    let (_, alpha) = segment_emails(0, 300);
+    let (_, beta) = segment_emails(2, 300);
+    for db in databases().await {
+        let app = spawn_app(db).await;
+        let body = json!({
+            "segments": {
+                "alpha": {"multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": alpha}]},
+                "beta": {"multi_identifiers": [{"id_type": "email", "hash_type": "plaintext", "values": beta}]},
+            },
+            "options": {"min_support": 0.05, "ranked": false},
+        });
+        let (id, _, result) = finished_job(&app, &body).await;
+        let first = &result["top_attributes"][0];
+        let expression = format!(
+            "{} = {}",
+            first["name"].as_str().unwrap(),
+            first["value"].as_str().unwrap()
+        );
+        let added = app
+            .post_json(
+                &format!("/v1/jobs/{id}/audiences"),
+                &json!({"expression": expression, "limit": 50}),
+            )
+            .await;
+        assert_eq!(added.status().as_u16(), 201);
+        let result: Value = app.get_json(&format!("/v1/jobs/{id}/result")).await;
+        let html = app
+            .get(&format!("/v1/jobs/{id}/report"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("id=\"segments\""), "no segments section");
+        for segment in result["segments"].as_array().unwrap() {
+            let name = segment["name"].as_str().unwrap();
+            let at = html
+                .find(&format!("data-segment=\"{name}\""))
+                .unwrap_or_else(|| panic!("segment {name} is not shown"));
+            let shown = &html[at..];
+            let top = &segment["distinguishing_traits"][0];
+            let text = format!(
+                "{} = {}",
+                top["name"].as_str().unwrap(),
+                top["value"].as_str().unwrap()
+            );
+            // As maud escapes text.
+            let text = text
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            assert!(
+                shown.contains(&text),
+                "{name}'s first distinguishing trait {text} is not shown"
+            );
+            let audiences = segment["audiences"].as_array().unwrap();
+            assert!(!audiences.is_empty(), "{segment}");
+            for au in audiences {
+                assert_shown(&html, au["name"].as_str().unwrap(), au);
+            }
+        }
+        assert_shown(&html, "combined", &result["combined_audience"]);
+        assert_shown(&html, "custom-1", &result["custom_audiences"][0]);
+        for au in result["audiences"].as_array().unwrap() {
+            assert_shown(&html, au["strategy"].as_str().unwrap(), au);
+        }
+        app.shutdown().await;
+    }
+}

@@ -1,13 +1,16 @@
 //! A succeeded job's report as one HTML page: the resolution funnel, the top traits against the
-//! population, the lift of the top pairs, the clusters and the audiences with their exports and
-//! their validation (a sample set against the customers).
+//! population, the lift of the top pairs, the clusters, the audiences (planned, ranked and
+//! custom) with their exports and their validation (a sample set against the customers), and
+//! a job's segments side by side.
 //!
 //! Self-contained: the style is inline (allowed by its hash in the page's Content-Security-Policy),
 //! the charts are SVG drawn here (`charts.rs`), there is no script and no request to the network.
 //! Everything from the data is escaped by maud: attribute names and values come from an upstream.
 
+mod audiences;
 mod charts;
 mod format;
+mod segments;
 
 use std::sync::OnceLock;
 
@@ -15,9 +18,11 @@ use base64::Engine as _;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
-use crate::model::{AudienceExports, Job, JobResult, Validation};
+use crate::model::{Job, JobResult};
+use audiences::{audience, custom, exports};
 use charts::{AudienceBar, Step};
-use format::{count, percent, ratio};
+use format::{count, percent};
+use segments::segments;
 
 /// The page's style, inline so that a report opened from a blob URL (the console does that when
 /// the service has keys) looks the same.
@@ -178,29 +183,7 @@ fn page(job: &Job, result: &JobResult) -> Markup {
                         (charts::audiences(&bars))
                     }
                     @for au in &result.audiences {
-                        article.audience data-audience=(au.strategy.name()) {
-                            h3 { (au.strategy.name()) }
-                            p.expression { (au.description) }
-                            @if !au.rationale.is_empty() { p { (au.rationale) } }
-                            dl {
-                                dt { "Size" } dd { (count(au.total)) " people" }
-                                dt { "Exported" } dd {
-                                    (count(au.exported))
-                                    @if au.truncated { " (cut at the audience limit)" }
-                                    @if au.excluded_customers > 0 { " · " (count(au.excluded_customers)) " customers left out" }
-                                }
-                                @if let Some(e) = &au.expected {
-                                    dt { "Expected index" } dd { (ratio(e.index)) }
-                                    dt { "Expected reach" } dd {
-                                        (percent(e.customer_share)) " of the customers in "
-                                        (percent(e.population_share)) " of the population"
-                                        @if !e.size_exact { " (size estimated)" }
-                                    }
-                                }
-                            }
-                            @if let Some(v) = &au.validation { (validation(v)) }
-                            (exports(&au.exports))
-                        }
+                        (audience(au, au.strategy.name(), au.strategy.name()))
                     }
                     @if let Some(ranked) = &result.ranked {
                         article.audience data-audience="ranked" {
@@ -223,7 +206,12 @@ fn page(job: &Job, result: &JobResult) -> Markup {
                             }
                         }
                     }
+                    @if !result.custom_audiences.is_empty() {
+                        h3 { "Custom audiences" }
+                        @for au in &result.custom_audiences { (custom(au)) }
+                    }
                 }
+                @if !result.segments.is_empty() { (segments(result)) }
                 @if !a.notes.messages.is_empty() || !result.audience_notes.is_empty() {
                     section #notes {
                         h2 { "Notes" }
@@ -234,47 +222,6 @@ fn page(job: &Job, result: &JobResult) -> Markup {
                     }
                 }
             }
-        }
-    }
-}
-
-/// An audience's sample set against the customers: the score and each trait side by side.
-fn validation(v: &Validation) -> Markup {
-    let share = |f: Option<f64>| f.map(percent).unwrap_or_else(|| "unknown".to_owned());
-    html! {
-        div.validation {
-            p {
-                "Similarity to the customers: "
-                strong { (v.similarity.map(|s| format!("{s:.2}")).unwrap_or_else(|| "unknown".to_owned())) }
-                @if let Some(p) = v.population_similarity { " (the population: " (format!("{p:.2}")) ")" }
-                " · a sample of " (count(v.sample_size)) ", " (count(v.enriched)) " enriched"
-            }
-            @if !v.traits.is_empty() {
-                table {
-                    thead { tr { th { "Trait" } th { "Customers" } th { "Sample" } th { "Population" } } }
-                    tbody {
-                        @for t in &v.traits {
-                            tr {
-                                td { (t.name) " = " (t.value) }
-                                td.num { (percent(t.customers)) }
-                                td.num { (percent(t.sample)) }
-                                td.num { (share(t.population)) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn exports(e: &AudienceExports) -> Markup {
-    html! {
-        span.exports {
-            "Download: "
-            a href=(e.csv) download { "CSV" } " "
-            a href=(e.json) download { "JSON" } " "
-            a href=(e.jsonl) download { "JSON lines" }
         }
     }
 }
