@@ -47,9 +47,16 @@ async fn the_console_posts_a_job_and_its_report_draws_in_chromium() {
         .parent()
         .expect("the target directory")
         .to_owned();
-    let (_, emails) = segment_emails(3, 400);
+    // Two segments: the console lists their audiences' exports too.
+    let (_, first) = segment_emails(3, 200);
+    let (_, second) = segment_emails(0, 200);
+    let lines: Vec<String> = first
+        .iter()
+        .map(|e| format!("{e},first"))
+        .chain(second.iter().map(|e| format!("{e},second")))
+        .collect();
     let csv = target.join("tmp/browser-customers.csv");
-    std::fs::write(&csv, format!("email\n{}\n", emails.join("\n"))).unwrap();
+    std::fs::write(&csv, format!("email,segment\n{}\n", lines.join("\n"))).unwrap();
     for db in databases().await {
         let backend = if db.url().starts_with("postgres") {
             "postgres"
@@ -127,6 +134,27 @@ async fn run_browser(
     assert!(progress.len() >= 2, "{summary}");
     assert_eq!(progress.last().unwrap(), "succeeded:100", "{summary}");
     assert_eq!(summary["charts"].as_array().unwrap().len(), 5, "{summary}");
+    // Three downloads for every audience of the result: planned, ranked, each segment's and the
+    // combined one.
+    let id = summary["job"].as_str().unwrap();
+    let mut request = app.client.get(app.url(&format!("/v1/jobs/{id}/result")));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let result: Value = request.send().await.unwrap().json().await.unwrap();
+    let listed = |v: &Value| v.as_array().map_or(0, Vec::len);
+    let segments: usize = result["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| listed(&s["audiences"]))
+        .sum();
+    assert!(segments > 0, "{result}");
+    let audiences = listed(&result["audiences"])
+        + listed(&result["ranked"]["tiers"])
+        + segments
+        + usize::from(result["combined_audience"].is_object());
+    assert_eq!(summary["exportLinks"], 3 * audiences, "{summary}");
     for name in ["console.png", "report.png"] {
         let shot = artifacts.join(name);
         let bytes = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));

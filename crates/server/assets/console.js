@@ -257,7 +257,8 @@ async function refreshJob(id) {
   if (job.status === 'succeeded' && !entry.audiences) await loadAudiences(entry);
 }
 
-/** The audiences a succeeded job built, for their export links. */
+/** The audiences a succeeded job built, for their export links: the planned ones, the ranked
+ * tiers, each segment's, the combined one and the custom ones, each under its export name. */
 async function loadAudiences(entry) {
   const response = await api(`/v1/jobs/${entry.job.id}/result`);
   if (!response.ok) return;
@@ -266,6 +267,13 @@ async function loadAudiences(entry) {
   for (const tier of (result.ranked && result.ranked.tiers) || []) {
     entry.audiences.push({ name: tier.name, exports: tier.exports });
   }
+  for (const segment of result.segments || []) {
+    for (const a of segment.audiences || []) entry.audiences.push({ name: a.name, exports: a.exports });
+  }
+  if (result.combined_audience) {
+    entry.audiences.push({ name: 'combined', exports: result.combined_audience.exports });
+  }
+  for (const a of result.custom_audiences || []) entry.audiences.push({ name: a.id, exports: a.exports });
   renderRow(entry);
 }
 
