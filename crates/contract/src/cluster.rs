@@ -5,6 +5,9 @@ pub const MAX_CLUSTERS_PER_PAGE: u64 = 10_000;
 
 /// One `name = value` in the population, with its size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+// Named apart from the analysis's `Cluster` (a set of traits): one name for both made every
+// reference to this one in the spec point at that one.
+#[schema(as = PopulationCluster)]
 pub struct Cluster {
     /// The provider's id; may change across rebuilds, so never cache it for long.
     pub cluster_id: String,
