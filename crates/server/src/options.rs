@@ -136,7 +136,7 @@ pub struct JobOptions {
     /// expression sent upstream gains `AND NOT <its cluster>` (at most `MAX_EXCLUSIONS`). A
     /// trait the provider has no cluster for is left out and named in `audience_notes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(example = json!(["homeowner=no"]), max_items = 20)]
+    #[schema(example = json!(["homeowner_status=Renter"]), max_items = 20)]
     pub exclude: Vec<String>,
 }
 

@@ -29,8 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ClustersQuery {
-    /// The attribute, e.g. `homeowner`.
-    #[param(min_length = 1, max_length = 200, example = "homeowner")]
+    /// The attribute, e.g. `homeowner_status`.
+    #[param(min_length = 1, max_length = 200, example = "homeowner_status")]
     name: String,
     /// Only this value of it (exact).
     #[param(min_length = 1, max_length = 200, example = "yes")]
@@ -72,10 +72,10 @@ pub struct ClusterLookup {
     params(ClustersQuery),
     responses(
         (status = 200, description = "The attribute's traits", body = ClusterLookup,
-            example = json!({"name": "homeowner", "clusters": [{"cluster_id": "1000000145",
-                "cluster_hash": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "name": "homeowner",
-                "value": "yes", "size": 4200000, "domain": "financial", "prevalence": 0.42}],
-                "population_size": 10000000, "has_more": false})),
+            example = json!({"name": "homeowner_status", "clusters": [{"cluster_id": "1000000027",
+                "cluster_hash": "c66abc534ff0343376455cbdf0d91cdc", "name": "homeowner_status",
+                "value": "Homeowner", "size": 638560, "domain": "household", "prevalence": 0.63856}],
+                "population_size": 1000000, "has_more": false})),
         (status = 422, description = "A query parameter is missing or out of bounds", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider failed", body = Problem, content_type = "application/problem+json"),
     )

@@ -50,7 +50,7 @@ pub struct CustomAudienceRequest {
     /// `attribute = value` terms joined by `AND`, `OR` and `AND NOT`, with parentheses
     /// (`AND` binds tighter than `OR`); at most 4,000 characters and 64 terms.
     #[schema(
-        example = "homeowner = yes AND (age_range = 35-44 OR age_range = 45-54) AND NOT income = under_25k",
+        example = "homeowner_status = Homeowner AND (age_range = 35-44 OR age_range = 45-54) AND NOT marital_status = Single",
         min_length = 1,
         max_length = 4000
     )]
@@ -64,7 +64,7 @@ pub struct CustomAudienceRequest {
     pub limit: Option<u64>,
     /// `attribute=value` traits to leave out (each an `AND NOT` term), at most 20.
     #[serde(default)]
-    #[schema(example = json!(["homeowner=no"]))]
+    #[schema(example = json!(["vehicle_type=Pickup Truck"]))]
     pub exclude: Vec<String>,
     /// Whether to set a sample of the audience against the job's customers before answering,
     /// as the `validate` stage does for the job's own audiences (default: the job's
